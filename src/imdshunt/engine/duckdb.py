@@ -20,9 +20,13 @@ from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST
 
 VIEWS_DIR = Path(__file__).resolve().parent.parent / "views"
 
-#: Shared derived views, created in this order (later ones may read earlier ones).
-VIEW_FILES = ("credential_activity.sql",)
+#: The de-duplicating view that feeds the materialised ``api_activity`` table.
 DEDUP_VIEW_FILE = "api_activity.sql"
+
+
+def view_files() -> list[Path]:
+    """Shared derived views, ``NN_name.sql``, created in name order (later may read earlier)."""
+    return sorted(p for p in VIEWS_DIR.glob("[0-9][0-9]_*.sql"))
 
 
 def _ddl(name: str, schema: pa.Schema) -> str:
@@ -138,12 +142,11 @@ class DuckDBEngine:
         if self._views_ready:
             return
         self._settle_api_activity()
-        for name in VIEW_FILES:
-            sql = (VIEWS_DIR / name).read_text()
+        for path in view_files():
             try:
-                self.con.execute(sql)
+                self.con.execute(path.read_text())
             except duckdb.Error as exc:
-                raise EngineError(f"view {name}: {exc}") from exc
+                raise EngineError(f"view {path.name}: {exc}") from exc
         self._views_ready = True
 
     def table_exists(self, name: str) -> bool:
