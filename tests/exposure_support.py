@@ -7,7 +7,7 @@ fill the columns the backlog query reads, so these tests do not depend on the in
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from imdshunt.schema import API_ACTIVITY
 def _ts(value: str | None) -> datetime | None:
     if not value:
         return None
-    return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
 
 
 def row_from_record(rec: dict[str, Any], source_file: str = "", n: int = 0) -> dict[str, Any]:

@@ -16,7 +16,7 @@ Each record is an ``imdsv1_exposure`` record; its fields are listed in ``docs/ex
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,8 @@ def _iso(ts: Any) -> str | None:
         return None
     if isinstance(ts, datetime):
         if ts.tzinfo is None:
-            ts = ts.replace(tzinfo=timezone.utc)
-        return ts.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            ts = ts.replace(tzinfo=UTC)
+        return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return str(ts)
 
 

@@ -45,8 +45,9 @@ def clean_text(value: Any) -> str:
         return ""
     s = str(value)
     return _CONTROL.sub(
-        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else
-        f"\\u{ord(m.group()):04x}",
+        lambda m: (
+            f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"
+        ),
         s,
     )
 
@@ -113,12 +114,18 @@ def render_table(records: Sequence[dict[str, Any]], console: Console) -> None:
             inst += f"\n{safe_markup(r['name'])}"
         if r.get("state"):
             inst += f"\n[dim]{safe_markup(r['state'])}[/dim]"
-        imds = "\n".join(
-            f"{k}={safe_markup(r[f])}"
-            for k, f in (("tokens", "http_tokens"), ("hops", "http_put_response_hop_limit"),
-                         ("endpoint", "http_endpoint"))  # fmt: skip
-            if r.get(f) is not None
-        ) or "[dim]no inventory[/dim]"
+        imds = (
+            "\n".join(
+                f"{k}={safe_markup(r[f])}"
+                for k, f in (
+                    ("tokens", "http_tokens"),
+                    ("hops", "http_put_response_hop_limit"),
+                    ("endpoint", "http_endpoint"),
+                )  # fmt: skip
+                if r.get(f) is not None
+            )
+            or "[dim]no inventory[/dim]"
+        )
         delivery = (
             f"{safe_markup(r['status'])}\nv1 {r['v1_event_count']} / v2 {r['v2_event_count']}"
         )

@@ -379,8 +379,12 @@ def assess_from_usage(actions_seen: list[str]) -> PrivilegeAssessment:
             f"privilege escalation seen: {' + '.join(lower[x] for x in acts)} ({name})"
         )
     buckets["privilege_escalation"] = [n for n, _ in escalations]
-    for cat in ("resource_exposure", "credentials_exposure", "data_exfiltration",
-                "infrastructure_modification"):
+    for cat in (
+        "resource_exposure",
+        "credentials_exposure",
+        "data_exfiltration",
+        "infrastructure_modification",
+    ):
         if buckets[cat]:
             a.reasons.append(f"{_LABEL[cat]} seen: {_short(buckets[cat])}")
     a.sensitive_actions_seen = sorted(

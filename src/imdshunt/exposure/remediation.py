@@ -50,7 +50,7 @@ def metric_check_command(instance_id: str, region: str | None, *, days: int = 14
     cmd = (
         "aws cloudwatch get-metric-statistics --namespace AWS/EC2 --metric-name MetadataNoToken"
         f" --dimensions Name=InstanceId,Value={_q(instance_id)}"
-        f' --start-time "$(date -u -d \'-{days} days\' +%Y-%m-%dT%H:%M:%SZ)"'
+        f" --start-time \"$(date -u -d '-{days} days' +%Y-%m-%dT%H:%M:%SZ)\""
         ' --end-time "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --period 86400 --statistics Sum'
     )
     if region:
