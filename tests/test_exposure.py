@@ -132,6 +132,7 @@ def test_iam_ranking_admin_first_harmless_last_with_reasons(org_con):
     assert "AdministratorAccess" in admin["privilege_policies"]
     assert "data exfiltration: s3:GetObject on *" in reader["privilege_reasons"]
     assert reader["severity"] == "high"
+    assert reader["sensitive_actions_seen"] == ["s3:GetObject"]  # usage shown too
     assert harmless["severity"] == "low"
     assert harmless["privilege_categories"] == []
     assert admin["privilege_score"] > reader["privilege_score"] > harmless["privilege_score"]

@@ -215,14 +215,14 @@ def exposure_backlog(
                 "inventory: HttpTokens=optional, answers IMDSv1 "
                 f"(CloudTrail saw only delivery {', '.join(rec['delivery_versions']) or 'unknown'})"
             )
+        usage = assess_from_usage(list(row["actions_succeeded"] or []))
         assessment = None
         if iam is not None:
             assessment = iam.assess(rec["role_arn"], rec["role"], rec["account_id"])
             if assessment is None:
                 rec["reasons"].append("role not in the --iam file; ranked by CloudTrail usage")
-        if assessment is None:
-            assessment = assess_from_usage(list(row["actions_succeeded"] or []))
-        _apply_privilege(rec, assessment)
+        _apply_privilege(rec, assessment or usage)
+        rec["sensitive_actions_seen"] = list(usage.sensitive_actions_seen)
         records.append(rec)
 
     for key, inv in sorted(inventory.items()):

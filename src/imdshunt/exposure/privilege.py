@@ -37,6 +37,7 @@ lazily, inside the functions that need them (importing :mod:`imdshunt` does no w
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import logging
@@ -310,6 +311,7 @@ def _analyse_document(doc: Any) -> tuple[dict[str, int], list[str]]:
 # --------------------------------------------------------------------------- CloudTrail usage
 
 
+@functools.lru_cache(maxsize=4096)
 def iam_action_for_event(event_source: str, event_name: str) -> str | None:
     """The IAM action of a CloudTrail event, when policy_sentry knows it.
 
@@ -327,6 +329,7 @@ def iam_action_for_event(event_source: str, event_name: str) -> str | None:
     return entries[0]["action"] if entries else None
 
 
+@functools.lru_cache(maxsize=4096)
 def _access_level(action: str) -> str | None:
     from policy_sentry.querying.actions import get_action_data
 
