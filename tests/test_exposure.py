@@ -378,3 +378,16 @@ def test_command_help_has_an_example():
     result = CliRunner().invoke(exposure, ["--help"])
     assert result.exit_code == 0
     assert "imdshunt exposure" in result.output and "--inventory" in result.output
+
+
+def test_importing_exposure_does_no_work():
+    import subprocess
+
+    code = (
+        "import sys, imdshunt.exposure, imdshunt.commands.exposure;"
+        "bad = [m for m in ('cloudsplaining', 'policy_sentry') if m in sys.modules];"
+        "sys.exit(1 if bad else 0)"
+    )
+    src = str(Path(__file__).parents[1] / "src")
+    proc = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": src}, check=False)
+    assert proc.returncode == 0

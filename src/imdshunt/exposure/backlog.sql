@@ -46,6 +46,7 @@ sessions AS (
         src_ip
     FROM deduplicated
     WHERE session_name IS NOT NULL
+      AND actor_type IS DISTINCT FROM 'AWSService'  -- the AssumeRole that EC2 itself makes
       AND coalesce(role_name, '') <> 'aws:ec2-instance'
       AND coalesce(role_arn, '') NOT LIKE '%/aws:ec2-instance'
       AND (
