@@ -68,7 +68,13 @@ def records_from_file(path: Path) -> list[dict[str, Any]]:
 
 
 def connect_with(records: list[dict[str, Any]]) -> duckdb.DuckDBPyConnection:
-    rows = [row_from_record(r, n=i) for i, r in enumerate(records, 1)]
+    """A connection with ``api_activity``; like the canonical view, each eventID once."""
+    rows, seen = [], set()
+    for i, r in enumerate(records, 1):
+        if r.get("eventID") and r["eventID"] in seen:
+            continue
+        seen.add(r.get("eventID"))
+        rows.append(row_from_record(r, n=i))
     table = pa.Table.from_pylist(rows, schema=API_ACTIVITY)
     con = duckdb.connect()
     con.register("api_activity_arrow", table)

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from exposure_support import connect_with, instance_record, records_from_file
 from imdshunt.enrich.inventory_ec2 import load_ec2_inventory, region_from_az
 from imdshunt.errors import InputError, UsageError
 from imdshunt.exposure import exposure_backlog
 from imdshunt.exposure.output import clean_text, csv_cell, render_table, write_csv, write_jsonl
+from tests.exposure_support import connect_with, instance_record, records_from_file
 
 FIX = Path(__file__).parent / "fixtures" / "exposure"
 IAM = FIX / "authorization-details.json"
@@ -316,9 +316,12 @@ def test_csv_neutralises_formulas_and_controls(org_con):
     assert reader["name"].startswith("'=HYPERLINK(")
     assert "\x1b" not in buf.getvalue() and "\u202e" not in buf.getvalue()
     assert int(reader["rank"]) >= 1
-    for cell in ("-1", "+x", "@SUM(A1)", "\tx", "\rx"):
+    for cell in ("-1", "+x", "@SUM(A1)", "=1+1"):
         assert csv_cell(cell).startswith("'")
-    assert csv_cell(5) == 5
+    assert csv_cell("\tx") == "\\x09x"  # a leading tab or CR is shown, never kept
+    assert csv_cell("\r=1") == "\\x0d=1"
+    assert csv_cell(5) == "5"
+    assert csv_cell(-5) == "-5"  # numbers are ours, not formulas
 
 
 def test_jsonl_is_one_documented_record_per_line(org_con):
@@ -378,6 +381,20 @@ def test_command_help_has_an_example():
     result = CliRunner().invoke(exposure, ["--help"])
     assert result.exit_code == 0
     assert "imdshunt exposure" in result.output and "--inventory" in result.output
+
+
+def test_real_samples_through_the_cloudtrail_ingest(realdata):
+    from imdshunt import api
+
+    engine, _ = api.load_cloudtrail(
+        [realdata / "cloudtrail-samples", realdata / "otrf-ec2-proxy-s3-exfiltration"], workers=1
+    )
+    engine.ensure_views()
+    records = exposure_backlog(engine.con)
+    assert {r["instance_id"] for r in records} == {"i-0317f6c6b66ae9c40", "i-786a3A8B5C0d92eF4",
+                                                   "i-exampled859aa775c"}  # fmt: skip
+    otrf = next(r for r in records if r["instance_id"] == "i-0317f6c6b66ae9c40")
+    assert otrf["v1_event_count"] == 11  # the copy in cloudtrail-samples is deduplicated
 
 
 def test_importing_exposure_does_no_work():

@@ -12,25 +12,8 @@
 -- The region of an API call is the endpoint's region, not necessarily the instance's: the query
 -- keeps every call region (regions, region_counts) and lets the caller choose.
 --
--- CloudTrail may deliver the same event more than once, and the same record can sit in two
--- input files: events are counted once per event_id (records
--- without one are all kept).
-WITH deduplicated AS (
-    SELECT *
-    FROM (
-        SELECT
-            a.*,
-            CASE
-                WHEN a.event_id IS NULL THEN 1
-                ELSE row_number() OVER (
-                    PARTITION BY a.event_id ORDER BY a.source_file, a.source_record
-                )
-            END AS copy_number
-        FROM api_activity a
-    ) numbered
-    WHERE copy_number = 1
-),
-sessions AS (
+-- api_activity holds every CloudTrail record once (the canonical view deduplicates eventIDs).
+WITH sessions AS (
     SELECT
         event_time,
         coalesce(actor_account_id, account_id) AS account_id,
@@ -44,7 +27,7 @@ sessions AS (
         event_name,
         error_code,
         src_ip
-    FROM deduplicated
+    FROM api_activity
     WHERE session_name IS NOT NULL
       AND actor_type IS DISTINCT FROM 'AWSService'  -- the AssumeRole that EC2 itself makes
       AND coalesce(role_name, '') <> 'aws:ec2-instance'

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -20,10 +19,8 @@ from rich.table import Table
 
 from imdshunt.exposure import remediation
 from imdshunt.exposure.privilege import RANKING_EXPLANATION
-
-#: C0 and C1 controls, DEL, and the Unicode bidi/format characters that can reorder or hide text.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+from imdshunt.sanitize import csv_cell as _csv_cell
+from imdshunt.sanitize import inert
 
 #: Columns of the CSV output, in order (all the record's fields).
 CSV_FIELDS = (
@@ -41,34 +38,23 @@ CSV_FIELDS = (
 
 def clean_text(value: Any) -> str:
     """Text safe for a terminal: control and bidi characters shown as ``\\xNN``/``\\uNNNN``."""
-    if value is None:
-        return ""
-    s = str(value)
-    return _CONTROL.sub(
-        lambda m: (
-            f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"
-        ),
-        s,
-    )
+    return inert(value)
 
 
 def safe_markup(value: Any) -> str:
     """Text safe to put in a rich table cell: cleaned, then markup-escaped."""
-    return escape(clean_text(value))
+    return escape(inert(value))
 
 
-def csv_cell(value: Any) -> Any:
+def csv_cell(value: Any) -> str:
     """One CSV cell: lists joined with ``; ``, control characters shown, formulas neutralised."""
     if value is None:
         return ""
     if isinstance(value, bool | int | float):
-        return value
+        return str(value)
     if isinstance(value, list | tuple):
         value = "; ".join(str(v) for v in value)
-    s = str(value)
-    if s.startswith(_FORMULA_START):
-        s = "'" + s
-    return clean_text(s)
+    return _csv_cell(value)
 
 
 def write_jsonl(records: Sequence[dict[str, Any]], out: IO[str]) -> None:
