@@ -408,3 +408,19 @@ def test_importing_exposure_does_no_work():
     src = str(Path(__file__).parents[1] / "src")
     proc = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": src}, check=False)
     assert proc.returncode == 0
+
+
+def test_command_on_real_samples_writes_csv(realdata, tmp_path):
+    from imdshunt.commands.exposure import exposure
+
+    out = tmp_path / "backlog.csv"
+    result = CliRunner().invoke(
+        exposure,
+        [str(realdata / "cloudtrail-samples"), "--inventory", str(INVENTORY), "--format", "csv",
+         "-o", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    ids = {r["instance_id"] for r in rows}
+    assert {"i-0317f6c6b66ae9c40", "i-786a3A8B5C0d92eF4", INVENTORY_ONLY} <= ids
+    assert "i-07574d724fb843fda" not in ids  # IMDSv2 only
