@@ -442,7 +442,10 @@ def _register_optional_commands() -> None:
     """Command groups that live in their own modules (one module per group)."""
     import importlib
 
-    for module, attr in (("imdshunt.commands.synth", "synth"),):
+    for module, attr in (
+        ("imdshunt.commands.synth", "synth"),
+        ("imdshunt.commands.exposure", "exposure"),
+    ):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
