@@ -81,8 +81,9 @@ def _common_hunt_options(f):
             "fmt",
             default="table",
             show_default=True,
-            type=click.Choice(["table", "jsonl", "csv"]),
-            help="Output format.",
+            type=click.Choice(["table", "jsonl", "csv", "html", "ocsf", "asff"]),
+            help="Output format: html is a self-contained report (use with -o); ocsf is "
+            "OCSF Detection Finding JSON lines; asff a Security Hub BatchImportFindings body.",
         ),
         click.option(
             "-o",
@@ -185,11 +186,16 @@ def run_hunt(
         )
     for w in result.warnings:
         click.echo(f"imdshunt: warning: {w}", err=True)
-    context = RunContext(
-        stats=result.stats,
-        naive=result.naive if (explain or fmt == "table") else {},
-        ip_ranges=result.ip_ranges,
-    )
+    if fmt == "html":
+        from imdshunt.report import report_context
+
+        context = report_context(result, backlog=True, inputs=paths)
+    else:
+        context = RunContext(
+            stats=result.stats,
+            naive=result.naive if (explain or fmt == "table") else {},
+            ip_ranges=result.ip_ranges,
+        )
     writer = OUTPUTS[fmt]()
     with _open_output(output) as stream:
         writer.write(result.findings, stream, context)

@@ -1,0 +1,125 @@
+"""A small CloudTrail organisation for the report's tests, written in CloudTrail's own format.
+
+One EC2 instance (``i-0a1b2c3d4e5f60718``, role ``web-app-role``, IMDSv1) works normally from
+its AWS address for three hours; its credential is then used from an internet address by a
+client whose user agent is hostile markup. A second instance only ever works on-box.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+ACCOUNT = "111122223333"
+INSTANCE = "i-0a1b2c3d4e5f60718"
+QUIET_INSTANCE = "i-0fedcba9876543210"
+ROLE = "web-app-role"
+ON_BOX_IP = "35.170.10.20"  # in the fixture ip-ranges (EC2 us-east-1)
+THIEF_IP = "198.199.65.17"
+HOSTILE_UA = "<script>alert(1)</script><img src=x onerror=alert(2)> \"quoted\" & more"
+START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
+RANGES = Path(__file__).parent / "data" / "ip-ranges.fixture.json"
+
+
+def _record(n: int, when: dt.datetime, instance: str, ip: str, ua: str, source: str, name: str):
+    return {
+        "eventVersion": "1.09",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": f"AROA5FLZVX4OGSVVSLQWE:{instance}",
+            "arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/{instance}",
+            "accountId": ACCOUNT,
+            "accessKeyId": "ASIA5FLZVX4OPVKK" + instance[-4:].upper(),
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": "AROA5FLZVX4OGSVVSLQWE",
+                    "arn": f"arn:aws:iam::{ACCOUNT}:role/{ROLE}",
+                    "accountId": ACCOUNT,
+                    "userName": ROLE,
+                },
+                "attributes": {"creationDate": "2026-11-02T07:55:00Z", "mfaAuthenticated": "false"},
+                "ec2RoleDelivery": "1.0",
+            },
+        },
+        "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventSource": source,
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": ip,
+        "userAgent": ua,
+        "requestParameters": None,
+        "responseElements": None,
+        "requestID": f"REQ{n:08d}",
+        "eventID": f"00000000-0000-4000-8000-{n:012d}",
+        "readOnly": True,
+        "eventType": "AwsApiCall",
+        "managementEvent": True,
+        "recipientAccountId": ACCOUNT,
+        "eventCategory": "Management",
+    }
+
+
+def write_org(root: Path) -> Path:
+    """Write the organisation's CloudTrail under ``root``; returns the AWSLogs folder."""
+    records = []
+    n = 0
+    for minute in range(0, 180, 6):
+        for instance in (INSTANCE, QUIET_INSTANCE):
+            n += 1
+            records.append(
+                _record(n, START + dt.timedelta(minutes=minute), instance, ON_BOX_IP,
+                        "aws-sdk-java/1.12.600", "s3.amazonaws.com", "GetObject")
+            )  # fmt: skip
+    for i, (source, name) in enumerate(
+        [("sts.amazonaws.com", "GetCallerIdentity"), ("s3.amazonaws.com", "ListBuckets"),
+         ("iam.amazonaws.com", "ListRoles"), ("secretsmanager.amazonaws.com", "ListSecrets"),
+         ("s3.amazonaws.com", "ListBuckets")]
+    ):  # fmt: skip
+        n += 1
+        records.append(
+            _record(n, START + dt.timedelta(minutes=95 + 4 * i), INSTANCE, THIEF_IP,
+                    HOSTILE_UA, source, name)
+        )  # fmt: skip
+    folder = root / "AWSLogs" / ACCOUNT / "CloudTrail" / "us-east-1" / "2026" / "11" / "02"
+    folder.mkdir(parents=True)
+    name = f"{ACCOUNT}_CloudTrail_us-east-1_20261102T1100Z_report.json"
+    (folder / name).write_text(json.dumps({"Records": records}))
+    return root / "AWSLogs"
+
+
+def chain_for(finding: dict) -> dict:
+    """An ``imds_theft_chain`` record (as imdshunt.correlate writes it) for a theft finding."""
+    attempt = (START + dt.timedelta(minutes=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    url = "/fetch?url=http://169.254.169.254/latest/meta-data/iam/security-credentials/"
+    return {
+        "finding_id": "c0ffee0000000001",
+        "detection": "imds_theft_chain",
+        "severity": "critical",
+        "kind": "correlation",
+        "target_instance": finding["credential_id"],
+        "target_ips": ["10.0.1.15"],
+        "ssrf_client_ips": [THIEF_IP],
+        "ssrf_request_urls": [url + "<b>x</b>"],
+        "ssrf_endpoints": ["ec2-imds-ipv4"],
+        "first_attempt": attempt,
+        "last_attempt": attempt,
+        "account_id": finding["account_id"],
+        "role": finding["role"],
+        "credential_id": finding["credential_id"],
+        "access_key_ids": finding["access_key_ids"],
+        "source_ip": finding["source_ip"],
+        "network": finding["network"],
+        "actions": finding["actions"],
+        "event_count": finding["event_count"],
+        "first_off_box_use": finding["first_seen"],
+        "last_seen": finding["last_seen"],
+        "minutes_attempt_to_use": 5.0,
+        "timeline": [
+            {"time": attempt, "event": "ssrf_attempt", "detail": f"{THIEF_IP} -> 10.0.1.15: {url}"},
+            {"time": finding["first_seen"], "event": "first_off_box_use", "detail": "used"},
+            {"time": finding["last_seen"], "event": "last_use", "detail": "last"},
+        ],
+        "reasons": ["an SSRF attempt preceded the theft"],
+    }
