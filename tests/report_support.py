@@ -17,7 +17,7 @@ QUIET_INSTANCE = "i-0fedcba9876543210"
 ROLE = "web-app-role"
 ON_BOX_IP = "35.170.10.20"  # in the fixture ip-ranges (EC2 us-east-1)
 THIEF_IP = "198.199.65.17"
-HOSTILE_UA = "<script>alert(1)</script><img src=x onerror=alert(2)> \"quoted\" & more"
+HOSTILE_UA = '<script>alert(1)</script><img src=x onerror=alert(2)> "quoted" & more'
 START = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 RANGES = Path(__file__).parent / "data" / "ip-ranges.fixture.json"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from imdshunt.outputs.base import Output, RunContext
 from imdshunt.outputs.asff import AsffOutput
+from imdshunt.outputs.base import Output, RunContext
 from imdshunt.outputs.csvout import CsvOutput
 from imdshunt.outputs.html import HtmlOutput
 from imdshunt.outputs.jsonl import JsonlOutput

@@ -133,8 +133,14 @@ def chain_svg(chain: dict[str, Any]) -> str | None:
     for step in chain.get("timeline") or []:
         t = parse_time(step.get("time"))
         if t is not None:
-            steps.append((t, _CHAIN_STEPS.get(str(step.get("event")), (str(step.get("event")),
-                                                                         "#999999", 3))))
+            steps.append(
+                (
+                    t,
+                    _CHAIN_STEPS.get(
+                        str(step.get("event")), (str(step.get("event")), "#999999", 3)
+                    ),
+                )
+            )
     if not steps:
         return None
     with matplotlib.rc_context(_RC):
@@ -143,7 +149,7 @@ def chain_svg(chain: dict[str, Any]) -> str | None:
         times = [t for t, _ in steps]
         ax.plot(times, [0] * len(times), color="#888888", linewidth=1, zorder=1)
         seen = set()
-        for t, (label, colour, level) in steps:
+        for t, (label, colour, _level) in steps:
             ax.scatter([t], [0], s=70, c=colour, zorder=2,
                        label=None if label in seen else label)  # fmt: skip
             seen.add(label)
