@@ -123,3 +123,34 @@ def chain_for(finding: dict) -> dict:
         ],
         "reasons": ["an SSRF attempt preceded the theft"],
     }
+
+
+def hunt_org(root: Path):
+    """Hunt the organisation written under ``root``; returns the HuntResult."""
+    from imdshunt import api
+
+    logs = write_org(root)
+    return api.hunt([logs], ip_ranges=RANGES, fetch_ip_ranges=False)
+
+
+def web_finding() -> dict:
+    """A web (SSRF attempt) finding as the web detections write it, with hostile text."""
+    return {
+        "finding_id": "feed000000000002",
+        "detection": "imds_ssrf_attempt",
+        "severity": "medium",
+        "title": "Metadata-service address in a request to the web tier",
+        "kind": "web",
+        "log_type": "alb",
+        "time": "2026-11-02T09:30:00Z",
+        "client_ip": THIEF_IP,
+        "target_ip": "10.0.1.15",
+        "target_instance": INSTANCE,
+        "request_url": "/fetch?url=http://169.254.169.254/<script>alert(3)</script>",
+        "decoded": "http://169.254.169.254/latest/meta-data/",
+        "endpoint": "ec2-imds-ipv4",
+        "encoding": "plain",
+        "status": 200,
+        "source_file": "alb.log.gz",
+        "line_number": 17,
+    }
