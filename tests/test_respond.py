@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from imdshunt.errors import AwsActionError
 from imdshunt.respond import (
     REISSUED_TAG,
+    Clock,
     PlanFailed,
     ServiceLinkedRoleError,
     apply_plan,
@@ -238,3 +239,31 @@ def test_pin_policy_allows_the_networks_egress_and_is_explained(world, tmp_path)
         assert f"{inst['PublicIpAddress']}/32" in ips
     apply_plan(plan, world.session, tmp_path / "audit.jsonl")
     assert "imdshunt-pin-instance-credentials" in _inline_policies(world)
+
+
+class FakeClock(Clock):
+    """A clock that jumps forward when slept on."""
+
+    def __init__(self, start):
+        self.t = start
+        self.slept = 0.0
+
+    def now(self):
+        return self.t
+
+    def sleep(self, seconds):
+        self.slept += seconds
+        self.t += timedelta(seconds=seconds)
+
+
+def test_profile_is_replaced_only_after_the_cutoff_has_passed(world, tmp_path):
+    clock = FakeClock(datetime.now(UTC))
+    target = target_from_finding(world.finding(world.victim))
+    plan = build_plan(world.session, target, margin=timedelta(seconds=90), clock=clock)
+    assert plan.cutoff > clock.now()
+    messages = []
+
+    apply_plan(plan, world.session, tmp_path / "audit.jsonl", clock=clock, progress=messages.append)
+
+    assert clock.now() > plan.cutoff and clock.slept >= 89
+    assert any("waiting for the cut-off" in m for m in messages)

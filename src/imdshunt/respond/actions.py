@@ -9,7 +9,7 @@ network. See ``docs/respond.md``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -171,10 +171,14 @@ class ReplaceProfileStep(Step):
             and assoc["IamInstanceProfile"]["Arn"] == self.profile_arn
         )
 
-    def before(self, ctx: AwsContext, clock: Clock) -> None:
+    def before(
+        self, ctx: AwsContext, clock: Clock, progress: Callable[[str], None] | None = None
+    ) -> None:
         """Wait until the cut-off has passed, so the new credentials are issued after it."""
         if self.cutoff is None:
             return
+        if progress and self.cutoff >= clock.now():
+            progress(f"waiting for the cut-off {iso_z(self.cutoff)} before replacing the profile")
         while (wait := (self.cutoff - clock.now()).total_seconds()) >= 0:
             clock.sleep(min(wait + 1, 15))
 
@@ -375,7 +379,8 @@ def _revoke_step(
             f"{target.role_name} issued before {iso_z(cutoff)}; "
             + (
                 "these other instances/tasks seen using the role will be denied until they "
-                "pick up fresh credentials: " + ", ".join(others)
+                "pick up fresh credentials (replace their profile associations after the "
+                "cut-off to hurry them): " + ", ".join(others)
                 if others
                 else "no other users of the role were seen, but unseen ones will be denied too"
             )
@@ -434,6 +439,7 @@ def _fresh_credentials_manual(target: Target, reason: str) -> ReplaceProfileStep
         "eks-pod-identity": "delete the pod; its controller starts one with fresh credentials",
         "eks-irsa": "delete the pod; its controller starts one with fresh credentials",
         "lambda": "update the function's configuration so new execution environments start",
+        "other": "restart the workload after the cut-off so it obtains new credentials",
     }.get(
         target.credential_type,
         "after the cut-off, run aws ec2 replace-iam-instance-profile-association with the "
@@ -497,6 +503,8 @@ def _build(
     not_before: datetime | None,
     clock: Clock,
 ) -> Plan:
+    if not ctx.region:
+        raise UsageError("no AWS region: pass --region (the region of the instance)")
     if hop_limit not in range(1, 65):
         raise UsageError("the IMDS hop limit must be between 1 and 64")
     ident = ctx.identity()

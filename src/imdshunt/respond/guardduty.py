@@ -188,7 +188,8 @@ def check_region(session: Any, region: str) -> RegionCheck:
 def default_regions(session: Any) -> list[str]:
     """Regions enabled for the account (``ec2:DescribeRegions``)."""
     try:
-        regions = client(session, "ec2").describe_regions()["Regions"]
+        region = getattr(session, "region_name", None) or "us-east-1"
+        regions = client(session, "ec2", region).describe_regions()["Regions"]
     except AWS_ERRORS as exc:
         raise AwsActionError(f"cannot list regions: {describe_error(exc)}") from exc
     return sorted(r["RegionName"] for r in regions)

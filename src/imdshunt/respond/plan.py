@@ -120,7 +120,9 @@ class Step:
         """Read the current state: True when applying would change nothing."""
         return False
 
-    def before(self, ctx: AwsContext, clock: Clock) -> None:
+    def before(
+        self, ctx: AwsContext, clock: Clock, progress: Callable[[str], None] | None = None
+    ) -> None:
         """Called just before the calls run (for example to wait for a cut-off)."""
 
     def run(self, ctx: AwsContext) -> None:
@@ -364,7 +366,7 @@ def apply_plan(
                 if progress:
                     progress(f"{n}. {step.title}: already in place")
                 continue
-            step.before(ctx, clock)
+            step.before(ctx, clock, progress)
             step.run(ctx)
             step.verify(ctx)
         except (AwsActionError, *AWS_ERRORS) as exc:
