@@ -65,6 +65,10 @@ def test_respond_from_findings_applies_then_is_a_no_op(aws_env, tmp_path):
     assert dry.exit_code == 0, dry.output
     assert "1. Revoke the stolen session" in dry.output and "run with --apply" in dry.output
     assert not audit.exists()
+    as_json = CliRunner().invoke(respond, [*args, "--format", "json"])
+    (plan,) = json.loads(as_json.output)
+    assert plan["steps"][0]["calls"][0]["call"] == "iam:PutRolePolicy"
+    assert plan["steps"][0]["permissions"] == ["iam:PutRolePolicy"]
 
     first = CliRunner().invoke(respond, [*args, "--apply"])
     assert first.exit_code == 0, first.output

@@ -13,6 +13,7 @@ from imdshunt.respond import (
     egress_from_inventory,
     iam_policy,
     target_from_finding,
+    targets_from_findings,
 )
 from imdshunt.respond.actions import PLANNING_PERMISSIONS
 from imdshunt.respond.permissions import GUARDDUTY_CHECK_PERMISSIONS
@@ -143,3 +144,20 @@ def test_target_from_finding_names_other_sessions_of_the_role():
 def test_non_credential_finding_is_refused():
     with pytest.raises(UsageError):
         target_from_finding({"detection": "ssrf", "client_ip": "203.0.113.1"})
+
+
+def test_findings_of_one_session_make_one_target_with_all_its_keys():
+    findings = [
+        {"role": "web", "credential_id": "i-1", "access_key_ids": ["ASIA1"],
+         "first_seen": "2026-11-27T09:00:00Z", "last_seen": "2026-11-27T09:30:00Z"},
+        {"role": "web", "credential_id": "i-1", "access_key_ids": ["ASIA2"],
+         "first_seen": "2026-11-27T10:00:00Z", "last_seen": "2026-11-27T11:00:00Z"},
+        {"role": "web", "credential_id": "i-2", "access_key_ids": ["ASIA3"]},
+    ]  # fmt: skip
+    targets = {t.session_name: t for t in targets_from_findings(findings)}
+    assert set(targets) == {"i-1", "i-2"}
+    t = targets["i-1"]
+    assert t.access_key_ids == ["ASIA1", "ASIA2"]
+    assert t.first_seen == datetime(2026, 11, 27, 9, tzinfo=UTC)
+    assert t.last_seen == datetime(2026, 11, 27, 11, tzinfo=UTC)
+    assert t.other_sessions == ["i-2"]

@@ -173,14 +173,21 @@ def respond(
         )
         for t in targets
     ]
-    if fmt == "json":
-        click.echo(json.dumps([p.to_dict() for p in plans], indent=2))
-    else:
-        click.echo("\n\n".join(p.render() for p in plans))
     if not do_apply:
+        if fmt == "json":
+            click.echo(json.dumps([p.to_dict() for p in plans], indent=2))
+        else:
+            click.echo("\n\n".join(p.render() for p in plans))
         return
+    if fmt == "text":
+        click.echo("\n\n".join(p.render() for p in plans))
+    reports = []
     for plan in plans:
-        click.echo("")
         report = apply_plan(plan, session, audit_log, progress=lambda m: click.echo(m, err=True))
-        click.echo(report.render())
-    click.echo(f"Audit records appended to {audit_log}")
+        reports.append(report)
+        if fmt == "text":
+            click.echo("\n" + report.render())
+    if fmt == "json":
+        out = {"plans": [p.to_dict() for p in plans], "reports": [r.to_dict() for r in reports]}
+        click.echo(json.dumps(out, indent=2))
+    click.echo(f"Audit records appended to {audit_log}", err=True)

@@ -729,8 +729,9 @@ def _pin_step(ctx: AwsContext, target: Target, usage: RoleUsage, extra: list[str
             "(aws:Ec2InstanceSourcePrivateIPv4);\n"
             "- not through a VPC endpoint (aws:SourceVpc absent): deny unless aws:SourceIp is "
             "one of: " + (", ".join(egress) or "(none found)") + ".\n"
-            "AWS's sample policy lacks the second branch and its guards, so it denies the "
-            "instance's own traffic leaving through a NAT or internet gateway."
+            "AWS's sample policy has only the VPC-endpoint comparisons, without the Null "
+            "guards, so it denies the instance's own calls leaving through a NAT or internet "
+            "gateway (aws:SourceVpc is absent there and StringNotEquals then matches)."
         ),
         status=status,
         role_name=target.role_name,

@@ -271,6 +271,17 @@ class ApplyReport:
     def changed(self) -> bool:
         return any(r.result == APPLIED for r in self.results)
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "plan_id": self.plan_id,
+            "ok": self.ok,
+            "changed": self.changed,
+            "results": [
+                {"step": r.number, "title": r.title, "result": r.result, "error": r.error}
+                for r in self.results
+            ],
+        }
+
     def render(self) -> str:
         lines = [f"Applied plan {self.plan_id}:"]
         for r in self.results:

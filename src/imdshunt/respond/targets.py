@@ -105,12 +105,17 @@ def target_from_finding(
 
 def targets_from_findings(findings: list[dict[str, Any]]) -> list[Target]:
     """One target per distinct (role, session) among the credential-use findings."""
-    seen: dict[tuple[str, str], dict[str, Any]] = {}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for f in findings:
-        if not is_credential_finding(f):
-            continue
-        key = (str(f["role"]), str(f["credential_id"]))
-        prev = seen.get(key)
-        if prev is None or str(f.get("last_seen", "")) > str(prev.get("last_seen", "")):
-            seen[key] = f
-    return [target_from_finding(f, findings) for f in seen.values()]
+        if is_credential_finding(f):
+            groups.setdefault((str(f["role"]), str(f["credential_id"])), []).append(f)
+    targets = []
+    for group in groups.values():
+        latest = max(group, key=lambda f: str(f.get("last_seen", "")))
+        target = target_from_finding(latest, findings)
+        target.access_key_ids = sorted({k for f in group for k in f.get("access_key_ids") or []})
+        target.actions = sorted({a for f in group for a in f.get("actions") or []})
+        firsts = [parse_time(f["first_seen"]) for f in group if f.get("first_seen")]
+        target.first_seen = min(firsts) if firsts else None
+        targets.append(target)
+    return targets
