@@ -267,3 +267,27 @@ def test_profile_is_replaced_only_after_the_cutoff_has_passed(world, tmp_path):
 
     assert clock.now() > plan.cutoff and clock.slept >= 89
     assert any("waiting for the cut-off" in m for m in messages)
+
+
+def test_a_console_written_revoke_policy_that_covers_the_theft_is_kept(world, tmp_path):
+    console_doc = {
+        "Version": "2012-10-17",
+        "Statement": {
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"DateLessThan": {"aws:TokenIssueTime": "2026-11-27T12:00:00Z"}},
+        },
+    }
+    world.iam().put_role_policy(
+        RoleName=world.role_name,
+        PolicyName=ROLE_WIDE_POLICY_NAME,
+        PolicyDocument=json.dumps(console_doc),
+    )
+
+    plan = _plan(world, role_wide=True)
+    report = apply_plan(plan, world.session, tmp_path / "audit.jsonl")
+
+    assert plan.steps[0].status == IN_PLACE
+    assert report.results[0].result == UNCHANGED
+    assert iso_z(plan.cutoff) == "2026-11-27T12:00:00Z"

@@ -401,6 +401,8 @@ def _revoke_step(
             "not affected."
         )
         warnings = []
+    if reuse:
+        document = existing  # keep it byte for byte (the console writes "*" unlisted)
     step = RevokeStep(
         title=title,
         calls=[
