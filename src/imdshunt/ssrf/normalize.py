@@ -26,8 +26,9 @@ Where a host is looked for, so that benign numbers are not taken for hosts:
   of a value), including the request's own URL when it is logged in absolute form (ALB logs
   the ``Host`` header there) and the ``Host``-like headers;
 * any token directly followed by a metadata path (``.../169.254.169.254/latest/meta-data/``);
-* a whole parameter value, but only in the unambiguous spellings (dotted-quad decimal, IPv6,
-  the ``instance-data`` names). A bare number such as ``?order=2852039166`` is never a host.
+* a whole parameter value, but only in the unambiguous spellings (dotted-quad decimal and
+  IPv6, including IPv4-mapped). A bare number such as ``?order=2852039166`` is never a host,
+  nor a bare word such as ``?q=instance-data`` (a search for the name is not a request to it).
 
 Targets (AWS docs: "Instance metadata service" in the EC2 User Guide; "Amazon ECS task IAM
 role"; "EKS Pod Identity agent"):
@@ -153,7 +154,7 @@ def full_decode(text: str) -> tuple[str, int, bool]:
 
 # --------------------------------------------------------------------------- IPv4
 
-_PART = re.compile(r"^(?:0[xX][0-9a-fA-F]*|0[0-7]*|[1-9][0-9]*)$")
+_PART = re.compile(r"^(?:0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$")
 
 
 def _part_value(part: str) -> tuple[int, str] | None:
@@ -346,6 +347,8 @@ _HOST_THEN_PATH = re.compile(
     + r")[^\s\"'<>&]*)",
     re.I,
 )
+#: Spellings that identify an address even as a whole parameter value (no scheme, no path).
+_PLAIN_VALUE_FORMS = {"dotted", "ipv6", "expanded-ipv6", "ipv4-mapped-ipv6"}
 _USERINFO_HOST = re.compile(r"@(?P<host>\[[0-9a-f:.%]+\]|[^\s/?#@&\"'<>\\+]+)", re.I)
 
 
@@ -386,7 +389,10 @@ def _scan_text(text: str, *, values: bool) -> list[_Found]:
     """Matches inside one decoded piece of text (a URL, a header value or a body)."""
     found: list[_Found] = []
     t = text.replace("\\", "/")
-    for m in _URL.finditer(t):
+    pos = 0
+    while (m := _URL.search(t, pos)) is not None:
+        # Continue right after the authority: the path may hold further embedded URLs.
+        pos = max(m.end("auth"), m.start() + 1)
         auth = m.group("auth")
         path = m.group("path") or ""
         scheme = (m.group("scheme") or "").lower()
@@ -425,13 +431,8 @@ def _scan_text(text: str, *, values: bool) -> list[_Found]:
         for _, v in pairs:
             v = v.strip()
             hm = classify_host(v) if v and "/" not in v else None
-            if hm and set(hm.encodings) & {"dotted", "ipv6", "expanded-ipv6", "ipv4-mapped-ipv6"}:
-                if "dns-name" in hm.encodings and "dashed" in hm.encodings:
-                    continue
-                if hm.encodings == ("dotted",) or "dns-name" not in hm.encodings:
-                    found.append(_Found(hm, _canonical_host(hm.address), ("parameter",), "medium"))
-            elif hm and hm.encodings == ("dns-name",):
-                found.append(_Found(hm, hm.address, ("parameter",), "medium"))
+            if hm and set(hm.encodings) <= _PLAIN_VALUE_FORMS:
+                found.append(_Found(hm, _canonical_host(hm.address), ("parameter",), "medium"))
     return found
 
 
@@ -599,9 +600,12 @@ def normalize_url(text: str) -> str:
 
 
 def _rewrite_authority(m: re.Match[str]) -> str:
+    path = m.group("path") or ""
+    if path:  # the path may hold further embedded URLs
+        path = path[0] + _URL.sub(_rewrite_authority, path[1:])
     hm = classify_host(m.group("auth"))
     if hm is None or "dns-name" in hm.encodings:
-        return m.group(0)
+        return m.group(0)[: m.start("path") - m.start()] + path
     scheme = m.group("scheme")
     pre = f"{scheme.lower()}://" if scheme else "//"
-    return pre + _canonical_host(hm.address) + (m.group("path") or "")
+    return pre + _canonical_host(hm.address) + path
