@@ -120,6 +120,16 @@ class SsrfMatch:
     location: str  # url | host-header | header | body
 
     @property
+    def path_kind(self) -> str | None:
+        """``credentials`` (credential or token path), ``metadata`` (other) or None."""
+        path = _clean_path("/" + self.decoded.split("://", 1)[-1].split("/", 1)[-1])
+        if _CREDENTIAL_PATH.search(path):
+            return "credentials"
+        if _METADATA_PATH.search(path):
+            return "metadata"
+        return None
+
+    @property
     def encoding(self) -> str:
         """The encoding labels as one comma-separated string (the findings field)."""
         return ",".join(self.encodings)
@@ -490,7 +500,11 @@ def find_targets(text: str, *, location: str = "url", values: bool = True) -> li
 def _best(matches: list[SsrfMatch]) -> SsrfMatch | None:
     if not matches:
         return None
-    return max(matches, key=lambda m: (CONFIDENCE_ORDER[m.confidence], -len(m.encodings)))
+    kinds = {"credentials": 2, "metadata": 1, None: 0}
+    return max(
+        matches,
+        key=lambda m: (CONFIDENCE_ORDER[m.confidence], kinds[m.path_kind], -len(m.encodings)),
+    )
 
 
 _HOST_HEADERS = {"host", "x-forwarded-host", "x-host", "x-original-host", "x-forwarded-server"}

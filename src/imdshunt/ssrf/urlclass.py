@@ -37,6 +37,7 @@ URL_CLASS = pa.schema(
         ("ssrf_encoding", pa.string()),  # comma-separated labels: hex,double-percent-encoded,...
         ("ssrf_confidence", pa.string()),  # low | medium | high
         ("ssrf_location", pa.string()),  # url | host-header | header | body
+        ("ssrf_path_kind", pa.string()),  # credentials | metadata | NULL (no metadata path)
     ]
 )
 
@@ -86,4 +87,5 @@ def classify_urls(requests: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch]
         out["ssrf_encoding"].append(m.encoding)
         out["ssrf_confidence"].append(m.confidence)
         out["ssrf_location"].append(m.location)
+        out["ssrf_path_kind"].append(m.path_kind)
     return pa.table(out, schema=URL_CLASS)

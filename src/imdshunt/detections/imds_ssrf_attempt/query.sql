@@ -12,6 +12,9 @@ WITH hits AS (
         u.ssrf_decoded AS decoded,
         u.ssrf_encoding AS encoding,
         u.ssrf_confidence AS confidence,
+        u.ssrf_path_kind AS path_kind,
+        CASE u.ssrf_path_kind WHEN 'credentials' THEN 2 WHEN 'metadata' THEN 1 ELSE 0 END
+            AS path_rank,
         CASE u.ssrf_confidence WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END AS conf_rank
     FROM http_request AS r
     JOIN url_class AS u
@@ -27,7 +30,7 @@ ranked AS (
         *,
         row_number() OVER (
             PARTITION BY client_ip, target_ip, endpoint
-            ORDER BY conf_rank DESC, time, source_file, line_number
+            ORDER BY conf_rank DESC, path_rank DESC, time, source_file, line_number
         ) AS rn
     FROM hits
 ),
@@ -54,7 +57,8 @@ agg AS (
         min(time) AS first_seen,
         max(time) AS last_seen,
         max(conf_rank) AS max_rank,
-        max(CASE WHEN conf_rank = 3 AND status BETWEEN 200 AND 299 THEN 1 ELSE 0 END) AS answered,
+        max(CASE WHEN path_rank = 2 AND status BETWEEN 200 AND 299 THEN 1 ELSE 0 END)
+            AS answered,
         list_sort(list(DISTINCT encoding)) AS encodings,
         list_sort(list(DISTINCT status) FILTER (WHERE status IS NOT NULL)) AS statuses,
         list_sort(list(DISTINCT log_type)) AS log_types
@@ -63,7 +67,7 @@ agg AS (
 )
 SELECT
     CASE
-        WHEN a.answered = 1 THEN 'critical'
+        WHEN a.answered = 1 AND a.max_rank >= 2 THEN 'critical'
         WHEN a.max_rank = 1 THEN 'medium'
         ELSE 'high'
     END AS severity,
