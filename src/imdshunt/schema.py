@@ -40,7 +40,7 @@ API_ACTIVITY = pa.schema(
         ("vpce_id", pa.string()),
         ("vpce_account_id", pa.string()),
         ("error_code", pa.string()),
-        # Only filled on credential-vending events (sts:AssumeRole*, eks-auth:AssumeRoleForPodIdentity)
+        # Only on credential-vending events (sts:AssumeRole*, eks-auth:AssumeRoleForPodIdentity)
         ("req_role_arn", pa.string()),
         ("req_session_name", pa.string()),
         ("resp_access_key_id", pa.string()),

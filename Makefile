@@ -1,0 +1,25 @@
+# Two commands do all set-up on a fresh machine (Python >= 3.11):
+#   make demo   installs imdshunt into .venv and hunts a bundled synthetic organisation
+#   make test   installs imdshunt with its test extras into .venv and runs the whole suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+.PHONY: demo test lint bench
+demo: $(VENV)/.installed
+	$(VENV)/bin/imdshunt demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check src tests bench
+
+bench: $(VENV)/.installed
+	$(PY) bench/run.py

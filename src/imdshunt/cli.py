@@ -1,0 +1,334 @@
+"""The command line: a thin layer over :mod:`imdshunt.api`.
+
+Exit status: 0 no findings, 1 findings (at or above ``--fail-on``), 2 usage or input error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from imdshunt import __version__
+from imdshunt.errors import ImdshuntError, InputError, UsageError
+
+EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+class ImdshuntGroup(click.Group):
+    """Turns library errors into a one-line message and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ImdshuntError as exc:
+            click.echo(f"imdshunt: error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
+
+
+@click.group(cls=ImdshuntGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="imdshunt")
+def cli():
+    """Find AWS credentials stolen from a metadata service, and help stop them.
+
+    \b
+    Example:
+      imdshunt demo
+      imdshunt hunt ./AWSLogs/ --format jsonl -o findings.jsonl
+    """
+
+
+def _open_output(path: str | None):
+    if path in (None, "-"):
+        return contextlib.nullcontext(sys.stdout)
+    return open(path, "w", encoding="utf-8", newline="")
+
+
+def _common_hunt_options(f):
+    options = [
+        click.option(
+            "--ip-ranges",
+            "ip_ranges",
+            type=click.Path(dir_okay=False),
+            help="AWS ip-ranges.json to use (default: cached copy, fetched once). "
+            "Also $IMDSHUNT_IP_RANGES.",
+        ),
+        click.option(
+            "--allowlist",
+            "allowlist_files",
+            multiple=True,
+            type=click.Path(exists=True, dir_okay=False),
+            help="File of our own egress CIDRs (NAT, proxies), one per line.",
+        ),
+        click.option(
+            "--allow",
+            "allow_cidrs",
+            multiple=True,
+            metavar="CIDR",
+            help="An allowlisted egress CIDR (repeatable).",
+        ),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False),
+            help="imdshunt.toml (default: ./imdshunt.toml when present).",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            default="table",
+            show_default=True,
+            type=click.Choice(["table", "jsonl", "csv"]),
+            help="Output format.",
+        ),
+        click.option(
+            "-o",
+            "--output",
+            "output",
+            type=click.Path(dir_okay=False),
+            help="Write findings here instead of standard output.",
+        ),
+        click.option(
+            "--workers", type=int, default=None, help="Decoder processes (default: one per core)."
+        ),
+        click.option(
+            "--fail-on",
+            type=click.Choice(["info", "low", "medium", "high", "critical"]),
+            default="info",
+            show_default=True,
+            help="Exit 1 only when a finding at or above this severity exists.",
+        ),
+        click.option(
+            "--explain",
+            is_flag=True,
+            help="Also say what the naive 'AssumedRole from outside AWS' rule would flag.",
+        ),
+        click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def run_hunt(
+    paths,
+    *,
+    ip_ranges,
+    allowlist_files,
+    allow_cidrs,
+    config_path,
+    fmt,
+    output,
+    workers,
+    fail_on,
+    explain,
+    quiet,
+    kinds=("credential", "web"),
+) -> int:
+    from imdshunt import api
+    from imdshunt.config import load_config
+    from imdshunt.enrich.ipranges import load_allowlist
+    from imdshunt.findings import SEVERITY_RANK
+    from imdshunt.outputs import OUTPUTS, RunContext
+
+    cfg = load_config(config_path)
+    allowlist = list(cfg.allowlist) + list(allow_cidrs)
+    for f in [*cfg.allowlist_files, *allowlist_files]:
+        allowlist.extend(load_allowlist(f))
+    err = click.get_text_stream("stderr")
+    status = contextlib.nullcontext()
+    if not quiet and err.isatty():
+        from rich.console import Console
+
+        status = Console(stderr=True).status("Reading logs and hunting ...")
+    with status:
+        result = api.hunt(
+            paths,
+            ip_ranges=ip_ranges or cfg.ip_ranges,
+            allowlist=allowlist,
+            workers=workers,
+            params=cfg.detection_params,
+            kinds=kinds,
+        )
+    for w in result.warnings:
+        click.echo(f"imdshunt: warning: {w}", err=True)
+    context = RunContext(
+        stats=result.stats,
+        naive=result.naive if (explain or fmt == "table") else {},
+        ip_ranges=result.ip_ranges,
+    )
+    writer = OUTPUTS[fmt]()
+    with _open_output(output) as stream:
+        writer.write(result.findings, stream, context)
+    if not quiet and (fmt != "table" or output):
+        click.echo("imdshunt: " + result.stats.summary(), err=True)
+        if explain:
+            n = result.naive
+            click.echo(
+                f"imdshunt: naive rule would flag {n['events']} events from "
+                f"{n['sessions']} sessions; imdshunt reports {len(result.findings)} findings",
+                err=True,
+            )
+    threshold = SEVERITY_RANK[fail_on]
+    hit = any(SEVERITY_RANK.get(f.get("severity"), 0) >= threshold for f in result.findings)
+    return EXIT_FINDINGS if hit else EXIT_OK
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@_common_hunt_options
+def hunt(paths, **kw):
+    """Hunt CloudTrail (and web logs) for metadata credentials used off their workload.
+
+    PATHS are files or folders (searched recursively), e.g. a local mirror of the CloudTrail
+    bucket. Digest and Insights files are skipped and counted.
+
+    \b
+    Example:
+      imdshunt hunt ./AWSLogs/ --allowlist egress.txt --format jsonl -o findings.jsonl
+    """
+    sys.exit(run_hunt(paths, **kw))
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Keep the generated organisation here (default: a temporary folder).",
+)
+@click.option("--records", default=20_000, show_default=True, help="Size of the organisation.")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--format", "fmt", default="table", type=click.Choice(["table", "jsonl", "csv"]))
+def demo(out, records, seed, fmt):
+    """Generate a synthetic organisation with planted thefts and hunt it.
+
+    \b
+    Example:
+      imdshunt demo --records 50000
+    """
+    from imdshunt.synth import generate_org
+
+    with contextlib.ExitStack() as stack:
+        root = Path(out) if out else Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        truth = generate_org(root, seed=seed, records=records)
+        click.echo(f"Synthetic organisation: {truth.summary()}", err=True)
+        code = run_hunt(
+            [str(root / "AWSLogs")],
+            ip_ranges=str(root / "ip-ranges.json"),
+            allowlist_files=(),
+            allow_cidrs=(),
+            config_path=None,
+            fmt=fmt,
+            output=None,
+            workers=None,
+            fail_on="info",
+            explain=True,
+            quiet=False,
+        )
+    sys.exit(EXIT_OK if code in (EXIT_OK, EXIT_FINDINGS) else code)
+
+
+@cli.group("ip-ranges")
+def ip_ranges_group():
+    """Manage the copy of AWS's ip-ranges.json used to tell AWS addresses from the rest.
+
+    \b
+    Example:
+      imdshunt ip-ranges update && imdshunt ip-ranges info
+    """
+
+
+@ip_ranges_group.command("update")
+@click.option("--url", default=None, help="Override the source URL (mirrors).")
+def ip_ranges_update(url):
+    """Fetch AWS's current ip-ranges.json into the user cache.
+
+    \b
+    Example:
+      imdshunt ip-ranges update
+    """
+    from imdshunt.enrich.ipranges import IP_RANGES_URL, fetch_ip_ranges
+
+    info = fetch_ip_ranges(url or IP_RANGES_URL)
+    click.echo(
+        f"{info.path}: createDate {info.create_date}, syncToken {info.sync_token}, "
+        f"{info.ipv4_prefixes} IPv4 + {info.ipv6_prefixes} IPv6 prefixes"
+    )
+
+
+@ip_ranges_group.command("info")
+@click.option("--ip-ranges", "ip_ranges", type=click.Path(dir_okay=False))
+def ip_ranges_info(ip_ranges):
+    """Say which ip-ranges.json copy is in use and how old it is.
+
+    \b
+    Example:
+      imdshunt ip-ranges info --ip-ranges ./ip-ranges.json
+    """
+    from imdshunt.enrich.ipranges import STALE_AFTER_DAYS, parse_ip_ranges, resolve_ip_ranges_path
+
+    path = resolve_ip_ranges_path(ip_ranges, fetch=False)
+    _, info = parse_ip_ranges(path.read_bytes(), str(path))
+    age = info.age_days()
+    click.echo(
+        f"{info.path}\n  createDate {info.create_date} ({'?' if age is None else int(age)} "
+        f"days old), syncToken {info.sync_token}\n  {info.ipv4_prefixes} IPv4 and "
+        f"{info.ipv6_prefixes} IPv6 prefixes"
+    )
+    if age is not None and age > STALE_AFTER_DAYS:
+        click.echo(
+            f"warning: older than {STALE_AFTER_DAYS} days; run 'imdshunt ip-ranges update'",
+            err=True,
+        )
+
+
+@cli.group("detections")
+def detections_group():
+    """List and check detections.
+
+    \b
+    Example:
+      imdshunt detections list
+    """
+
+
+@detections_group.command("list")
+def detections_list():
+    """List every detection with its severity and title.
+
+    \b
+    Example:
+      imdshunt detections list
+    """
+    from imdshunt.detect import load_detections
+
+    for det in load_detections().values():
+        click.echo(f"{det.id:48} {det.severity:8} {det.kind:10} {det.title}")
+
+
+def _register_optional_commands() -> None:
+    """Command groups that live in their own modules (one module per group)."""
+    import importlib
+
+    for module, attr in (("imdshunt.commands.synth", "synth"),):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("imdshunt.commands"):
+                continue
+            raise
+        cli.add_command(getattr(mod, attr))
+
+
+_register_optional_commands()
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=True)
+    except (UsageError, InputError) as exc:  # pragma: no cover - ImdshuntGroup handles these
+        click.echo(f"imdshunt: error: {exc}", err=True)
+        sys.exit(EXIT_ERROR)

@@ -1,0 +1,141 @@
+"""Detections: one folder each, found by walking ``imdshunt/detections/``; no registry to edit.
+
+A folder ``detections/<id>/`` holds ``detection.yml`` (metadata and params), ``query.sql`` (DuckDB
+dialect over the canonical views) and ``tests/`` (raw-log ``match_*`` / ``nomatch_*`` samples).
+The loader refuses a folder whose metadata id differs from its name, and SQL that does not parse.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlglot
+import sqlglot.expressions as exp
+import yaml
+
+from imdshunt.errors import ConfigError, DetectionError
+
+DETECTIONS_DIR = Path(__file__).resolve().parent / "detections"
+SEVERITIES = ("info", "low", "medium", "high", "critical")
+REQUIRED_KEYS = ("id", "title", "severity", "description", "kind")
+#: What a detection reads: credential use (CloudTrail) or web requests.
+KINDS = ("credential", "web", "exposure")
+
+
+@dataclass(frozen=True)
+class Detection:
+    id: str
+    title: str
+    severity: str
+    kind: str
+    description: str
+    sql: str
+    folder: Path
+    mitre: tuple[str, ...] = ()
+    runbook: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    requires: tuple[str, ...] = ()  # tables that must be non-empty, e.g. ("http_request",)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def render_sql(self, overrides: dict[str, Any] | None = None, dialect: str = "duckdb") -> str:
+        """The query with ``$param`` placeholders replaced by literals, in ``dialect``."""
+        values = dict(self.params)
+        for k, v in (overrides or {}).items():
+            if k not in values:
+                raise ConfigError(f"detection {self.id} has no parameter {k!r}")
+            values[k] = v
+        try:
+            tree = sqlglot.parse_one(self.sql, read="duckdb")
+        except sqlglot.errors.ParseError as exc:
+            raise DetectionError(str(self.folder), f"query.sql does not parse: {exc}") from exc
+
+        def substitute(node: exp.Expression) -> exp.Expression:
+            if isinstance(node, exp.Parameter | exp.Placeholder):
+                name = node.name if isinstance(node, exp.Placeholder) else node.this.name
+                if name not in values:
+                    raise DetectionError(str(self.folder), f"query uses undeclared param ${name}")
+                return _literal(values[name])
+            return node
+
+        return tree.transform(substitute).sql(dialect=dialect, pretty=True)
+
+
+def _literal(value: Any) -> exp.Expression:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    if isinstance(value, list | tuple):
+        return exp.Array(expressions=[_literal(v) for v in value])
+    return exp.Literal.string(str(value))
+
+
+def load_detection(folder: Path) -> Detection:
+    meta_path = folder / "detection.yml"
+    sql_path = folder / "query.sql"
+    if not meta_path.is_file() or not sql_path.is_file():
+        raise DetectionError(str(folder), "needs detection.yml and query.sql")
+    try:
+        meta = yaml.safe_load(meta_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DetectionError(str(meta_path), f"invalid YAML: {exc}") from exc
+    missing = [k for k in REQUIRED_KEYS if k not in meta]
+    if missing:
+        raise DetectionError(str(meta_path), f"missing keys: {', '.join(missing)}")
+    if meta["id"] != folder.name:
+        raise DetectionError(
+            str(meta_path), f"id {meta['id']!r} does not match its folder name {folder.name!r}"
+        )
+    if meta["severity"] not in SEVERITIES:
+        raise DetectionError(str(meta_path), f"severity must be one of {SEVERITIES}")
+    if meta["kind"] not in KINDS:
+        raise DetectionError(str(meta_path), f"kind must be one of {KINDS}")
+    params = {}
+    for name, spec in (meta.get("params") or {}).items():
+        params[name] = spec.get("default") if isinstance(spec, dict) else spec
+    det = Detection(
+        id=meta["id"],
+        title=meta["title"],
+        severity=meta["severity"],
+        kind=meta["kind"],
+        description=meta["description"].strip(),
+        sql=sql_path.read_text(),
+        folder=folder,
+        mitre=tuple(meta.get("mitre") or ()),
+        runbook=(meta.get("runbook") or "").strip(),
+        params=params,
+        requires=tuple(meta.get("requires") or ()),
+        meta=meta,
+    )
+    det.render_sql()  # refuse SQL that does not parse or uses undeclared params
+    return det
+
+
+def load_detections(root: Path = DETECTIONS_DIR) -> dict[str, Detection]:
+    """Every detection folder under ``root``, keyed by id, in name order."""
+    out: dict[str, Detection] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        if folder.name.startswith(("_", ".")) or not (folder / "detection.yml").exists():
+            continue
+        det = load_detection(folder)
+        out[det.id] = det
+    return out
+
+
+def describe(det: Detection) -> dict[str, Any]:
+    return {
+        "id": det.id,
+        "title": det.title,
+        "severity": det.severity,
+        "kind": det.kind,
+        "mitre": list(det.mitre),
+        "params": det.params,
+        "description": det.description,
+    }
+
+
+def dumps_params(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True)

@@ -1,0 +1,135 @@
+"""Findings: the stable, versioned output contract (see DESIGN, "The findings contract").
+
+Times are ISO 8601 UTC with ``Z``; fields are snake_case. Fields may be added freely; renaming
+or dropping one needs a bump of :data:`imdshunt.FINDINGS_SCHEMA_VERSION`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+import pyarrow as pa
+
+from imdshunt import FINDINGS_SCHEMA_VERSION
+
+SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
+
+#: Fields every credential-use finding carries, in output order.
+CREDENTIAL_FIELDS = (
+    "finding_id",
+    "detection",
+    "severity",
+    "title",
+    "account_id",
+    "role",
+    "role_arn",
+    "credential_type",
+    "credential_id",
+    "source_ip",
+    "network",
+    "vpc_endpoint_id",
+    "vpc_endpoint_account_id",
+    "access_key_ids",
+    "event_count",
+    "distinct_actions",
+    "actions",
+    "first_seen",
+    "last_seen",
+    "user_agents",
+    "regions",
+    "reasons",
+    "event_ids",
+)
+
+#: Fields every web (SSRF attempt) finding carries.
+WEB_FIELDS = (
+    "finding_id",
+    "detection",
+    "severity",
+    "title",
+    "log_type",
+    "time",
+    "client_ip",
+    "target_ip",
+    "target_instance",
+    "request_url",
+    "request_urls",
+    "decoded",
+    "endpoint",
+    "encoding",
+    "status",
+    "source_file",
+    "line_number",
+)
+
+#: Which columns identify "the same finding" across runs, per kind.
+IDENTITY_FIELDS = {
+    "credential": ("detection", "account_id", "role", "credential_id", "source_ip"),
+    "web": ("detection", "client_ip", "target_ip", "endpoint"),
+}
+
+
+def iso_z(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value = value.astimezone(dt.UTC)
+        text = value.isoformat(timespec="milliseconds" if value.microsecond else "seconds")
+        return text.replace("+00:00", "Z")
+    return value
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return iso_z(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    return value
+
+
+def finding_id(record: dict[str, Any], kind: str) -> str:
+    """A stable id: the same credential used from the same place is the same finding."""
+    key = "|".join(str(record.get(f) or "") for f in IDENTITY_FIELDS.get(kind, ("detection",)))
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def from_arrow(
+    table: pa.Table, *, detection: str, severity: str, title: str, kind: str
+) -> list[dict]:
+    """Turn a detection's result rows into contract records."""
+    out = []
+    for row in table.to_pylist():
+        rec: dict[str, Any] = {"detection": detection, "severity": severity, "title": title}
+        rec.update({k: _clean(v) for k, v in row.items()})
+        rec.setdefault("severity", severity)
+        rec["finding_id"] = finding_id(rec, kind)
+        rec["kind"] = kind
+        rec["schema_version"] = FINDINGS_SCHEMA_VERSION
+        out.append(rec)
+    return out
+
+
+def ordered(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with contract fields first (in contract order), then any extra fields."""
+    fields = CREDENTIAL_FIELDS if record.get("kind") == "credential" else WEB_FIELDS
+    out = {k: record.get(k) for k in fields if k in record}
+    for k, v in record.items():
+        if k not in out:
+            out[k] = v
+    return out
+
+
+def sort_findings(findings: list[dict]) -> list[dict]:
+    return sorted(
+        findings,
+        key=lambda f: (
+            -SEVERITY_RANK.get(f.get("severity", "info"), 0),
+            str(f.get("first_seen") or f.get("time") or ""),
+            f.get("detection", ""),
+            f.get("finding_id", ""),
+        ),
+    )

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import csv
+from typing import TextIO
+
+from imdshunt.findings import CREDENTIAL_FIELDS, WEB_FIELDS, ordered
+from imdshunt.outputs.base import Output, RunContext
+from imdshunt.sanitize import csv_cell
+
+
+def _cell(value) -> str:
+    if isinstance(value, list):
+        return csv_cell("; ".join(str(v) for v in value))
+    if value is None:
+        return ""
+    return csv_cell(value)
+
+
+class CsvOutput(Output):
+    """A spreadsheet-safe CSV: lists joined with '; ', formula starters neutralised."""
+
+    name = "csv"
+
+    def write(self, findings: list[dict], stream: TextIO, context: RunContext) -> None:
+        columns: list[str] = []
+        base = CREDENTIAL_FIELDS if any(f.get("kind") == "credential" for f in findings) else ()
+        for col in (*base, *(WEB_FIELDS if any(f.get("kind") == "web" for f in findings) else ())):
+            if col not in columns:
+                columns.append(col)
+        for f in findings:
+            for k in ordered(f):
+                if k not in columns:
+                    columns.append(k)
+        if not columns:
+            columns = list(CREDENTIAL_FIELDS)
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerow(columns)
+        for f in findings:
+            writer.writerow([_cell(f.get(c)) for c in columns])

@@ -1,0 +1,58 @@
+"""Every detection's own raw-log fixtures: match_* must fire it, nomatch_* must not.
+
+Fixtures are classified against tests/data/ip-ranges.fixture.json, with 203.0.113.0/24 as the
+operator's allowlisted egress. A ``<fixture>.expect.json`` beside a match file lists fields the
+finding must carry.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from imdshunt import api
+from imdshunt.detect import load_detections
+
+HERE = Path(__file__).resolve().parent
+RANGES = HERE / "data" / "ip-ranges.fixture.json"
+ALLOWLIST = ["203.0.113.0/24"]
+
+DETECTIONS = load_detections()
+CASES = [
+    (det_id, path)
+    for det_id, det in DETECTIONS.items()
+    for path in sorted((det.folder / "tests").glob("*"))
+    if path.name.startswith(("match_", "nomatch_")) and not path.name.endswith(".expect.json")
+]
+
+
+def test_every_detection_has_positive_and_negative_fixtures():
+    for det_id, det in DETECTIONS.items():
+        names = [p.name for p in (det.folder / "tests").glob("*")]
+        assert any(n.startswith("match_") for n in names), f"{det_id} has no match_ fixture"
+        assert any(n.startswith("nomatch_") for n in names), f"{det_id} has no nomatch_ fixture"
+
+
+@pytest.mark.parametrize(("det_id", "fixture"), CASES, ids=[f"{d}/{p.name}" for d, p in CASES])
+def test_fixture(det_id, fixture, tmp_path):
+    det = DETECTIONS[det_id]
+    result = api.hunt(
+        [fixture],
+        ip_ranges=RANGES,
+        allowlist=ALLOWLIST,
+        workers=1,
+        detections={det_id: det},
+        fetch_ip_ranges=False,
+    )
+    assert not result.stats.files_skipped, result.stats.summary()
+    mine = [f for f in result.findings if f["detection"] == det_id]
+    if fixture.name.startswith("nomatch_"):
+        assert mine == [], f"{fixture.name} fired: {mine}"
+        return
+    assert mine, f"{fixture.name} did not fire {det_id}"
+    expect = fixture.with_name(fixture.name.split(".")[0] + ".expect.json")
+    if expect.exists():
+        wanted = json.loads(expect.read_text())
+        assert any(all(f.get(k) == v for k, v in wanted.items()) for f in mine), (wanted, mine)
