@@ -199,3 +199,42 @@ def test_ipv4_parsing_agrees_with_inet_aton(text):
 def test_normalize_url_rewrites_urls_embedded_in_a_url_path():
     got = normalize_url("https://shop.example.com/fetch?img=http://0xa9fea9fe/latest")
     assert got == "https://shop.example.com/fetch?img=http://169.254.169.254/latest"
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.one_of(st.text(max_size=80), _urlish))
+def test_the_fast_prefilter_never_changes_the_answer(text):
+    from imdshunt.ssrf.normalize import find_targets
+
+    assert find_targets(text, fast=True) == find_targets(text, fast=False)
+
+
+@pytest.mark.parametrize(
+    ("where", "endpoint", "value", "source"), ATTACKS, ids=[r[2][:60] for r in ATTACKS]
+)
+def test_the_fast_prefilter_lets_every_attack_through(where, endpoint, value, source):
+    from imdshunt.ssrf.normalize import _might_match
+
+    assert _might_match(value)
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.sampled_from(["http://", "https://"]),
+    st.sampled_from(
+        ["www.example.com", "169.254.169.254", "0xa9fea9fe:80", "a9fea9fe.nip.io", "10.0.0.1"]
+    ),
+    st.one_of(st.text(max_size=40), _urlish),
+)
+def test_the_absolute_url_fast_path_agrees_with_the_full_scan(scheme, authority, rest):
+    import imdshunt.ssrf.normalize as n
+
+    url = f"{scheme}{authority}/{rest}"
+    fast = classify_request(url)
+    original = n._might_match
+    try:
+        n._might_match = lambda text: True
+        slow = classify_request(url)
+    finally:
+        n._might_match = original
+    assert fast == slow
