@@ -20,8 +20,10 @@ from tests.test_cloudtrail_source import RANGES, _layout, _records
 
 def _stolen_batch(i: int) -> list[dict]:
     """Three records of the fixture (one on-box, two stolen), with unique event ids."""
-    return [dict(r, eventID=f"{r['eventID'][:-6]}{i:06d}"[:36] + str(n))
-            for n, r in enumerate(_records())]
+    return [
+        dict(r, eventID=f"{r['eventID'][:-6]}{i:06d}"[:36] + str(n))
+        for n, r in enumerate(_records())
+    ]
 
 
 def _write(root: Path, i: int) -> Path:
@@ -65,13 +67,29 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_result(tmp_path):
     for i in range(150):
         _write(logs, i)
     reference = api.hunt([logs], ip_ranges=RANGES, workers=1, fetch_ip_ranges=False)
-    cmd = [sys.executable, "-m", "imdshunt", "hunt", str(logs), "--ip-ranges", str(RANGES),
-           "--format", "jsonl", "--workers", "1", "-q"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "imdshunt",
+        "hunt",
+        str(logs),
+        "--ip-ranges",
+        str(RANGES),
+        "--format",
+        "jsonl",
+        "--workers",
+        "1",
+        "-q",
+    ]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
     for attempt, delay in enumerate((0.8, 1.6, 2.5)):
         state = tmp_path / f"state{attempt}"
-        proc = subprocess.Popen([*cmd, "--state", str(state)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [*cmd, "--state", str(state)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -86,8 +104,9 @@ def test_memory_limited_hunt_completes_and_agrees(tmp_path):
     logs = tmp_path / "logs"
     for i in range(20):
         _write(logs, i)
-    small = api.hunt([logs], ip_ranges=RANGES, workers=1, fetch_ip_ranges=False,
-                     memory_limit="64MB")
+    small = api.hunt(
+        [logs], ip_ranges=RANGES, workers=1, fetch_ip_ranges=False, memory_limit="64MB"
+    )
     plain = api.hunt([logs], ip_ranges=RANGES, workers=1, fetch_ip_ranges=False)
     assert small.findings == plain.findings
     assert small.engine.con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
@@ -96,8 +115,20 @@ def test_memory_limited_hunt_completes_and_agrees(tmp_path):
 def test_watch_emits_each_change_once_as_json_lines(tmp_path):
     logs, state, out = tmp_path / "logs", tmp_path / "state", tmp_path / "feed.jsonl"
     _write(logs, 1)
-    args = ["watch", str(logs), "--state", str(state), "--ip-ranges", str(RANGES),
-            "--interval", "0", "--iterations", "2", "-o", str(out)]
+    args = [
+        "watch",
+        str(logs),
+        "--state",
+        str(state),
+        "--ip-ranges",
+        str(RANGES),
+        "--interval",
+        "0",
+        "--iterations",
+        "2",
+        "-o",
+        str(out),
+    ]
     assert CliRunner().invoke(cli, args).exit_code == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["change"] for x in lines] == ["new"]
