@@ -61,8 +61,27 @@ def _record(n: int, when: dt.datetime, instance: str, ip: str, ua: str, source: 
     }
 
 
-def write_org(root: Path) -> Path:
-    """Write the organisation's CloudTrail under ``root``; returns the AWSLogs folder."""
+#: An ALB access-log line: the thief asks the web tier in front of the instance to fetch the
+#: metadata service's credentials path, five minutes before the first off-box call.
+ALB_LINE = (
+    "https 2026-11-02T09:30:00.000000Z app/web/50dc6c495c0c9188 198.199.65.17:51000 "
+    "10.0.1.15:8080 0.000 0.002 0.000 200 200 120 512 "
+    '"GET https://shop.example.com:443/fetch?url=http://169.254.169.254/latest/meta-data/iam/'
+    'security-credentials/web-app-role HTTP/1.1" "<script>alert(1)</script>" '
+    "ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:us-east-1:111122223333:"
+    'targetgroup/web/73e2d6bc24d8a067 "Root=1-58337262-36d228ad5d99923122bbe354" '
+    '"shop.example.com" "-" 0 2026-11-02T09:29:59.990000Z "forward" "-" "-" '
+    '"10.0.1.15:8080" "200" "-" "-"\n'
+)
+
+
+def write_org(root: Path, *, with_web: bool = False) -> Path:
+    """Write the organisation's CloudTrail under ``root``; returns the AWSLogs folder.
+
+    ``with_web`` adds the web tier's ALB log with the SSRF attempt, and one call of the
+    instance through a VPC endpoint from its private address (10.0.1.15), which is how
+    imdshunt learns which instance the ALB target is: the hunt then finds the chain.
+    """
     records = []
     n = 0
     for minute in range(0, 180, 6):
@@ -82,6 +101,18 @@ def write_org(root: Path) -> Path:
             _record(n, START + dt.timedelta(minutes=95 + 4 * i), INSTANCE, THIEF_IP,
                     HOSTILE_UA, source, name)
         )  # fmt: skip
+    if with_web:
+        n += 1
+        own = _record(n, START + dt.timedelta(minutes=61), INSTANCE, "10.0.1.15",
+                      "aws-sdk-java/1.12.600", "s3.amazonaws.com", "GetObject")  # fmt: skip
+        own.update(vpcEndpointId="vpce-0a1b2c3d4e5f6a7b8", vpcEndpointAccountId=ACCOUNT)
+        records.append(own)
+        elb = root / "AWSLogs" / ACCOUNT / "elasticloadbalancing" / "us-east-1" / "2026/11/02"
+        elb.mkdir(parents=True)
+        (
+            elb / f"{ACCOUNT}_elasticloadbalancing_us-east-1_app.web.50dc6c495c0c9188_"
+            "20261102T0930Z_52.0.0.1_abc.log"
+        ).write_text(ALB_LINE)
     folder = root / "AWSLogs" / ACCOUNT / "CloudTrail" / "us-east-1" / "2026" / "11" / "02"
     folder.mkdir(parents=True)
     name = f"{ACCOUNT}_CloudTrail_us-east-1_20261102T1100Z_report.json"
@@ -125,11 +156,11 @@ def chain_for(finding: dict) -> dict:
     }
 
 
-def hunt_org(root: Path):
+def hunt_org(root: Path, *, with_web: bool = False):
     """Hunt the organisation written under ``root``; returns the HuntResult."""
     from imdshunt import api
 
-    logs = write_org(root)
+    logs = write_org(root, with_web=with_web)
     return api.hunt([logs], ip_ranges=RANGES, fetch_ip_ranges=False)
 
 

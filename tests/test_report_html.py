@@ -132,3 +132,13 @@ def test_cli_writes_the_report_with_format_html(tmp_path):
 def test_every_output_is_a_format_choice_of_hunt(fmt):
     opt = next(p for p in cli.commands["hunt"].params if p.name == "fmt")
     assert fmt in opt.type.choices
+
+
+def test_a_hunt_with_web_logs_draws_its_chain_and_the_attempt(tmp_path):
+    result = rs.hunt_org(tmp_path, with_web=True)
+    buf = io.StringIO()
+    OUTPUTS["html"]().write(result.findings, buf, report_context(result))
+    page = buf.getvalue()
+    chain = page[page.index('id="chains"') :].split("</section>")[0]
+    assert rs.INSTANCE in chain and "169.254.169.254" in chain
+    assert page.count('class="finding"') == 2  # the attempt and the theft; the chain above

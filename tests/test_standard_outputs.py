@@ -162,3 +162,14 @@ def test_the_asff_schema_rejects_a_finding_missing_a_required_attribute(hunted):
 def test_asff_batches_hold_at_most_100_findings(hunted):
     records = [to_asff(hunted.findings[0])] * 250
     assert [len(b["Findings"]) for b in batches(records)] == [100, 100, 50]
+
+
+def test_a_hunt_with_an_ssrf_chain_exports_valid_ocsf_and_asff(tmp_path):
+    result = rs.hunt_org(tmp_path, with_web=True)
+    kinds = sorted(f["kind"] for f in result.findings)
+    assert kinds == ["correlation", "credential", "web"]
+    for line in _render("ocsf", result.findings).splitlines():
+        assert_valid_ocsf(json.loads(line))
+    doc = json.loads(_render("asff", result.findings, aws_account_id=rs.ACCOUNT))
+    jsonschema.validate(doc, ASFF_SCHEMA, format_checker=jsonschema.FormatChecker())
+    assert len(doc["Findings"]) == 3
