@@ -44,6 +44,9 @@ def main(out: str) -> None:
             page.goto(page_file.as_uri())
             page.screenshot(path=out, full_page=True)
             browser.close()
+    from PIL import Image  # matplotlib's own dependency: a palette PNG is a third the size
+
+    Image.open(out).convert("RGB").quantize(colors=128).save(out, optimize=True)
 
 
 if __name__ == "__main__":
