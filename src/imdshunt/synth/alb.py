@@ -180,7 +180,7 @@ def write_alb_logs(org: Org, out: str | Path, start: float, days: int, lines: in
                     decoys.append(item)
         (out / rel_dir).mkdir(parents=True, exist_ok=True)
         (out / rel_dir / name).write_bytes(
-            igzip.compress(("\n".join(lines_out) + "\n").encode(), compresslevel=1))
+            igzip.compress(("\n".join(lines_out) + "\n").encode(), compresslevel=1, mtime=0))
         files += 1
     chained = [x for x in attempts if x["chain_attack_id"]]
     chains = [{"attack_id": theft_attack_id, "instance_id": victim.instance_id,

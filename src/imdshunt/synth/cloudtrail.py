@@ -117,6 +117,8 @@ class ChunkSpec:
     extra: list = field(default_factory=list)  # planted (t, record) pairs
     duplicates: int = 1
     digest_hours: int = 0  # >0: return metadata of files in the first hours (for digests)
+    slices: int = 1  # the day is cut into this many slices to bound memory
+    slice_index: int = 0
 
 
 @dataclass
@@ -144,10 +146,21 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
     a = acct.account_id
     region = spec.regions[spec.region_index]
     seed = spec.seed
-    rng = stable_rng(seed, "chunk", a, region, spec.day)
+    rng = stable_rng(seed, "chunk", a, region, spec.day,
+                     *((spec.slice_index,) if spec.slices > 1 else ()))
     b = Builder(rng, a, region)
     day0 = spec.start + spec.day * DAY
-    day1 = day0 + DAY
+    nsl = spec.slices
+    w0 = day0 + spec.slice_index * DAY / nsl
+    w1 = w0 + DAY / nsl
+
+    def between(lo_h: float, hi_h: float) -> tuple[float, float]:
+        """Start and length of the overlap of hours [lo_h, hi_h) with this slice."""
+        lo = max(w0, day0 + lo_h * 3600)
+        return lo, max(0.0, min(w1, day0 + hi_h * 3600) - lo)
+
+    def share(lo_h: float, hi_h: float) -> float:
+        return between(lo_h, hi_h)[1] / ((hi_h - lo_h) * 3600)
     prefix = fmt_day(day0)
     start = spec.start
     events: list[tuple[float, dict]] = []
@@ -169,12 +182,12 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
 
     # ---- credential vending on a fixed schedule --------------------------------------------
     def vend_times(offset: int, period: int):
-        k = max(0, int((day0 - start - offset) // period))
+        k = max(0, int((w0 - start - offset) // period))
         while True:
             t = start + offset + k * period
-            if t >= day1:
+            if t >= w1:
                 return
-            if t >= day0:
+            if t >= w0:
                 yield k, t
             k += 1
 
@@ -212,7 +225,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
             elif w.kind == "eks-irsa":
                 add("vending_eks_irsa", t, _irsa_vend(b, w, t, ts(t), key, a))
 
-    fixed = len(events)
+    fixed = len(events) * nsl
     budget = max(0, spec.budget - fixed)
     weights = dict(WEIGHTS)
     if not wls:
@@ -221,7 +234,10 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
     if node is None:
         weights["ec2_workload"] += weights.pop("eks_node")
     total_w = sum(weights.values())
-    counts = {k: int(round(budget * w / total_w)) for k, w in weights.items()}
+    hours = {"sso": (8, 19), "role_switch": (7, 20), "ci_oidc": (0, 23.5)}
+    counts = {k: int(round(budget * w / total_w * share(*hours.get(k, (0, 24)))))
+              for k, w in weights.items()}
+    full_lo, full_len = between(0, 24)
     rand = rng.random
 
     # ---- IAM Identity Center users ---------------------------------------------------------
@@ -229,6 +245,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
     if n:
         users = org.sso_users
         idents: dict[int, tuple[dict, str, str]] = {}
+        sso_lo, sso_len = between(8, 19)
         for _ in range(n):
             ui = rng.randrange(len(users))
             got = idents.get(ui)
@@ -245,7 +262,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
                 got = (ident, src, UA_HUMAN[ui % len(UA_HUMAN)])
                 idents[ui] = got
             ident, src, ua = got
-            t = day0 + 8 * 3600 + rand() * 11 * 3600
+            t = sso_lo + rand() * sso_len
             rec = b.call(t, ts(t), ident, rng.choice(SSO_ACTIONS), src, ua)
             if ua.startswith("Mozilla"):
                 rec["sessionCredentialFromConsole"] = "true"
@@ -254,12 +271,13 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
     # ---- humans switching roles ------------------------------------------------------------
     n = counts.get("role_switch", 0)
     mg = org.management
+    sw_lo, sw_len = between(7, 20)
     while n > 0:
         ui = rng.randrange(len(org.iam_users))
         u = org.iam_users[ui]
         src = HOME_IPS[(ui + 3) % len(HOME_IPS)] if ui % 2 else CORPORATE_IPS[ui % 5]
         ua = UA_HUMAN[[0, 3, 4][ui % 3]]
-        t = day0 + 7 * 3600 + rand() * 13 * 3600
+        t = sw_lo + rand() * sw_len
         role = org.roles[(a, "DeveloperRole" if ui % 2 else "OrganizationAccountAccessRole")]
         sess = rng.choice([u, f"{u}-debug", f"tf-{rng.randrange(10**9, 10**10)}",
                            "cli-session", f"{u}@laptop", f"{u}-{rng.randrange(1000)}"])
@@ -285,7 +303,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
         n -= 1
         for _ in range(min(n, rng.randrange(3, 13))):
             t += rng.randrange(2, 240)
-            if t >= day1:
+            if t >= w1:
                 break
             add("role_switch", t, b.call(t, ts(t), ident, rng.choice(SSO_ACTIONS), src, ua))
             n -= 1
@@ -294,8 +312,9 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
     n = counts.get("ci_oidc", 0)
     role = org.roles[(a, "github-actions-deploy")]
     prov = f"arn:aws:iam::{a}:oidc-provider/token.actions.githubusercontent.com"
+    ci_lo, ci_len = between(0, 23.5)
     while n > 0:
-        t = day0 + rand() * (DAY - 1800)
+        t = ci_lo + rand() * ci_len
         src = rng.choice(CI_RUNNER_IPS)
         repo = rng.choice(["anycompany/shop", "anycompany/orders-api", "anycompany/infra"])
         sub = f"repo:{repo}:ref:refs/heads/main"
@@ -311,7 +330,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
         n -= 1
         for _ in range(min(n, rng.randrange(4, 11))):
             t += rng.randrange(3, 90)
-            if t >= day1:
+            if t >= w1:
                 break
             add("ci_oidc", t, b.call(t, ts(t), ident, rng.choice(CI_ACTIONS), src, UA_CI))
             n -= 1
@@ -333,7 +352,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
             acts[idx] = al
         for idx in picks:
             inst = workers[idx]
-            t = day0 + rand() * DAY
+            t = full_lo + rand() * full_len
             k = key_period(t, start, inst.vend_offset, per)
             ident = cache.get((inst.instance_id, k))
             if ident is None:
@@ -355,7 +374,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
     readers = [i for i in insts if i.role.kind in ("data-reader", "app") and not i.eks_node]
     for _ in range(n if readers else 0):
         inst = rng.choice(readers)
-        t = day0 + rand() * DAY
+        t = full_lo + rand() * full_len
         k = key_period(t, start, inst.vend_offset, PERIOD["ec2-instance"])
         ident = dict(_inst_identity(seed, inst, k, start))
         ident["invokedBy"] = "athena.amazonaws.com"
@@ -364,13 +383,13 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
 
     # ---- service-originated events ---------------------------------------------------------
     for _ in range(counts.get("service", 0)):
-        t = day0 + rand() * DAY
+        t = full_lo + rand() * full_len
         add("service", t, b.service_event(ts(t), rng.randrange(3)))
 
     # ---- EKS node (instance role of the nodes) -----------------------------------------------
     if node is not None:
         for _ in range(counts.get("eks_node", 0)):
-            t = day0 + rand() * DAY
+            t = full_lo + rand() * full_len
             k = key_period(t, start, node.vend_offset, PERIOD["ec2-instance"])
             ident = _inst_identity(seed, node, k, start)
             add("eks_node", t, b.call(t, ts(t), ident, rng.choice(
@@ -388,7 +407,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
         cache = {}
         for _ in range(counts.get(pop, 0)):
             w = rng.choice(group)
-            t = day0 + rand() * DAY
+            t = full_lo + rand() * full_len
             off = cred_offset(seed, w.cred_id, per)
             k = key_period(t, start, off, per)
             ident = cache.get((w.cred_id, k))
@@ -451,7 +470,8 @@ def _write_chunk(spec: ChunkSpec, org: Org, a: str, region: str, day0: float,
     dupes: list[dict] = []
     # choose records to deliver twice (benign only)
     benign_idx = [i for i, (_, r) in enumerate(events) if r["eventID"] not in planted]
-    dup_set = set(rng.sample(benign_idx, min(spec.duplicates, len(benign_idx))))
+    ndup = spec.duplicates if spec.slice_index == 0 else 0
+    dup_set = set(rng.sample(benign_idx, min(ndup, len(benign_idx))))
     redeliver: list[tuple[float, dict]] = []
 
     def write(window_end: float, recs: list[dict]) -> str:
@@ -460,7 +480,7 @@ def _write_chunk(spec: ChunkSpec, org: Org, a: str, region: str, day0: float,
         suffix = "".join(rng.choice(ALNUM_LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
                          for _ in range(16))
         name = f"{a}_CloudTrail_{region}_{stamp}_{suffix}.json.gz"
-        data = igzip.compress(orjson.dumps({"Records": recs}), compresslevel=1)
+        data = igzip.compress(orjson.dumps({"Records": recs}), compresslevel=1, mtime=0)
         (d / name).write_bytes(data)
         files += 1
         rel = f"{rel_dir}/{name}"

@@ -20,6 +20,10 @@ from .model import ATTACKER_IPS, CI_RUNNER_IPS, CORPORATE_IPS, HOME_IPS, ip_rang
 from .model import stable_hex
 from .truth import FORMAT, GroundTruth
 
+#: Slice counts that divide a day into whole 5-minute windows.
+SLICE_COUNTS = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 72, 96, 144, 288)
+SLICE_RECORDS = 60_000
+
 POPULATION_DOC = {
     "sso": "IAM Identity Center users (AWSReservedSSO_* roles) from office/home addresses",
     "role_switch": "humans assuming roles (from IAM users or SSO sessions) and their sessions",
@@ -92,13 +96,20 @@ def generate_org(out_dir: str | os.PathLike, *, seed: int = 0, records: int = 20
     for day in range(days):
         for (ai, ri), sh in shares.items():
             a = org.accounts[ai].account_id
-            specs.append(ChunkSpec(
-                seed=seed, accounts=accounts, regions=regions, out_dir=str(out),
-                start=t_start, day=day, account_index=ai, region_index=ri,
-                budget=int(records * sh / total_share / days),
-                extra=planted.get((a, regions[ri], day), []),
-                duplicates=1 if (ai + ri + day) % 2 == 0 else 2,
-                digest_hours=2 if (day == 0 and ri == 0) else 0))
+            budget = int(records * sh / total_share / days)
+            # Bound memory: at most ~SLICE_RECORDS records are held per slice of a day.
+            nsl = next(d for d in SLICE_COUNTS if budget / d <= SLICE_RECORDS or d == 288)
+            extra = planted.get((a, regions[ri], day), [])
+            for si in range(nsl):
+                lo = t_start + day * DAY + si * DAY / nsl
+                hi = lo + DAY / nsl
+                specs.append(ChunkSpec(
+                    seed=seed, accounts=accounts, regions=regions, out_dir=str(out),
+                    start=t_start, day=day, account_index=ai, region_index=ri, budget=budget,
+                    extra=[x for x in extra if lo <= x[0] < hi],
+                    duplicates=1 if (ai + ri + day) % 2 == 0 else 2,
+                    digest_hours=2 if (day == 0 and ri == 0) else 0,
+                    slices=nsl, slice_index=si))
     if workers is None:
         workers = 1 if records < 100_000 else min(len(specs), os.cpu_count() or 1)
     if workers > 1:
@@ -125,12 +136,15 @@ def generate_org(out_dir: str | os.PathLike, *, seed: int = 0, records: int = 20
 
     # Digest files (which a hunt must skip).
     digests = 0
+    digest_logs: dict[tuple[int, int], list[dict]] = {}
     for spec, r in zip(specs, results, strict=True):
         if not r.digest_files:
             continue
-        a = org.accounts[spec.account_index].account_id
-        region = regions[spec.region_index]
-        digests += _write_digests(out, org.org_id, a, region, t_start, r.digest_files, seed)
+        key = (spec.account_index, spec.region_index)
+        digest_logs.setdefault(key, []).extend(r.digest_files)
+    for (ai, ri), logs in sorted(digest_logs.items()):
+        a = org.accounts[ai].account_id
+        digests += _write_digests(out, org.org_id, a, regions[ri], t_start, logs, seed)
 
     theft = next(x for x in gt_attacks if x["kind"] == "ec2_outside_aws")
     theft_t = parse_start(theft["first_seen"])
@@ -227,7 +241,7 @@ def _write_digests(out: Path, org_id: str, a: str, region: str, start: float,
                "logFiles": files}
         p = out / rel
         p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_bytes(igzip.compress(json.dumps(doc).encode()))
+        p.write_bytes(igzip.compress(json.dumps(doc).encode(), mtime=0))
         prev = rel
         n += 1
     return n
