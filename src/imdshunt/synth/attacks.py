@@ -5,7 +5,7 @@ from __future__ import annotations
 from .cloudtrail import DAY, PERIOD, _inst_identity, _inst_source, cred_offset, key_period
 from .cloudtrail import workload_identity
 from .model import ATTACKER_IPS, Instance, Org, access_key, stable_rng
-from .records import UA_ATTACKER, Builder, iso
+from .records import UA_ATTACKER, UA_ECS, UA_IRSA, UA_LAMBDA, UA_WORKLOAD, Builder, iso
 
 DETECTION = {
     "ec2_outside_aws": "ec2_instance_credential_outside_aws",
@@ -29,6 +29,14 @@ ACTIONS = {
                   "secretsmanager:ListSecrets"],
 }
 FOREIGN_PRIVATE_IP = "172.31.44.201"
+
+
+def parse_iso(s: str) -> float:
+    """``YYYY-MM-DDTHH:MM:SSZ`` to epoch seconds."""
+    import calendar
+    import time
+
+    return float(calendar.timegm(time.strptime(s, "%Y-%m-%dT%H:%M:%SZ")))
 
 
 def _pick(org: Org, account: str, region: str, pred) -> Instance:
@@ -90,10 +98,19 @@ def plan_attacks(org: Org, seed: int, start: float, days: int
     n = 0
 
     def emit(kind, account, region, ident, src, ua, acts, vpce, extra, t0, cred_type, role,
-             cred_id, key, issued, network):
+             cred_id, key, issued, network, baseline):
         nonlocal n
         rng = stable_rng(seed, "attack", n)
         b = Builder(rng, account, region)
+        # The victim itself uses the same key from its own network before the theft, so that
+        # "same key, two networks" is always visible whatever the benign volume.
+        vend_t = parse_iso(issued)
+        own_src, own_ua, own_act, own_vpce = baseline
+        for frac in (0.2, 0.4):
+            bt = vend_t + (t0 - vend_t) * frac
+            rec = b.call(bt, iso(bt), ident, own_act, own_src, own_ua, vpce=own_vpce)
+            d = int((bt - start) // DAY)
+            planted.setdefault((account, region, d), []).append((bt, rec, "victim_baseline"))
         t = t0
         recs, times = [], []
         for act in acts:
@@ -108,13 +125,15 @@ def plan_attacks(org: Org, seed: int, start: float, days: int
             times.append(t)
             t += rng.randrange(15, 95)
         d = int((times[0] - start) // DAY)
-        planted.setdefault((account, region, d), []).extend(zip(times, recs, strict=True))
+        planted.setdefault((account, region, d), []).extend(
+            (x, r, "attack") for x, r in zip(times, recs, strict=True))
         entry = {
             "id": f"A{n:02d}", "kind": kind, "detection": DETECTION[kind],
             "credential_type": cred_type, "account": account, "region": region,
             "role": role.name, "role_arn": role.arn, "credential_id": cred_id,
             "source_ip": src, "network": network,
             "vpc_endpoint_id": recs[0].get("vpcEndpointId"),
+            "vpc_endpoint_ids": sorted({r["vpcEndpointId"] for r in recs if "vpcEndpointId" in r}),
             "vpc_endpoint_account_id": recs[0].get("vpcEndpointAccountId"),
             "access_keys": [key], "key_issued_at": issued,
             "first_seen": iso(times[0]), "last_seen": iso(times[-1]),
@@ -137,10 +156,17 @@ def plan_attacks(org: Org, seed: int, start: float, days: int
         if network == "internet" or kind == "ec2_other_aws_account":
             extra["victim_usual_source"] = _inst_source(
                 inst, {g.nat_id: g.public_ip for g in org.nats})
+        if inst.egress == "vpce":
+            v = vpc[(inst.account, inst.region)]
+            baseline = (inst.private_ip, UA_WORKLOAD[0], "ssm:GetParameter",
+                        (v.vpce_ids["ssm"], inst.account))
+        else:
+            baseline = (_inst_source(inst, {g.nat_id: g.public_ip for g in org.nats}),
+                        UA_WORKLOAD[0], "ssm:GetParameter", None)
         emit(kind, inst.account, inst.region, ident, src, ua, ACTIONS[acts], vpce, extra, t0,
              "ec2-instance", inst.role, inst.instance_id,
              access_key(seed, inst.instance_id, k), ident["sessionContext"]["attributes"][
-                 "creationDate"], network)
+                 "creationDate"], network, baseline)
     types = {"ecs_outside_aws": "ecs-task", "eks_pod_identity_outside_aws": "eks-pod-identity",
              "eks_irsa_outside_aws": "eks-irsa", "lambda_outside_aws": "lambda"}
     for kind, w, src, ua in wplans:
@@ -152,5 +178,7 @@ def plan_attacks(org: Org, seed: int, start: float, days: int
             "cluster", "namespace", "pod", "service_account", "provider", "service")}
         emit(kind, w.account, w.region, ident, src, ua, ACTIONS["container"], None, extra, t0,
              types[kind], w.role, w.cred_id, access_key(seed, w.cred_id, k),
-             ident["sessionContext"]["attributes"]["creationDate"], "internet")
+             ident["sessionContext"]["attributes"]["creationDate"], "internet",
+             (w.egress_ips[0], UA_LAMBDA if w.kind == "lambda" else UA_ECS
+              if w.kind == "ecs-task" else UA_IRSA, "s3:GetObject", None))
     return truth, planted

@@ -114,7 +114,7 @@ class ChunkSpec:
     account_index: int
     region_index: int
     budget: int
-    extra: list = field(default_factory=list)  # planted (t, record) pairs
+    extra: list = field(default_factory=list)  # planted (t, record, population) triples
     duplicates: int = 1
     digest_hours: int = 0  # >0: return metadata of files in the first hours (for digests)
     slices: int = 1  # the day is cut into this many slices to bound memory
@@ -418,10 +418,9 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
             add(pop, t, b.call(t, ts(t), ident, rng.choice(WORKLOAD_ACTIONS), src, ua))
 
     # ---- planted records and writing ----------------------------------------------------------
-    planted = {rec["eventID"] for _, rec in spec.extra}
-    events.extend(spec.extra)
-    if spec.extra:
-        pops["attack"] = pops.get("attack", 0) + len(spec.extra)
+    planted = {rec["eventID"] for _, rec, pop in spec.extra if pop == "attack"}
+    for t, rec, pop in spec.extra:
+        add(pop, t, rec)
     events.sort(key=itemgetter(0))
     naive = 0
     for _, rec in events:
@@ -459,24 +458,29 @@ def _is_naive_ip(src: str) -> bool:
 def _write_chunk(spec: ChunkSpec, org: Org, a: str, region: str, day0: float,
                  events: list, pops: dict, naive: int, planted: set, rng) -> ChunkResult:
     out = Path(spec.out_dir)
-    tm = time.gmtime(day0)
-    rel_dir = (f"AWSLogs/{org.org_id}/{a}/CloudTrail/{region}/"
-               f"{tm.tm_year:04d}/{tm.tm_mon:02d}/{tm.tm_mday:02d}")
-    d = out / rel_dir
-    d.mkdir(parents=True, exist_ok=True)
+    made: set[str] = set()
     files = 0
     event_files: dict[str, str] = {}
     digest_files: list[dict] = []
     dupes: list[dict] = []
     # choose records to deliver twice (benign only)
-    benign_idx = [i for i, (_, r) in enumerate(events) if r["eventID"] not in planted]
+    extra_ids = {r["eventID"] for _, r, _ in spec.extra}
+    benign_idx = [i for i, (_, r) in enumerate(events) if r["eventID"] not in extra_ids]
     ndup = spec.duplicates if spec.slice_index == 0 else 0
     dup_set = set(rng.sample(benign_idx, min(ndup, len(benign_idx))))
     redeliver: list[tuple[float, dict]] = []
 
     def write(window_end: float, recs: list[dict]) -> str:
         nonlocal files
-        stamp = time.strftime("%Y%m%dT%H%MZ", time.gmtime(window_end))
+        tm = time.gmtime(window_end)
+        stamp = time.strftime("%Y%m%dT%H%MZ", tm)
+        # The folder is the date of the delivery (the file's timestamp), as S3 delivery does.
+        rel_dir = (f"AWSLogs/{org.org_id}/{a}/CloudTrail/{region}/"
+                   f"{tm.tm_year:04d}/{tm.tm_mon:02d}/{tm.tm_mday:02d}")
+        d = out / rel_dir
+        if rel_dir not in made:
+            d.mkdir(parents=True, exist_ok=True)
+            made.add(rel_dir)
         suffix = "".join(rng.choice(ALNUM_LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
                          for _ in range(16))
         name = f"{a}_CloudTrail_{region}_{stamp}_{suffix}.json.gz"

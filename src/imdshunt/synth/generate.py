@@ -42,6 +42,7 @@ POPULATION_DOC = {
     "vending_eks_pod_identity": "sts:AssumeRole by pods.eks.amazonaws.com with session tags",
     "vending_eks_irsa": "AssumeRoleWithWebIdentity from the oidc.eks provider",
     "attack": "planted attack records",
+    "victim_baseline": "planted legitimate uses of each stolen key by its victim, pre-theft",
 }
 
 
