@@ -23,8 +23,11 @@ def org(tmp_path_factory) -> tuple[Path, GroundTruth]:
 
 
 def _tree_digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _cloudtrail(root: Path):
@@ -50,7 +53,8 @@ def _paths(obj, prefix: str = "") -> set[str]:
 def _ranges(root: Path) -> list:
     doc = json.loads((root / "ip-ranges.json").read_text())
     return [ipaddress.ip_network(p["ip_prefix"]) for p in doc["prefixes"]] + [
-        ipaddress.ip_network(p["ipv6_prefix"]) for p in doc["ipv6_prefixes"]]
+        ipaddress.ip_network(p["ipv6_prefix"]) for p in doc["ipv6_prefixes"]
+    ]
 
 
 def _in(ip: str, nets) -> bool:
@@ -92,8 +96,11 @@ def test_layout_is_the_s3_delivery_layout(org):
     digests = list(root.glob(f"AWSLogs/{gt.org_id}/*/CloudTrail-Digest/*/*/*/*/*.json.gz"))
     assert len(digests) == gt.files["cloudtrail_digest"] >= 2
     for p in digests:
-        assert re.match(r"^\d{12}_CloudTrail-Digest_[a-z0-9-]+_org-trail_[a-z0-9-]+_"
-                        r"\d{8}T\d{6}Z\.json\.gz$", p.name)
+        assert re.match(
+            r"^\d{12}_CloudTrail-Digest_[a-z0-9-]+_org-trail_[a-z0-9-]+_"
+            r"\d{8}T\d{6}Z\.json\.gz$",
+            p.name,
+        )
         doc = json.loads(gzip.decompress(p.read_bytes()))
         assert "Records" not in doc and "logFiles" in doc
 
@@ -105,13 +112,17 @@ def test_every_record_is_shaped_like_the_real_samples(org, realdata):
     known = set().union(*(_paths(r) for recs in real.values() for r in recs))
     # Documented CloudTrail fields the real samples happen not to carry.
     newer = {"sessionCredentialFromConsole"}
-    free = ("requestParameters", "responseElements", "additionalEventData",
-            "serviceEventDetails")
+    free = ("requestParameters", "responseElements", "additionalEventData", "serviceEventDetails")
 
     def real_identity(fragment: str, utype: str | None = None) -> set[str]:
         f = next(n for n in real if fragment in n)
-        return {p for r in real[f] for p in _paths(r) if p.startswith("userIdentity")
-                and (utype is None or r["userIdentity"].get("type") == utype)}
+        return {
+            p
+            for r in real[f]
+            for p in _paths(r)
+            if p.startswith("userIdentity")
+            and (utype is None or r["userIdentity"].get("type") == utype)
+        }
 
     expect = {
         "ec2-vend": real_identity("sts-AssumeRole-invokedBy-ec2.amazonaws.com__otrf"),
@@ -134,9 +145,12 @@ def test_every_record_is_shaped_like_the_real_samples(org, realdata):
         ui = rec["userIdentity"]
         kind = None
         if ui.get("type") == "AWSService":
-            kind = {"ec2.amazonaws.com": "ec2-vend", "ecs-tasks.amazonaws.com": "ecs-vend",
-                    "lambda.amazonaws.com": "lambda-vend",
-                    "pods.eks.amazonaws.com": "pod-vend"}[ui["invokedBy"]]
+            kind = {
+                "ec2.amazonaws.com": "ec2-vend",
+                "ecs-tasks.amazonaws.com": "ecs-vend",
+                "lambda.amazonaws.com": "lambda-vend",
+                "pods.eks.amazonaws.com": "pod-vend",
+            }[ui["invokedBy"]]
         elif "ec2RoleDelivery" in ui.get("sessionContext", {}):
             kind = "ec2-session"
         elif "webIdFederationData" in ui.get("sessionContext", {}):
@@ -149,11 +163,15 @@ def test_every_record_is_shaped_like_the_real_samples(org, realdata):
             seen[kind] = seen.get(kind, 0) + 1
             got = {p for p in paths if p.startswith("userIdentity")}
             # principalId etc. may be absent from doc examples; every real key must be present
-            assert expect[kind] - {"userIdentity.sessionContext.webIdFederationData.attributes"
-                                   } <= got | {"userIdentity.accessKeyId"}, kind
+            assert expect[kind] - {
+                "userIdentity.sessionContext.webIdFederationData.attributes"
+            } <= got | {"userIdentity.accessKeyId"}, kind
         assert rec["eventVersion"] in ("1.08", "1.09", "1.10")
-        assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
-                            r"[0-9a-f]{12}", rec["eventID"])
+        assert re.fullmatch(
+            r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+            r"[0-9a-f]{12}",
+            rec["eventID"],
+        )
     assert set(seen) == set(expect)
 
 
@@ -169,7 +187,7 @@ def test_ground_truth_matches_the_logs(org):
         resp = rec.get("responseElements") or {}
         if isinstance(resp, dict) and "credentials" in resp:
             vended[resp["credentials"]["accessKeyId"]] = rec
-    for eid, occ in by_id.items():
+    for occ in by_id.values():
         rec = occ[0][1]
         src = rec["sourceIPAddress"]
         if rec["userIdentity"].get("type") == "AssumedRole":
@@ -188,13 +206,20 @@ def test_ground_truth_matches_the_logs(org):
     for d in gt.duplicates:
         assert sorted(f for f, _ in by_id[d["event_id"]]) == sorted(d["files"])
     kinds = {a["kind"] for a in gt.attacks}
-    assert kinds == {"ec2_outside_aws", "ec2_other_aws_account", "ec2_foreign_vpc_endpoint",
-                     "ec2_cross_instance_public_ip", "ec2_cross_instance_own_vpce",
-                     "ecs_outside_aws", "eks_pod_identity_outside_aws", "eks_irsa_outside_aws",
-                     "lambda_outside_aws"}
+    assert kinds == {
+        "ec2_outside_aws",
+        "ec2_other_aws_account",
+        "ec2_foreign_vpc_endpoint",
+        "ec2_cross_instance_public_ip",
+        "ec2_cross_instance_own_vpce",
+        "ecs_outside_aws",
+        "eks_pod_identity_outside_aws",
+        "eks_irsa_outside_aws",
+        "lambda_outside_aws",
+    }
     for atk in gt.attacks:
         for eid in atk["event_ids"]:
-            (f, rec), = by_id[eid]
+            ((f, rec),) = by_id[eid]
             assert f in atk["files"]
             assert rec["sourceIPAddress"] == atk["source_ip"]
             ui = rec["userIdentity"]
@@ -207,9 +232,13 @@ def test_ground_truth_matches_the_logs(org):
             assert v["requestParameters"]["roleSessionName"] == atk["credential_id"]
             assert v["eventTime"] <= atk["first_seen"]
             # the victim also uses the same key legitimately from its own network
-            own = [r for occ in by_id.values() for _, r in occ[:1]
-                   if r["userIdentity"].get("accessKeyId") == key
-                   and r["eventID"] not in atk["event_ids"]]
+            own = [
+                r
+                for occ in by_id.values()
+                for _, r in occ[:1]
+                if r["userIdentity"].get("accessKeyId") == key
+                and r["eventID"] not in atk["event_ids"]
+            ]
             assert own, atk["id"]
         ip = atk["source_ip"]
         if atk["network"] == "internet":
@@ -228,15 +257,22 @@ def test_workload_addresses_are_inside_the_ranges_and_people_are_outside(org):
     root, gt = org
     nets = _ranges(root)
     w = gt.workload_addresses
-    for k in ("instance_public_ips", "nat_gateway_ips", "lambda_egress_ips", "instance_ipv6",
-              "other_aws_account_ips"):
+    for k in (
+        "instance_public_ips",
+        "nat_gateway_ips",
+        "lambda_egress_ips",
+        "instance_ipv6",
+        "other_aws_account_ips",
+    ):
         assert all(_in(ip, nets) for ip in w[k]), k
     for k in ("corporate_ips", "home_ips", "ci_runner_ips", "attacker_ips"):
         for ip in w[k]:
             a = ipaddress.ip_address(ip)
             assert a.is_global and not _in(ip, nets), ip
-            assert not any(a in ipaddress.ip_network(n) for n in
-                           ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+            assert not any(
+                a in ipaddress.ip_network(n)
+                for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")
+            )
     doc = json.loads((root / "ip-ranges.json").read_text())
     assert set(doc) == {"syncToken", "createDate", "prefixes", "ipv6_prefixes"}
     assert re.fullmatch(r"\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d", doc["createDate"])
@@ -261,8 +297,16 @@ def test_inventory_parses_and_agrees_with_the_logs(org):
         for res in json.loads(p.read_text())["Reservations"]:
             for i in res["Instances"]:
                 instances[i["InstanceId"]] = i
-                assert {"PrivateIpAddress", "VpcId", "SubnetId", "IamInstanceProfile",
-                        "MetadataOptions", "Tags", "State", "NetworkInterfaces"} <= set(i)
+                assert {
+                    "PrivateIpAddress",
+                    "VpcId",
+                    "SubnetId",
+                    "IamInstanceProfile",
+                    "MetadataOptions",
+                    "Tags",
+                    "State",
+                    "NetworkInterfaces",
+                } <= set(i)
                 assert i["NetworkInterfaces"][0]["Ipv6Addresses"][0]["Ipv6Address"]
     for p in inv.glob("*/*/describe-nat-gateways.json"):
         for n in json.loads(p.read_text())["NatGateways"]:
@@ -271,11 +315,16 @@ def test_inventory_parses_and_agrees_with_the_logs(org):
         eips |= {a["PublicIp"] for a in json.loads(p.read_text())["Addresses"]}
     for p in inv.glob("*/*/describe-vpc-endpoints.json"):
         vpces |= {e["VpcEndpointId"] for e in json.loads(p.read_text())["VpcEndpoints"]}
-    enis = [e for p in inv.glob("*/*/describe-network-interfaces.json")
-            for e in json.loads(p.read_text())["NetworkInterfaces"]]
+    enis = [
+        e
+        for p in inv.glob("*/*/describe-network-interfaces.json")
+        for e in json.loads(p.read_text())["NetworkInterfaces"]
+    ]
     assert {e["InterfaceType"] for e in enis} == {"interface", "nat_gateway"}
-    accounts = {a["Id"] for a in json.loads(
-        (inv / "organizations-list-accounts.json").read_text())["Accounts"]}
+    accounts = {
+        a["Id"]
+        for a in json.loads((inv / "organizations-list-accounts.json").read_text())["Accounts"]
+    }
     assert accounts == {a["id"] for a in gt.accounts}
     assert nat_ips <= eips
     attack_ids = {e for a in gt.attacks for e in a["event_ids"]}
@@ -284,8 +333,11 @@ def test_inventory_parses_and_agrees_with_the_logs(org):
     for _, rec in _cloudtrail(root):
         assert rec["recipientAccountId"] in accounts
         ctx = rec["userIdentity"].get("sessionContext", {})
-        if "ec2RoleDelivery" in ctx and rec["eventID"] not in attack_ids \
-                and "invokedBy" not in rec["userIdentity"]:
+        if (
+            "ec2RoleDelivery" in ctx
+            and rec["eventID"] not in attack_ids
+            and "invokedBy" not in rec["userIdentity"]
+        ):
             iid = rec["userIdentity"]["arn"].rsplit("/", 1)[1]
             assert iid in instances
             delivery.setdefault(iid, set()).add(ctx["ec2RoleDelivery"])
@@ -322,10 +374,12 @@ def test_iam_details_rank_admin_reader_and_harmless_roles(org):
     v1 = {x["role_kind"]: x["role_arn"] for x in gt.imdsv1_instances}
     assert {"admin", "data-reader", "harmless"} <= set(v1)
     assert {"Effect": "Allow", "Action": "*", "Resource": "*"} in kinds[v1["admin"]]
-    assert any("s3:GetObject" in s["Action"] and s["Resource"] == "*"
-               for s in kinds[v1["data-reader"]])
-    assert kinds[v1["harmless"]] == [{"Effect": "Allow", "Action": "cloudwatch:PutMetricData",
-                                      "Resource": "*"}]
+    assert any(
+        "s3:GetObject" in s["Action"] and s["Resource"] == "*" for s in kinds[v1["data-reader"]]
+    )
+    assert kinds[v1["harmless"]] == [
+        {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*"}
+    ]
 
 
 ALB_FIELD = re.compile(r'"[^"]*"|\S+')
@@ -333,14 +387,16 @@ ALB_FIELD = re.compile(r'"[^"]*"|\S+')
 
 def test_alb_lines_have_the_documented_fields_and_hold_every_attempt(org, realdata):
     root, gt = org
-    sample = (realdata / "web-log-format-samples" / "alb-access-log-examples.awsdocs.log")
+    sample = realdata / "web-log-format-samples" / "alb-access-log-examples.awsdocs.log"
     for line in sample.read_text().splitlines():
         if line.strip():
             assert len(ALB_FIELD.findall(line)) == 29  # the 2023 list, before conn_trace_id
     files = list(root.glob("AWSLogs/*/elasticloadbalancing/*/*/*/*/*.log.gz"))
     assert len(files) == gt.files["alb"]
-    name = re.compile(r"^\d{12}_elasticloadbalancing_[a-z0-9-]+_app\.[a-z-]+\.[0-9a-f]{16}_"
-                      r"\d{8}T\d{4}Z_[\d.]+_[a-z0-9]{8}\.log\.gz$")
+    name = re.compile(
+        r"^\d{12}_elasticloadbalancing_[a-z0-9-]+_app\.[a-z-]+\.[0-9a-f]{16}_"
+        r"\d{8}T\d{4}Z_[\d.]+_[a-z0-9]{8}\.log\.gz$"
+    )
     lines = {}
     for p in files:
         assert name.match(p.name), p.name
@@ -350,21 +406,39 @@ def test_alb_lines_have_the_documented_fields_and_hold_every_attempt(org, realda
             assert fields[-1].startswith("TID_")
             lines[(str(p.relative_to(root)), n)] = fields
     encodings = {a["encoding"] for a in gt.ssrf["attempts"]}
-    assert {"plain", "integer", "hex", "octal", "short_three_part", "short_two_part",
-            "ipv4_mapped_ipv6", "ipv6", "double_percent_encoded", "dns_name", "nip_io",
-            "ecs_credentials", "eks_pod_identity"} <= encodings
+    assert {
+        "plain",
+        "integer",
+        "hex",
+        "octal",
+        "short_three_part",
+        "short_two_part",
+        "ipv4_mapped_ipv6",
+        "ipv6",
+        "double_percent_encoded",
+        "dns_name",
+        "nip_io",
+        "ecs_credentials",
+        "eks_pod_identity",
+    } <= encodings
     for item in gt.ssrf["attempts"] + gt.ssrf["decoys"]:
         f = lines[(item["file"], item["line"])]
         assert f[12].split(" ")[1] == item["request_url"]
         assert f[3].rsplit(":", 1)[0] == item["client_ip"]
         assert f[4].rsplit(":", 1)[0] == item["target_ip"]
     assert {d["encoding"] for d in gt.ssrf["decoys"]} == {
-        "decimal_query_value", "near_miss_address", "hyphenated_slug"}
+        "decimal_query_value",
+        "near_miss_address",
+        "hyphenated_slug",
+    }
     (chain,) = gt.ssrf["chains"]
     theft = next(a for a in gt.attacks if a["id"] == chain["attack_id"])
     assert theft["instance_id"] == chain["instance_id"]
     for at in chain["attempts"]:
         assert at["time"] < theft["first_seen"]
-    late = [a for a in gt.ssrf["attempts"] if a["target_instance"] == theft["instance_id"]
-            and a["chain_attack_id"] is None]
+    late = [
+        a
+        for a in gt.ssrf["attempts"]
+        if a["target_instance"] == theft["instance_id"] and a["chain_attack_id"] is None
+    ]
     assert all(a["time"] < "2026-11-01T09:00" or a["time"] > theft["first_seen"] for a in late)

@@ -19,10 +19,23 @@ from .records import uuid4
 ALB_FIELDS = 30
 DAY = 86_400
 
-BENIGN_PATHS = ["/", "/products/1842", "/products/77", "/cart", "/api/search?q=running+shoes",
-                "/static/app.3f9c1a.js", "/static/styles.css", "/login", "/api/orders/88121",
-                "/account/settings", "/api/recommendations?limit=12", "/favicon.ico",
-                "/checkout", "/api/cart/items?sku=SKU-2209&qty=2", "/images/banner-1200.webp"]
+BENIGN_PATHS = [
+    "/",
+    "/products/1842",
+    "/products/77",
+    "/cart",
+    "/api/search?q=running+shoes",
+    "/static/app.3f9c1a.js",
+    "/static/styles.css",
+    "/login",
+    "/api/orders/88121",
+    "/account/settings",
+    "/api/recommendations?limit=12",
+    "/favicon.ico",
+    "/checkout",
+    "/api/cart/items?sku=SKU-2209&qty=2",
+    "/images/banner-1200.webp",
+]
 BENIGN_UA = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/130.0.0.0 Safari/537.36",
@@ -33,9 +46,13 @@ BENIGN_UA = [
     "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
     "ELB-HealthChecker/2.0",
 ]
-SSRF_UA = ["curl/8.5.0", "python-requests/2.31.0", "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) "
-           "Gecko/20100101 Firefox/115.0", "Go-http-client/1.1", "nuclei - Open-source project "
-           "(github.com/projectdiscovery/nuclei)"]
+SSRF_UA = [
+    "curl/8.5.0",
+    "python-requests/2.31.0",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0",
+    "Go-http-client/1.1",
+    "nuclei - Open-source project (github.com/projectdiscovery/nuclei)",
+]
 CREDS = "/latest/meta-data/iam/security-credentials/"
 #: (encoding, endpoint, path-and-query or absolute request URL)
 ATTEMPTS = [
@@ -45,21 +62,32 @@ ATTEMPTS = [
     ("octal", "ec2-imds-ipv4", f"/fetch?url=http://0251.0376.0251.0376{CREDS}"),
     ("short_three_part", "ec2-imds-ipv4", "/fetch?url=http://169.254.43518/latest/meta-data/"),
     ("short_two_part", "ec2-imds-ipv4", "/fetch?url=http://169.16689662/latest/meta-data/"),
-    ("mixed_hex_octal_short", "ec2-imds-ipv4", "/preview?u=http://0xa9.0376.43518/latest/"
-                                               "meta-data/"),
+    (
+        "mixed_hex_octal_short",
+        "ec2-imds-ipv4",
+        "/preview?u=http://0xa9.0376.43518/latest/meta-data/",
+    ),
     ("ipv4_mapped_ipv6", "ec2-imds-ipv4", f"/fetch?url=http://[::ffff:169.254.169.254]{CREDS}"),
     ("ipv6", "ec2-imds-ipv6", f"/fetch?url=http://[fd00:ec2::254]{CREDS}"),
-    ("percent_encoded", "ec2-imds-ipv4",
-     "/fetch?url=http%3A%2F%2F169.254.169.254%2Flatest%2Fapi%2Ftoken"),
-    ("double_percent_encoded", "ec2-imds-ipv4",
-     "/fetch?url=http%253A%252F%252F169.254.169.254%252Flatest%252Fmeta-data%252Fiam"
-     "%252Fsecurity-credentials%252F"),
+    (
+        "percent_encoded",
+        "ec2-imds-ipv4",
+        "/fetch?url=http%3A%2F%2F169.254.169.254%2Flatest%2Fapi%2Ftoken",
+    ),
+    (
+        "double_percent_encoded",
+        "ec2-imds-ipv4",
+        "/fetch?url=http%253A%252F%252F169.254.169.254%252Flatest%252Fmeta-data%252Fiam"
+        "%252Fsecurity-credentials%252F",
+    ),
     ("dns_name", "ec2-imds-ipv4", f"/fetch?url=http://instance-data{CREDS}"),
-    ("dns_name", "ec2-imds-ipv4", "/fetch?url=http://instance-data.ec2.internal/latest/"
-                                  "meta-data/"),
+    ("dns_name", "ec2-imds-ipv4", "/fetch?url=http://instance-data.ec2.internal/latest/meta-data/"),
     ("nip_io", "ec2-imds-ipv4", f"/fetch?url=http://169.254.169.254.nip.io{CREDS}"),
-    ("ecs_credentials", "ecs-credentials",
-     "/fetch?url=http://169.254.170.2/v2/credentials/5c1a9f6e-3b2d-4e8f-a1c7-9d0e2f4b6a81"),
+    (
+        "ecs_credentials",
+        "ecs-credentials",
+        "/fetch?url=http://169.254.170.2/v2/credentials/5c1a9f6e-3b2d-4e8f-a1c7-9d0e2f4b6a81",
+    ),
     ("eks_pod_identity", "eks-pod-identity", "/fetch?url=http://169.254.170.23/v1/credentials"),
     ("host_header", "ec2-imds-ipv4", f"http://169.254.169.254:80{CREDS}"),
 ]
@@ -73,12 +101,21 @@ DECOYS = [
 
 
 def _client(rng) -> str:
-    return (f"{rng.choice([73, 98, 24, 86, 92, 109, 81, 151, 188, 2, 77, 94])}."
-            f"{rng.randrange(1, 255)}.{rng.randrange(1, 255)}.{rng.randrange(1, 254)}")
+    return (
+        f"{rng.choice([73, 98, 24, 86, 92, 109, 81, 151, 188, 2, 77, 94])}."
+        f"{rng.randrange(1, 255)}.{rng.randrange(1, 255)}.{rng.randrange(1, 254)}"
+    )
 
 
-def write_alb_logs(org: Org, out: str | Path, start: float, days: int, lines: int,
-                   theft_time: float, theft_attack_id: str) -> tuple[dict, int]:
+def write_alb_logs(
+    org: Org,
+    out: str | Path,
+    start: float,
+    days: int,
+    lines: int,
+    theft_time: float,
+    theft_attack_id: str,
+) -> tuple[dict, int]:
     """Write the ALB logs; return the ``ssrf`` ground truth and the number of files."""
     seed = org.seed
     alb = org.alb
@@ -95,8 +132,19 @@ def write_alb_logs(org: Org, out: str | Path, start: float, days: int, lines: in
         t = start + rng.random() * days * DAY
         url = rng.choice(BENIGN_PATHS)
         ua = rng.choice(BENIGN_UA)
-        rows.append((t, _client(rng), rng.choice(webs), "GET" if rng.random() < .9 else "POST",
-                     url, ua, 200 if rng.random() < .95 else 404, None, None))
+        rows.append(
+            (
+                t,
+                _client(rng),
+                rng.choice(webs),
+                "GET" if rng.random() < 0.9 else "POST",
+                url,
+                ua,
+                200 if rng.random() < 0.95 else 404,
+                None,
+                None,
+            )
+        )
     attempts_meta = []
     for hours, idx in CHAIN_ATTEMPTS:
         t = theft_time + hours * 3600
@@ -111,13 +159,25 @@ def write_alb_logs(org: Org, out: str | Path, start: float, days: int, lines: in
         attempts_meta.append((t, client, tgt, idx, 200 if tgt is victim else 502))
     for t, client, tgt, idx, status in attempts_meta:
         enc, endpoint, path = ATTEMPTS[idx]
-        rows.append((t, client, tgt, "GET", path, arng.choice(SSRF_UA), status, "attempt",
-                     (enc, endpoint)))
+        rows.append(
+            (t, client, tgt, "GET", path, arng.choice(SSRF_UA), status, "attempt", (enc, endpoint))
+        )
     for di, (enc, path) in enumerate(DECOYS):
         for rep in range(2):
             t = start + arng.random() * days * DAY
-            rows.append((t, _client(arng), webs[(di + rep) % 2], "GET", path, BENIGN_UA[0], 200,
-                         "decoy", (enc, None)))
+            rows.append(
+                (
+                    t,
+                    _client(arng),
+                    webs[(di + rep) % 2],
+                    "GET",
+                    path,
+                    BENIGN_UA[0],
+                    200,
+                    "decoy",
+                    (enc, None),
+                )
+            )
     rows.sort(key=lambda r: r[0])
     by_file: dict[tuple[int, int], list] = {}
     for r in rows:
@@ -134,60 +194,89 @@ def write_alb_logs(org: Org, out: str | Path, start: float, days: int, lines: in
         wend = start + (w + 1) * 300
         tm = time.gmtime(wend)
         stamp = time.strftime("%Y%m%dT%H%MZ", tm)
-        rel_dir = (f"AWSLogs/{a}/elasticloadbalancing/{region}/{tm.tm_year:04d}/"
-                   f"{tm.tm_mon:02d}/{tm.tm_mday:02d}")
+        rel_dir = (
+            f"AWSLogs/{a}/elasticloadbalancing/{region}/{tm.tm_year:04d}/"
+            f"{tm.tm_mon:02d}/{tm.tm_mday:02d}"
+        )
         suffix = "".join(rng.choice(ALNUM_LOWER) for _ in range(8))
-        name = (f"{a}_elasticloadbalancing_{region}_app.{lb_name}.{lb_id}_{stamp}_"
-                f"{node_ips[node]}_{suffix}.log.gz")
+        name = (
+            f"{a}_elasticloadbalancing_{region}_app.{lb_name}.{lb_id}_{stamp}_"
+            f"{node_ips[node]}_{suffix}.log.gz"
+        )
         lines_out = []
         for ln, (t, client, tgt, method, url, ua, status, kind, meta) in enumerate(group, 1):
-            full = url if url.startswith("http://") else \
-                f"https://{alb['domain']}:443{url}"
+            full = url if url.startswith("http://") else f"https://{alb['domain']}:443{url}"
             tport = 8080
-            rtime = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + \
-                f".{int((t % 1) * 1e6):06d}Z"
-            ctime = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t - 0.05)) + \
-                f".{int(((t - 0.05) % 1) * 1e6):06d}Z"
+            rtime = (
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e6):06d}Z"
+            )
+            ctime = (
+                time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t - 0.05))
+                + f".{int(((t - 0.05) % 1) * 1e6):06d}Z"
+            )
             tstatus = str(status) if status != 502 else "-"
             scheme = "http" if url.startswith("http://") else "https"
-            cipher, proto = ("-", "-") if scheme == "http" else ("TLS_AES_128_GCM_SHA256",
-                                                                 "TLSv1.3")
+            cipher, proto = (
+                ("-", "-") if scheme == "http" else ("TLS_AES_128_GCM_SHA256", "TLSv1.3")
+            )
             domain = "-" if scheme == "http" else alb["domain"]
             trace = f"Root=1-{int(t):08x}-{rng.getrandbits(96):024x}"
             line = (
                 f"{scheme} {rtime} {elb} {client}:{rng.randrange(1024, 65535)} "
                 f"{tgt.private_ip}:{tport} 0.000 {rng.random() * 0.2:.3f} 0.000 {status} "
                 f"{tstatus} {rng.randrange(200, 900)} {rng.randrange(300, 40000)} "
-                f"\"{method} {full} HTTP/1.1\" \"{ua}\" {cipher} {proto} {alb['tg']} "
-                f"\"{trace}\" \"{domain}\" \"{cert if scheme == 'https' else '-'}\" "
-                f"{1 if kind else 0} {ctime} \"forward\" \"-\" "
-                f"\"{'-' if status != 502 else 'TargetResponseError'}\" "
-                f"\"{tgt.private_ip}:{tport}\" \"{tstatus}\" \"-\" \"-\" "
+                f'"{method} {full} HTTP/1.1" "{ua}" {cipher} {proto} {alb["tg"]} '
+                f'"{trace}" "{domain}" "{cert if scheme == "https" else "-"}" '
+                f'{1 if kind else 0} {ctime} "forward" "-" '
+                f'"{"-" if status != 502 else "TargetResponseError"}" '
+                f'"{tgt.private_ip}:{tport}" "{tstatus}" "-" "-" '
                 f"TID_{rng.getrandbits(128):032x}"
             )
             lines_out.append(line)
             if kind:
-                item = {"time": rtime, "client_ip": client, "target_ip": tgt.private_ip,
-                        "target_instance": tgt.instance_id, "encoding": meta[0],
-                        "request_url": full, "status": status, "file": f"{rel_dir}/{name}",
-                        "line": ln}
+                item = {
+                    "time": rtime,
+                    "client_ip": client,
+                    "target_ip": tgt.private_ip,
+                    "target_instance": tgt.instance_id,
+                    "encoding": meta[0],
+                    "request_url": full,
+                    "status": status,
+                    "file": f"{rel_dir}/{name}",
+                    "line": ln,
+                }
                 if kind == "attempt":
                     item["endpoint"] = meta[1]
-                    chained = (tgt is victim and theft_time - DAY <= t < theft_time)
+                    chained = tgt is victim and theft_time - DAY <= t < theft_time
                     item["chain_attack_id"] = theft_attack_id if chained else None
                     attempts.append(item)
                 else:
                     decoys.append(item)
         (out / rel_dir).mkdir(parents=True, exist_ok=True)
         (out / rel_dir / name).write_bytes(
-            igzip.compress(("\n".join(lines_out) + "\n").encode(), compresslevel=1, mtime=0))
+            igzip.compress(("\n".join(lines_out) + "\n").encode(), compresslevel=1, mtime=0)
+        )
         files += 1
     chained = [x for x in attempts if x["chain_attack_id"]]
-    chains = [{"attack_id": theft_attack_id, "instance_id": victim.instance_id,
-               "target_ip": victim.private_ip,
-               "attempts": [{"time": x["time"], "client_ip": x["client_ip"],
-                             "encoding": x["encoding"]} for x in chained]}] if chained else []
+    chains = (
+        [
+            {
+                "attack_id": theft_attack_id,
+                "instance_id": victim.instance_id,
+                "target_ip": victim.private_ip,
+                "attempts": [
+                    {"time": x["time"], "client_ip": x["client_ip"], "encoding": x["encoding"]}
+                    for x in chained
+                ],
+            }
+        ]
+        if chained
+        else []
+    )
     assert end > start
-    return {"alb": {"account": a, "region": region, "load_balancer": elb,
-                    "field_count": ALB_FIELDS},
-            "attempts": attempts, "decoys": decoys, "chains": chains}, files
+    return {
+        "alb": {"account": a, "region": region, "load_balancer": elb, "field_count": ALB_FIELDS},
+        "attempts": attempts,
+        "decoys": decoys,
+        "chains": chains,
+    }, files

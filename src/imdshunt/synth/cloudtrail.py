@@ -53,31 +53,82 @@ DAY = 86_400
 WINDOW = 300
 MAX_PER_FILE = 500
 #: Rotation period of each credential path, in seconds.
-PERIOD = {"ec2-instance": 6 * 3600, "ecs-task": 6 * 3600, "eks-pod-identity": 6 * 3600,
-          "eks-irsa": 3600, "lambda": 3 * 3600}
+PERIOD = {
+    "ec2-instance": 6 * 3600,
+    "ecs-task": 6 * 3600,
+    "eks-pod-identity": 6 * 3600,
+    "eks-irsa": 3600,
+    "lambda": 3 * 3600,
+}
 VPCE_SERVICES = {"s3", "sts", "kms", "secretsmanager", "ssm"}
 #: Relative volume of each benign population (EC2 absorbs what a region lacks).
-WEIGHTS = {"sso": 0.14, "role_switch": 0.07, "ci_oidc": 0.05, "ec2_workload": 0.41,
-           "service": 0.06, "ecs_task": 0.07, "eks_pod_identity": 0.05, "eks_irsa": 0.04,
-           "lambda": 0.07, "eks_node": 0.02, "invoked_by": 0.02}
+WEIGHTS = {
+    "sso": 0.14,
+    "role_switch": 0.07,
+    "ci_oidc": 0.05,
+    "ec2_workload": 0.41,
+    "service": 0.06,
+    "ecs_task": 0.07,
+    "eks_pod_identity": 0.05,
+    "eks_irsa": 0.04,
+    "lambda": 0.07,
+    "eks_node": 0.02,
+    "invoked_by": 0.02,
+}
 ROLE_ACTIONS = {
-    "admin": ["ec2:DescribeInstances", "ssm:GetParameter", "s3:ListBuckets", "iam:ListRoles",
-              "sts:GetCallerIdentity", "ec2:DescribeTags", "ssm:GetParametersByPath"],
+    "admin": [
+        "ec2:DescribeInstances",
+        "ssm:GetParameter",
+        "s3:ListBuckets",
+        "iam:ListRoles",
+        "sts:GetCallerIdentity",
+        "ec2:DescribeTags",
+        "ssm:GetParametersByPath",
+    ],
     "data-reader": ["s3:GetObject", "s3:GetObject", "s3:ListObjects", "kms:Decrypt"],
     "harmless": ["ec2:DescribeTags", "logs:CreateLogStream", "ssm:GetParameter"],
-    "app": ["s3:GetObject", "s3:PutObject", "dynamodb:GetItem", "dynamodb:PutItem",
-            "kms:Decrypt", "secretsmanager:GetSecretValue", "sqs:ReceiveMessage",
-            "ssm:GetParameter", "sts:GetCallerIdentity"],
+    "app": [
+        "s3:GetObject",
+        "s3:PutObject",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "kms:Decrypt",
+        "secretsmanager:GetSecretValue",
+        "sqs:ReceiveMessage",
+        "ssm:GetParameter",
+        "sts:GetCallerIdentity",
+    ],
 }
-SSO_ACTIONS = ["ec2:DescribeInstances", "s3:ListBuckets", "logs:DescribeLogGroups",
-               "iam:ListRoles", "cloudtrail:LookupEvents", "cloudformation:DescribeStacks",
-               "s3:ListObjects", "ec2:DescribeSecurityGroups", "sts:GetCallerIdentity",
-               "iam:ListUsers"]
-CI_ACTIONS = ["sts:GetCallerIdentity", "s3:PutObject", "cloudformation:DescribeStacks",
-              "ecr:GetAuthorizationToken", "lambda:UpdateFunctionCode", "s3:ListObjects"]
-WORKLOAD_ACTIONS = ["s3:GetObject", "s3:PutObject", "dynamodb:GetItem", "dynamodb:PutItem",
-                    "sqs:ReceiveMessage", "kms:Decrypt", "secretsmanager:GetSecretValue",
-                    "logs:CreateLogStream"]
+SSO_ACTIONS = [
+    "ec2:DescribeInstances",
+    "s3:ListBuckets",
+    "logs:DescribeLogGroups",
+    "iam:ListRoles",
+    "cloudtrail:LookupEvents",
+    "cloudformation:DescribeStacks",
+    "s3:ListObjects",
+    "ec2:DescribeSecurityGroups",
+    "sts:GetCallerIdentity",
+    "iam:ListUsers",
+]
+CI_ACTIONS = [
+    "sts:GetCallerIdentity",
+    "s3:PutObject",
+    "cloudformation:DescribeStacks",
+    "ecr:GetAuthorizationToken",
+    "lambda:UpdateFunctionCode",
+    "s3:ListObjects",
+]
+WORKLOAD_ACTIONS = [
+    "s3:GetObject",
+    "s3:PutObject",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "sqs:ReceiveMessage",
+    "kms:Decrypt",
+    "secretsmanager:GetSecretValue",
+    "logs:CreateLogStream",
+]
 INTERNET_BENIGN = set(CORPORATE_IPS) | set(HOME_IPS) | set(CI_RUNNER_IPS)
 
 
@@ -146,8 +197,9 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
     a = acct.account_id
     region = spec.regions[spec.region_index]
     seed = spec.seed
-    rng = stable_rng(seed, "chunk", a, region, spec.day,
-                     *((spec.slice_index,) if spec.slices > 1 else ()))
+    rng = stable_rng(
+        seed, "chunk", a, region, spec.day, *((spec.slice_index,) if spec.slices > 1 else ())
+    )
     b = Builder(rng, a, region)
     day0 = spec.start + spec.day * DAY
     nsl = spec.slices
@@ -161,11 +213,11 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
 
     def share(lo_h: float, hi_h: float) -> float:
         return between(lo_h, hi_h)[1] / ((hi_h - lo_h) * 3600)
+
     prefix = fmt_day(day0)
     start = spec.start
     events: list[tuple[float, dict]] = []
     pops: dict[str, int] = {}
-    first_region = spec.region_index == 0
 
     def ts(t: float) -> str:
         s = int(t - day0)
@@ -194,8 +246,18 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
     for inst in insts:
         per = PERIOD["ec2-instance"]
         for k, t in vend_times(inst.vend_offset, per):
-            add("vending_ec2", t, b.vend(t, ts(t), "ec2.amazonaws.com", inst.role.arn,
-                                         inst.instance_id, access_key(seed, inst.instance_id, k)))
+            add(
+                "vending_ec2",
+                t,
+                b.vend(
+                    t,
+                    ts(t),
+                    "ec2.amazonaws.com",
+                    inst.role.arn,
+                    inst.instance_id,
+                    access_key(seed, inst.instance_id, k),
+                ),
+            )
     node = next((i for i in insts if i.eks_node), None)
     for w in wls:
         per = PERIOD[w.kind]
@@ -203,25 +265,45 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
         for k, t in vend_times(off, per):
             key = access_key(seed, w.cred_id, k)
             if w.kind == "ecs-task":
-                add("vending_ecs", t, b.vend(t, ts(t), "ecs-tasks.amazonaws.com", w.role.arn,
-                                             w.cred_id, key))
+                add(
+                    "vending_ecs",
+                    t,
+                    b.vend(t, ts(t), "ecs-tasks.amazonaws.com", w.role.arn, w.cred_id, key),
+                )
             elif w.kind == "lambda":
-                add("vending_lambda", t, b.vend(t, ts(t), "lambda.amazonaws.com", w.role.arn,
-                                                w.cred_id, key))
+                add(
+                    "vending_lambda",
+                    t,
+                    b.vend(t, ts(t), "lambda.amazonaws.com", w.role.arn, w.cred_id, key),
+                )
             elif w.kind == "eks-pod-identity" and node is not None:
                 nk = key_period(t - 1, start, node.vend_offset, PERIOD["ec2-instance"])
                 ident = _inst_identity(seed, node, nk, start)
                 src = _inst_source(node, nat_ip)
-                rec = b.call(t - 1, ts(t - 1), ident, "eks-auth:AssumeRoleForPodIdentity", src,
-                             UA_POD_AGENT)
-                rec["requestParameters"] = {"clusterName": w.extra["cluster"],
-                                            "token": "HIDDEN_DUE_TO_SECURITY_REASONS"}
+                rec = b.call(
+                    t - 1, ts(t - 1), ident, "eks-auth:AssumeRoleForPodIdentity", src, UA_POD_AGENT
+                )
+                rec["requestParameters"] = {
+                    "clusterName": w.extra["cluster"],
+                    "token": "HIDDEN_DUE_TO_SECURITY_REASONS",
+                }
                 rec["tlsDetails"]["clientProvidedHostHeader"] = f"eks-auth.{region}.api.aws"
                 add("eks_node", t - 1, rec)
                 tags = _pod_tags(w, a, region)
-                add("vending_eks_pod_identity", t, b.vend(
-                    t, ts(t), "pods.eks.amazonaws.com", w.role.arn, w.cred_id, key,
-                    tags=tags, role_id=w.role.role_id))
+                add(
+                    "vending_eks_pod_identity",
+                    t,
+                    b.vend(
+                        t,
+                        ts(t),
+                        "pods.eks.amazonaws.com",
+                        w.role.arn,
+                        w.cred_id,
+                        key,
+                        tags=tags,
+                        role_id=w.role.role_id,
+                    ),
+                )
             elif w.kind == "eks-irsa":
                 add("vending_eks_irsa", t, _irsa_vend(b, w, t, ts(t), key, a))
 
@@ -235,8 +317,10 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
         weights["ec2_workload"] += weights.pop("eks_node")
     total_w = sum(weights.values())
     hours = {"sso": (8, 19), "role_switch": (7, 20), "ci_oidc": (0, 23.5)}
-    counts = {k: int(round(budget * w / total_w * share(*hours.get(k, (0, 24)))))
-              for k, w in weights.items()}
+    counts = {
+        k: int(round(budget * w / total_w * share(*hours.get(k, (0, 24)))))
+        for k, w in weights.items()
+    }
     full_lo, full_len = between(0, 24)
     rand = rng.random
 
@@ -255,10 +339,14 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
                 role = org.roles[(a, f"AWSReservedSSO_{ps}_{stable_hex(16, seed, a, ps)}")]
                 created = iso(day0 + 6 * 3600 + (ui * 997) % 7200)
                 key = access_key(seed, f"sso:{a}:{u}", spec.day)
-                ident = assumed_role_identity(a, role.name, role.path, role.role_id, u, key,
-                                              created)
-                src = HOME_IPS[ui % len(HOME_IPS)] if ui % 3 == 0 else \
-                    CORPORATE_IPS[ui % len(CORPORATE_IPS)]
+                ident = assumed_role_identity(
+                    a, role.name, role.path, role.role_id, u, key, created
+                )
+                src = (
+                    HOME_IPS[ui % len(HOME_IPS)]
+                    if ui % 3 == 0
+                    else CORPORATE_IPS[ui % len(CORPORATE_IPS)]
+                )
                 got = (ident, src, UA_HUMAN[ui % len(UA_HUMAN)])
                 idents[ui] = got
             ident, src, ua = got
@@ -279,27 +367,45 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
         ua = UA_HUMAN[[0, 3, 4][ui % 3]]
         t = sw_lo + rand() * sw_len
         role = org.roles[(a, "DeveloperRole" if ui % 2 else "OrganizationAccountAccessRole")]
-        sess = rng.choice([u, f"{u}-debug", f"tf-{rng.randrange(10**9, 10**10)}",
-                           "cli-session", f"{u}@laptop", f"{u}-{rng.randrange(1000)}"])
+        sess = rng.choice(
+            [
+                u,
+                f"{u}-debug",
+                f"tf-{rng.randrange(10**9, 10**10)}",
+                "cli-session",
+                f"{u}@laptop",
+                f"{u}-{rng.randrange(1000)}",
+            ]
+        )
         key = "ASIA" + stable_token(ALNUM_UPPER, 16, seed, "switch", a, rng.random())
         if ui % 5 == 4:  # chained from an SSO session
             ps = "PowerUserAccess"
             sso = org.roles[(a, f"AWSReservedSSO_{ps}_{stable_hex(16, seed, a, ps)}")]
             email = org.sso_users[ui % len(org.sso_users)]
             caller = assumed_role_identity(
-                a, sso.name, sso.path, sso.role_id, email,
-                access_key(seed, f"sso:{a}:{email}", spec.day), iso(t - 600))
+                a,
+                sso.name,
+                sso.path,
+                sso.role_id,
+                email,
+                access_key(seed, f"sso:{a}:{email}", spec.day),
+                iso(t - 600),
+            )
         else:
-            caller = {"type": "IAMUser", "principalId": "AIDA" + stable_token(
-                ALNUM_UPPER, 17, seed, "uid", u), "arn": f"arn:aws:iam::{mg}:user/{u}",
-                "accountId": mg, "accessKeyId": "AKIA" + stable_token(ALNUM_UPPER, 16, seed,
-                                                                          "akia", u),
-                "userName": u}
+            caller = {
+                "type": "IAMUser",
+                "principalId": "AIDA" + stable_token(ALNUM_UPPER, 17, seed, "uid", u),
+                "arn": f"arn:aws:iam::{mg}:user/{u}",
+                "accountId": mg,
+                "accessKeyId": "AKIA" + stable_token(ALNUM_UPPER, 16, seed, "akia", u),
+                "userName": u,
+            }
         rec = b.assume_role(ts(t), caller, src, ua, role.arn, sess, key, t)
         rec["responseElements"]["assumedRoleUser"]["assumedRoleId"] = f"{role.role_id}:{sess}"
         add("role_switch", t, rec)
-        ident = assumed_role_identity(a, role.name, role.path, role.role_id, sess, key, iso(t),
-                                      mfa=ui % 2 == 1)
+        ident = assumed_role_identity(
+            a, role.name, role.path, role.role_id, sess, key, iso(t), mfa=ui % 2 == 1
+        )
         n -= 1
         for _ in range(min(n, rng.randrange(3, 13))):
             t += rng.randrange(2, 240)
@@ -318,15 +424,29 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
         src = rng.choice(CI_RUNNER_IPS)
         repo = rng.choice(["anycompany/shop", "anycompany/orders-api", "anycompany/infra"])
         sub = f"repo:{repo}:ref:refs/heads/main"
-        caller = {"type": "WebIdentityUser", "principalId": f"{prov}:sts.amazonaws.com:{sub}",
-                  "userName": sub, "identityProvider": prov}
+        caller = {
+            "type": "WebIdentityUser",
+            "principalId": f"{prov}:sts.amazonaws.com:{sub}",
+            "userName": sub,
+            "identityProvider": prov,
+        }
         sess = "GitHubActions" if rand() < 0.7 else f"github-actions-{rng.randrange(10**10)}"
         key = "ASIA" + stable_token(ALNUM_UPPER, 16, seed, "ci", a, rng.random())
-        rec = b.assume_role(ts(t), caller, src, UA_CI_ACTION, role.arn, sess, key, t,
-                            web={"subject": sub, "role_id": role.role_id, "provider_arn": prov})
+        rec = b.assume_role(
+            ts(t),
+            caller,
+            src,
+            UA_CI_ACTION,
+            role.arn,
+            sess,
+            key,
+            t,
+            web={"subject": sub, "role_id": role.role_id, "provider_arn": prov},
+        )
         add("ci_oidc", t, rec)
-        ident = assumed_role_identity(a, role.name, role.path, role.role_id, sess, key, iso(t),
-                                      web_provider=prov)
+        ident = assumed_role_identity(
+            a, role.name, role.path, role.role_id, sess, key, iso(t), web_provider=prov
+        )
         n -= 1
         for _ in range(min(n, rng.randrange(4, 11))):
             t += rng.randrange(3, 90)
@@ -348,7 +468,9 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
             al = ROLE_ACTIONS.get(inst.role.kind, ROLE_ACTIONS["app"])
             if inst.egress == "vpce":
                 al = [x for x in al if x.split(":")[0] in VPCE_SERVICES] or [
-                    "ssm:GetParameter", "sts:GetCallerIdentity"]
+                    "ssm:GetParameter",
+                    "sts:GetCallerIdentity",
+                ]
             acts[idx] = al
         for idx in picks:
             inst = workers[idx]
@@ -363,8 +485,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
             if inst.egress == "vpce":
                 src = inst.ipv6 if rand() < 0.25 else inst.private_ip
                 svc = action.split(":")[0]
-                rec = b.call(t, ts(t), ident, action, src, ua,
-                             vpce=(vpc.vpce_ids[svc], a))
+                rec = b.call(t, ts(t), ident, action, src, ua, vpce=(vpc.vpce_ids[svc], a))
             else:
                 rec = b.call(t, ts(t), ident, action, _inst_source(inst, nat_ip), ua)
             add("ec2_workload", t, rec)
@@ -378,8 +499,11 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
         k = key_period(t, start, inst.vend_offset, PERIOD["ec2-instance"])
         ident = dict(_inst_identity(seed, inst, k, start))
         ident["invokedBy"] = "athena.amazonaws.com"
-        add("invoked_by", t, b.call(t, ts(t), ident, "s3:GetObject", "athena.amazonaws.com",
-                                    "athena.amazonaws.com"))
+        add(
+            "invoked_by",
+            t,
+            b.call(t, ts(t), ident, "s3:GetObject", "athena.amazonaws.com", "athena.amazonaws.com"),
+        )
 
     # ---- service-originated events ---------------------------------------------------------
     for _ in range(counts.get("service", 0)):
@@ -392,14 +516,32 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
             t = full_lo + rand() * full_len
             k = key_period(t, start, node.vend_offset, PERIOD["ec2-instance"])
             ident = _inst_identity(seed, node, k, start)
-            add("eks_node", t, b.call(t, ts(t), ident, rng.choice(
-                ["ec2:DescribeInstances", "ecr:GetAuthorizationToken", "eks:DescribeCluster"]),
-                _inst_source(node, nat_ip), UA_WORKLOAD[2]))
+            add(
+                "eks_node",
+                t,
+                b.call(
+                    t,
+                    ts(t),
+                    ident,
+                    rng.choice(
+                        [
+                            "ec2:DescribeInstances",
+                            "ecr:GetAuthorizationToken",
+                            "eks:DescribeCluster",
+                        ]
+                    ),
+                    _inst_source(node, nat_ip),
+                    UA_WORKLOAD[2],
+                ),
+            )
 
     # ---- containers and functions ----------------------------------------------------------
-    for pop, kind, ua in (("ecs_task", "ecs-task", UA_ECS),
-                          ("eks_pod_identity", "eks-pod-identity", UA_POD),
-                          ("eks_irsa", "eks-irsa", UA_IRSA), ("lambda", "lambda", UA_LAMBDA)):
+    for pop, kind, ua in (
+        ("ecs_task", "ecs-task", UA_ECS),
+        ("eks_pod_identity", "eks-pod-identity", UA_POD),
+        ("eks_irsa", "eks-irsa", UA_IRSA),
+        ("lambda", "lambda", UA_LAMBDA),
+    ):
         group = [w for w in wls if w.kind == kind]
         if not group:
             continue
@@ -426,8 +568,11 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
     for _, rec in events:
         if rec["sourceIPAddress"] in INTERNET_BENIGN or rec["eventID"] in planted:
             ui = rec["userIdentity"]
-            if ui.get("type") == "AssumedRole" and rec["sourceIPAddress"] not in (
-                    "athena.amazonaws.com",) and _is_naive_ip(rec["sourceIPAddress"]):
+            if (
+                ui.get("type") == "AssumedRole"
+                and rec["sourceIPAddress"] not in ("athena.amazonaws.com",)
+                and _is_naive_ip(rec["sourceIPAddress"])
+            ):
                 naive += 1
     return _write_chunk(spec, org, a, region, day0, events, pops, naive, planted, rng)
 
@@ -443,8 +588,13 @@ def _is_naive_ip(src: str) -> bool:
         ip = ipaddress.ip_address(src)
     except ValueError:
         return False
-    if ip.is_private or ip.is_link_local or ip.is_loopback or ip.is_reserved or \
-            ip in ipaddress.ip_network("100.64.0.0/10"):
+    if (
+        ip.is_private
+        or ip.is_link_local
+        or ip.is_loopback
+        or ip.is_reserved
+        or ip in ipaddress.ip_network("100.64.0.0/10")
+    ):
         return False
     for blocks in REGION_PREFIXES.values():
         for k in ("EC2", "S3", "EC2v6", "S3v6"):
@@ -455,8 +605,18 @@ def _is_naive_ip(src: str) -> bool:
     return True
 
 
-def _write_chunk(spec: ChunkSpec, org: Org, a: str, region: str, day0: float,
-                 events: list, pops: dict, naive: int, planted: set, rng) -> ChunkResult:
+def _write_chunk(
+    spec: ChunkSpec,
+    org: Org,
+    a: str,
+    region: str,
+    day0: float,
+    events: list,
+    pops: dict,
+    naive: int,
+    planted: set,
+    rng,
+) -> ChunkResult:
     out = Path(spec.out_dir)
     made: set[str] = set()
     files = 0
@@ -475,23 +635,29 @@ def _write_chunk(spec: ChunkSpec, org: Org, a: str, region: str, day0: float,
         tm = time.gmtime(window_end)
         stamp = time.strftime("%Y%m%dT%H%MZ", tm)
         # The folder is the date of the delivery (the file's timestamp), as S3 delivery does.
-        rel_dir = (f"AWSLogs/{org.org_id}/{a}/CloudTrail/{region}/"
-                   f"{tm.tm_year:04d}/{tm.tm_mon:02d}/{tm.tm_mday:02d}")
+        rel_dir = (
+            f"AWSLogs/{org.org_id}/{a}/CloudTrail/{region}/"
+            f"{tm.tm_year:04d}/{tm.tm_mon:02d}/{tm.tm_mday:02d}"
+        )
         d = out / rel_dir
         if rel_dir not in made:
             d.mkdir(parents=True, exist_ok=True)
             made.add(rel_dir)
-        suffix = "".join(rng.choice(ALNUM_LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-                         for _ in range(16))
+        suffix = "".join(rng.choice(ALNUM_LOWER + "ABCDEFGHIJKLMNOPQRSTUVWXYZ") for _ in range(16))
         name = f"{a}_CloudTrail_{region}_{stamp}_{suffix}.json.gz"
         data = igzip.compress(orjson.dumps({"Records": recs}), compresslevel=1, mtime=0)
         (d / name).write_bytes(data)
         files += 1
         rel = f"{rel_dir}/{name}"
         if spec.digest_hours and window_end <= day0 + spec.digest_hours * 3600 + WINDOW:
-            digest_files.append({"s3Object": rel, "hashValue": hashlib.sha256(data).hexdigest(),
-                                 "oldestEventTime": recs[0]["eventTime"],
-                                 "newestEventTime": recs[-1]["eventTime"]})
+            digest_files.append(
+                {
+                    "s3Object": rel,
+                    "hashValue": hashlib.sha256(data).hexdigest(),
+                    "oldestEventTime": recs[0]["eventTime"],
+                    "newestEventTime": recs[-1]["eventTime"],
+                }
+            )
         return rel
 
     i = 0
@@ -517,9 +683,16 @@ def _write_chunk(spec: ChunkSpec, org: Org, a: str, region: str, day0: float,
     for (window_end, rec), dup in zip(redeliver, dupes, strict=True):
         rel = write(window_end + WINDOW, [rec])
         dup["files"].append(rel)
-    return ChunkResult(files=files, records=nev + len(redeliver), events=nev, populations=pops,
-                       naive=naive, duplicates=dupes, event_files=event_files,
-                       digest_files=digest_files)
+    return ChunkResult(
+        files=files,
+        records=nev + len(redeliver),
+        events=nev,
+        populations=pops,
+        naive=naive,
+        duplicates=dupes,
+        event_files=event_files,
+        digest_files=digest_files,
+    )
 
 
 def _inst_source(inst: Instance, nat_ip: dict[str, str]) -> str:
@@ -531,9 +704,16 @@ def _inst_source(inst: Instance, nat_ip: dict[str, str]) -> str:
 def _inst_identity(seed: int, inst: Instance, k: int, start: float) -> dict:
     per = PERIOD["ec2-instance"]
     created = iso(start + inst.vend_offset + k * per)
-    return assumed_role_identity(inst.account, inst.role.name, inst.role.path, inst.role.role_id,
-                                 inst.instance_id, access_key(seed, inst.instance_id, k),
-                                 created, delivery=inst.delivery)
+    return assumed_role_identity(
+        inst.account,
+        inst.role.name,
+        inst.role.path,
+        inst.role.role_id,
+        inst.instance_id,
+        access_key(seed, inst.instance_id, k),
+        created,
+        delivery=inst.delivery,
+    )
 
 
 def workload_identity(seed: int, w: Workload, k: int, start: float) -> dict:
@@ -544,29 +724,61 @@ def workload_identity(seed: int, w: Workload, k: int, start: float) -> dict:
     prov = None
     if w.kind == "eks-irsa":
         prov = f"arn:aws:iam::{w.account}:oidc-provider/{w.extra['provider']}"
-    return assumed_role_identity(w.account, w.role.name, w.role.path, w.role.role_id, w.cred_id,
-                                 key, created, web_provider=prov)
+    return assumed_role_identity(
+        w.account,
+        w.role.name,
+        w.role.path,
+        w.role.role_id,
+        w.cred_id,
+        key,
+        created,
+        web_provider=prov,
+    )
 
 
 def _pod_tags(w: Workload, a: str, region: str) -> list[dict]:
     c = w.extra["cluster"]
-    return [{"key": "eks-cluster-arn", "value": f"arn:aws:eks:{region}:{a}:cluster/{c}"},
-            {"key": "eks-cluster-name", "value": c},
-            {"key": "kubernetes-namespace", "value": w.extra["namespace"]},
-            {"key": "kubernetes-service-account", "value": w.extra["service_account"]},
-            {"key": "kubernetes-pod-name", "value": w.extra["pod"]},
-            {"key": "kubernetes-pod-uid", "value": w.extra["pod_uid"]}]
+    return [
+        {"key": "eks-cluster-arn", "value": f"arn:aws:eks:{region}:{a}:cluster/{c}"},
+        {"key": "eks-cluster-name", "value": c},
+        {"key": "kubernetes-namespace", "value": w.extra["namespace"]},
+        {"key": "kubernetes-service-account", "value": w.extra["service_account"]},
+        {"key": "kubernetes-pod-name", "value": w.extra["pod"]},
+        {"key": "kubernetes-pod-uid", "value": w.extra["pod_uid"]},
+    ]
 
 
 def _irsa_vend(b: Builder, w: Workload, t: float, ts: str, key: str, a: str) -> dict:
     prov = f"arn:aws:iam::{a}:oidc-provider/{w.extra['provider']}"
     sub = f"system:serviceaccount:{w.extra['namespace']}:{w.extra['service_account']}"
-    caller = {"type": "WebIdentityUser", "principalId": f"{prov}:sts.amazonaws.com:{sub}",
-              "userName": sub, "identityProvider": prov}
-    rec = b.assume_role(ts, caller, w.egress_ips[0], UA_IRSA, w.role.arn, w.cred_id, key, t,
-                        web={"subject": sub, "role_id": w.role.role_id, "provider_arn": prov})
+    caller = {
+        "type": "WebIdentityUser",
+        "principalId": f"{prov}:sts.amazonaws.com:{sub}",
+        "userName": sub,
+        "identityProvider": prov,
+    }
+    rec = b.assume_role(
+        ts,
+        caller,
+        w.egress_ips[0],
+        UA_IRSA,
+        w.role.arn,
+        w.cred_id,
+        key,
+        t,
+        web={"subject": sub, "role_id": w.role.role_id, "provider_arn": prov},
+    )
     return rec
 
 
-__all__ = ["ChunkSpec", "ChunkResult", "generate_chunk", "workload_identity", "org_for",
-           "cred_offset", "key_period", "PERIOD", "uuid4"]
+__all__ = [
+    "ChunkSpec",
+    "ChunkResult",
+    "generate_chunk",
+    "workload_identity",
+    "org_for",
+    "cred_offset",
+    "key_period",
+    "PERIOD",
+    "uuid4",
+]

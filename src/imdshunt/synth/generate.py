@@ -16,8 +16,14 @@ from .alb import write_alb_logs
 from .attacks import plan_attacks
 from .cloudtrail import DAY, ChunkResult, ChunkSpec, generate_chunk, org_for
 from .inventory import write_iam, write_inventory
-from .model import ATTACKER_IPS, CI_RUNNER_IPS, CORPORATE_IPS, HOME_IPS, ip_ranges_document
-from .model import stable_hex
+from .model import (
+    ATTACKER_IPS,
+    CI_RUNNER_IPS,
+    CORPORATE_IPS,
+    HOME_IPS,
+    ip_ranges_document,
+    stable_hex,
+)
 from .truth import FORMAT, GroundTruth
 
 #: Slice counts that divide a day into whole 5-minute windows.
@@ -54,10 +60,18 @@ def parse_start(start: str) -> float:
         raise UsageError(f"start must look like 2026-11-01T00:00:00Z, not {start!r}") from e
 
 
-def generate_org(out_dir: str | os.PathLike, *, seed: int = 0, records: int = 20_000,
-                 days: int = 2, start: str = "2026-11-01T00:00:00Z", accounts: int = 3,
-                 regions: tuple[str, ...] = ("us-east-1", "eu-west-1"),
-                 workers: int | None = None, alb_lines: int | None = None) -> GroundTruth:
+def generate_org(
+    out_dir: str | os.PathLike,
+    *,
+    seed: int = 0,
+    records: int = 20_000,
+    days: int = 2,
+    start: str = "2026-11-01T00:00:00Z",
+    accounts: int = 3,
+    regions: tuple[str, ...] = ("us-east-1", "eu-west-1"),
+    workers: int | None = None,
+    alb_lines: int | None = None,
+) -> GroundTruth:
     """Write a synthetic AWS organisation under ``out_dir`` and return its ground truth.
 
     Writes CloudTrail in the S3 delivery layout (``AWSLogs/o-…/<acct>/CloudTrail/…``, plus a
@@ -89,8 +103,8 @@ def generate_org(out_dir: str | os.PathLike, *, seed: int = 0, records: int = 20
 
     # Budget: the first account and first region carry more traffic.
     shares = {}
-    for ai, acct in enumerate(org.accounts):
-        for ri, region in enumerate(regions):
+    for ai in range(len(org.accounts)):
+        for ri in range(len(regions)):
             shares[(ai, ri)] = (1.5 if ai == 0 else 1.0) * (2.0 if ri == 0 else 1.0)
     total_share = sum(shares.values())
     specs = []
@@ -104,13 +118,24 @@ def generate_org(out_dir: str | os.PathLike, *, seed: int = 0, records: int = 20
             for si in range(nsl):
                 lo = t_start + day * DAY + si * DAY / nsl
                 hi = lo + DAY / nsl
-                specs.append(ChunkSpec(
-                    seed=seed, accounts=accounts, regions=regions, out_dir=str(out),
-                    start=t_start, day=day, account_index=ai, region_index=ri, budget=budget,
-                    extra=[x for x in extra if lo <= x[0] < hi],
-                    duplicates=1 if (ai + ri + day) % 2 == 0 else 2,
-                    digest_hours=2 if (day == 0 and ri == 0) else 0,
-                    slices=nsl, slice_index=si))
+                specs.append(
+                    ChunkSpec(
+                        seed=seed,
+                        accounts=accounts,
+                        regions=regions,
+                        out_dir=str(out),
+                        start=t_start,
+                        day=day,
+                        account_index=ai,
+                        region_index=ri,
+                        budget=budget,
+                        extra=[x for x in extra if lo <= x[0] < hi],
+                        duplicates=1 if (ai + ri + day) % 2 == 0 else 2,
+                        digest_hours=2 if (day == 0 and ri == 0) else 0,
+                        slices=nsl,
+                        slice_index=si,
+                    )
+                )
     if workers is None:
         workers = 1 if records < 100_000 else min(len(specs), os.cpu_count() or 1)
     if workers > 1:
@@ -149,21 +174,46 @@ def generate_org(out_dir: str | os.PathLike, *, seed: int = 0, records: int = 20
 
     theft = next(x for x in gt_attacks if x["kind"] == "ec2_outside_aws")
     theft_t = parse_start(theft["first_seen"])
-    ssrf, alb_files = write_alb_logs(org, out, t_start, days,
-                                     alb_lines if alb_lines is not None else
-                                     max(300, records // 20), theft_t, theft["id"])
+    ssrf, alb_files = write_alb_logs(
+        org,
+        out,
+        t_start,
+        days,
+        alb_lines if alb_lines is not None else max(300, records // 20),
+        theft_t,
+        theft["id"],
+    )
     write_inventory(org, out)
     write_iam(org, out)
     create = time.strftime("%Y-%m-%d-%H-%M-%S", time.gmtime(t_start - 3 * 3600))
     (out / "ip-ranges.json").write_text(json.dumps(ip_ranges_document(seed, create), indent=2))
 
-    v1 = [{"instance_id": i.instance_id, "account": i.account, "region": i.region,
-           "name": i.name, "role": i.role.name, "role_arn": i.role.arn,
-           "role_kind": i.role.kind, "http_tokens": i.http_tokens}
-          for i in org.instances if i.delivery == "1.0"]
-    optional = [{"instance_id": i.instance_id, "account": i.account, "region": i.region,
-                 "name": i.name, "role": i.role.name, "role_kind": i.role.kind}
-                for i in org.instances if i.http_tokens == "optional" and i.delivery == "2.0"]
+    v1 = [
+        {
+            "instance_id": i.instance_id,
+            "account": i.account,
+            "region": i.region,
+            "name": i.name,
+            "role": i.role.name,
+            "role_arn": i.role.arn,
+            "role_kind": i.role.kind,
+            "http_tokens": i.http_tokens,
+        }
+        for i in org.instances
+        if i.delivery == "1.0"
+    ]
+    optional = [
+        {
+            "instance_id": i.instance_id,
+            "account": i.account,
+            "region": i.region,
+            "name": i.name,
+            "role": i.role.name,
+            "role_kind": i.role.kind,
+        }
+        for i in org.instances
+        if i.http_tokens == "optional" and i.delivery == "2.0"
+    ]
     nat_ips = [n.public_ip for n in org.nats]
     wl_addrs = {
         "instance_public_ips": sorted(i.public_ip for i in org.instances if i.public_ip),
@@ -171,45 +221,64 @@ def generate_org(out_dir: str | os.PathLike, *, seed: int = 0, records: int = 20
         "instance_private_ips": sorted(i.private_ip for i in org.instances),
         "instance_ipv6": sorted(i.ipv6 for i in org.instances),
         "lambda_egress_ips": sorted({ip for v in org.lambda_ips.values() for ip in v}),
-        "corporate_ips": CORPORATE_IPS, "home_ips": HOME_IPS, "ci_runner_ips": CI_RUNNER_IPS,
-        "attacker_ips": sorted({x["source_ip"] for x in gt_attacks if x["network"] == "internet"}
-                               | {x["client_ip"] for x in ssrf["attempts"]}),
+        "corporate_ips": CORPORATE_IPS,
+        "home_ips": HOME_IPS,
+        "ci_runner_ips": CI_RUNNER_IPS,
+        "attacker_ips": sorted(
+            {x["source_ip"] for x in gt_attacks if x["network"] == "internet"}
+            | {x["client_ip"] for x in ssrf["attempts"]}
+        ),
         "other_aws_account_ips": org.other_account_ips,
     }
     gt = GroundTruth(
-        format=FORMAT, seed=seed, start=start,
-        end=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start + days * DAY)), days=days,
-        records_requested=records, events_unique=events, records_delivered=delivered,
-        org_id=org.org_id, management_account=org.management,
-        accounts=[{"id": x.account_id, "name": x.name, "email": x.email}
-                  for x in org.accounts],
+        format=FORMAT,
+        seed=seed,
+        start=start,
+        end=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t_start + days * DAY)),
+        days=days,
+        records_requested=records,
+        events_unique=events,
+        records_delivered=delivered,
+        org_id=org.org_id,
+        management_account=org.management,
+        accounts=[{"id": x.account_id, "name": x.name, "email": x.email} for x in org.accounts],
         regions=list(regions),
         files={"cloudtrail": files, "cloudtrail_digest": digests, "alb": alb_files},
         populations=dict(sorted(pops.items())),
-        naive_rule={"description": "records whose userIdentity.type is AssumedRole and whose "
-                                   "sourceIPAddress is an IP in neither ip-ranges.json nor a "
-                                   "private/special range (duplicates counted once)",
-                    "count": naive},
-        duplicates=dupes, imdsv1_instances=v1, imds_optional_without_v1_use=optional,
-        attacks=gt_attacks, ssrf=ssrf,
-        paths={"cloudtrail": f"AWSLogs/{org.org_id}", "alb": "AWSLogs", "inventory":
-               "inventory", "ip_ranges": "ip-ranges.json", "iam": "inventory/<account>/"
-               "get-account-authorization-details.json"},
+        naive_rule={
+            "description": "records whose userIdentity.type is AssumedRole and whose "
+            "sourceIPAddress is an IP in neither ip-ranges.json nor a "
+            "private/special range (duplicates counted once)",
+            "count": naive,
+        },
+        duplicates=dupes,
+        imdsv1_instances=v1,
+        imds_optional_without_v1_use=optional,
+        attacks=gt_attacks,
+        ssrf=ssrf,
+        paths={
+            "cloudtrail": f"AWSLogs/{org.org_id}",
+            "alb": "AWSLogs",
+            "inventory": "inventory",
+            "ip_ranges": "ip-ranges.json",
+            "iam": "inventory/<account>/get-account-authorization-details.json",
+        },
         workload_addresses=wl_addrs,
         notes=[
             "Every key in attacks[].access_keys is vended in the logs by an AWSService "
             "AssumeRole (or AssumeRoleWithWebIdentity for IRSA) before it is misused.",
-            "The victim instances also use the same keys legitimately from their own "
-            "addresses.",
+            "The victim instances also use the same keys legitimately from their own addresses.",
             f"Attacker internet addresses: {', '.join(ATTACKER_IPS)}.",
-        ] + [f"population {k}: {v}" for k, v in POPULATION_DOC.items()],
+        ]
+        + [f"population {k}: {v}" for k, v in POPULATION_DOC.items()],
     )
     gt.write(out / "ground_truth.json")
     return gt
 
 
-def _write_digests(out: Path, org_id: str, a: str, region: str, start: float,
-                   logs: list[dict], seed: int) -> int:
+def _write_digests(
+    out: Path, org_id: str, a: str, region: str, start: float, logs: list[dict], seed: int
+) -> int:
     """Two hourly CloudTrail digest files (their shape; signatures are not real)."""
     n = 0
     trail = "org-trail"
@@ -218,28 +287,42 @@ def _write_digests(out: Path, org_id: str, a: str, region: str, start: float,
         end = start + h * 3600
         tm = time.gmtime(end)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", tm)
-        rel = (f"AWSLogs/{org_id}/{a}/CloudTrail-Digest/{region}/{tm.tm_year:04d}/"
-               f"{tm.tm_mon:02d}/{tm.tm_mday:02d}/{a}_CloudTrail-Digest_{region}_{trail}_"
-               f"{region}_{stamp}.json.gz")
+        rel = (
+            f"AWSLogs/{org_id}/{a}/CloudTrail-Digest/{region}/{tm.tm_year:04d}/"
+            f"{tm.tm_mon:02d}/{tm.tm_mday:02d}/{a}_CloudTrail-Digest_{region}_{trail}_"
+            f"{region}_{stamp}.json.gz"
+        )
         lo = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end - 3600))
         hi = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end))
-        files = [{"s3Bucket": "anycompany-org-cloudtrail", "s3Object": f["s3Object"],
-                  "hashValue": f["hashValue"], "hashAlgorithm": "SHA-256",
-                  "newestEventTime": f["newestEventTime"],
-                  "oldestEventTime": f["oldestEventTime"]}
-                 for f in logs if lo <= f["oldestEventTime"] < hi]
-        doc = {"awsAccountId": a, "digestStartTime": lo, "digestEndTime": hi,
-               "digestS3Bucket": "anycompany-org-cloudtrail", "digestS3Object": rel,
-               "digestPublicKeyFingerprint": stable_hex(32, seed, "fp"),
-               "digestSignatureAlgorithm": "SHA256withRSA",
-               "newestEventTime": files[-1]["newestEventTime"] if files else None,
-               "oldestEventTime": files[0]["oldestEventTime"] if files else None,
-               "previousDigestS3Bucket": "anycompany-org-cloudtrail" if prev else None,
-               "previousDigestS3Object": prev, "previousDigestHashValue":
-               stable_hex(64, seed, rel) if prev else None,
-               "previousDigestHashAlgorithm": "SHA-256" if prev else None,
-               "previousDigestSignature": stable_hex(64, seed, "sig", rel) * 8 if prev else None,
-               "logFiles": files}
+        files = [
+            {
+                "s3Bucket": "anycompany-org-cloudtrail",
+                "s3Object": f["s3Object"],
+                "hashValue": f["hashValue"],
+                "hashAlgorithm": "SHA-256",
+                "newestEventTime": f["newestEventTime"],
+                "oldestEventTime": f["oldestEventTime"],
+            }
+            for f in logs
+            if lo <= f["oldestEventTime"] < hi
+        ]
+        doc = {
+            "awsAccountId": a,
+            "digestStartTime": lo,
+            "digestEndTime": hi,
+            "digestS3Bucket": "anycompany-org-cloudtrail",
+            "digestS3Object": rel,
+            "digestPublicKeyFingerprint": stable_hex(32, seed, "fp"),
+            "digestSignatureAlgorithm": "SHA256withRSA",
+            "newestEventTime": files[-1]["newestEventTime"] if files else None,
+            "oldestEventTime": files[0]["oldestEventTime"] if files else None,
+            "previousDigestS3Bucket": "anycompany-org-cloudtrail" if prev else None,
+            "previousDigestS3Object": prev,
+            "previousDigestHashValue": stable_hex(64, seed, rel) if prev else None,
+            "previousDigestHashAlgorithm": "SHA-256" if prev else None,
+            "previousDigestSignature": stable_hex(64, seed, "sig", rel) * 8 if prev else None,
+            "logFiles": files,
+        }
         p = out / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(igzip.compress(json.dumps(doc).encode(), mtime=0))

@@ -62,15 +62,38 @@ GLOBAL_PREFIXES = [
 #: Corporate egress (offices, VPN) of the synthetic company.
 CORPORATE_IPS = ["81.2.69.142", "81.2.69.160", "62.252.48.17", "145.14.33.71", "89.246.190.5"]
 #: Home broadband of people working remotely.
-HOME_IPS = ["98.207.25.6", "73.162.88.14", "24.5.166.201", "86.12.207.93", "92.40.181.18",
-            "109.147.22.60", "121.44.18.200", "203.12.6.91"]
+HOME_IPS = [
+    "98.207.25.6",
+    "73.162.88.14",
+    "24.5.166.201",
+    "86.12.207.93",
+    "92.40.181.18",
+    "109.147.22.60",
+    "121.44.18.200",
+    "203.12.6.91",
+]
 #: Hosted CI runners (GitHub-hosted runners live outside AWS).
-CI_RUNNER_IPS = ["20.42.11.34", "20.102.35.120", "40.76.105.12", "20.57.44.81", "4.175.114.51",
-                 "172.176.202.8"]
+CI_RUNNER_IPS = [
+    "20.42.11.34",
+    "20.102.35.120",
+    "40.76.105.12",
+    "20.57.44.81",
+    "4.175.114.51",
+    "172.176.202.8",
+]
 #: Attackers' internet addresses (VPS, Tor exits, residential proxies).
-ATTACKER_IPS = ["185.220.101.47", "45.134.26.9", "193.32.162.58", "5.188.206.14",
-                "91.219.236.222", "103.251.167.20", "178.128.94.113", "146.70.113.37",
-                "77.111.246.20", "176.58.120.44"]
+ATTACKER_IPS = [
+    "185.220.101.47",
+    "45.134.26.9",
+    "193.32.162.58",
+    "5.188.206.14",
+    "91.219.236.222",
+    "103.251.167.20",
+    "178.128.94.113",
+    "146.70.113.37",
+    "77.111.246.20",
+    "176.58.120.44",
+]
 
 ALNUM_UPPER = string.ascii_uppercase + "234567"
 ALNUM_LOWER = string.ascii_lowercase + string.digits
@@ -246,13 +269,33 @@ class Org:
 
 
 SSO_PERMSETS = ["AdministratorAccess", "PowerUserAccess", "ReadOnlyAccess", "DataEngineer"]
-FIRST = ["alice", "bob", "carol", "dan", "erin", "frank", "grace", "heidi", "ivan", "judy",
-         "mallory", "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "wendy"]
+FIRST = [
+    "alice",
+    "bob",
+    "carol",
+    "dan",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "mallory",
+    "niaj",
+    "olivia",
+    "peggy",
+    "rupert",
+    "sybil",
+    "trent",
+    "victor",
+    "wendy",
+]
 LAST = ["nguyen", "smith", "garcia", "okafor", "kowalski", "tanaka", "silva", "muller", "rossi"]
 
 
-def build_org(seed: int = 0, accounts: int = 3, regions: tuple[str, ...] = ("us-east-1",
-              "eu-west-1")) -> Org:
+def build_org(
+    seed: int = 0, accounts: int = 3, regions: tuple[str, ...] = ("us-east-1", "eu-west-1")
+) -> Org:
     """Build the organisation for ``seed`` (pure; no I/O)."""
     for r in regions:
         if r not in REGION_PREFIXES:
@@ -286,15 +329,16 @@ def build_org(seed: int = 0, accounts: int = 3, regions: tuple[str, ...] = ("us-
     for r in regions[:1]:
         net = ipaddress.ip_network(REGION_PREFIXES[r]["EC2"][0])
         last16 = list(net.subnets(new_prefix=16))[-1]
-        other_ips += [str(last16.network_address + 256 * 37 + 121),
-                      str(last16.network_address + 256 * 201 + 14)]
+        other_ips += [
+            str(last16.network_address + 256 * 37 + 121),
+            str(last16.network_address + 256 * 201 + 14),
+        ]
 
     vpcs: dict[tuple[str, str], Vpc] = {}
     instances: list[Instance] = []
     nats: list[NatGateway] = []
     workloads: list[Workload] = []
-    lambda_ips: dict[str, list[str]] = {r: [lam_pools[r].take() for _ in range(6)]
-                                        for r in regions}
+    lambda_ips: dict[str, list[str]] = {r: [lam_pools[r].take() for _ in range(6)] for r in regions}
     # Special instance roles used by the exposure ranking.
     kinds_cycle = ["app", "app", "data-reader", "harmless", "app", "admin"]
     for ai, acct in enumerate(accts):
@@ -310,10 +354,14 @@ def build_org(seed: int = 0, accounts: int = 3, regions: tuple[str, ...] = ("us-
             o2 = 16 * ai + ri
             v6base = ipaddress.ip_network(REGION_PREFIXES[region]["EC2v6"][0])
             v6net = ipaddress.ip_network(
-                f"{v6base.network_address + ((0x0a00 + o2) << 80) + (0x0000 << 72)}/56")
+                f"{v6base.network_address + ((0x0A00 + o2) << 80) + (0x0000 << 72)}/56"
+            )
             vpc = Vpc(
                 vpc_id="vpc-" + stable_hex(17, seed, a, region, "vpc"),
-                account=a, region=region, cidr=f"10.{o2}.0.0/16", ipv6_cidr=str(v6net),
+                account=a,
+                region=region,
+                cidr=f"10.{o2}.0.0/16",
+                ipv6_cidr=str(v6net),
                 public_subnet="subnet-" + stable_hex(17, seed, a, region, "pub"),
                 private_subnet="subnet-" + stable_hex(17, seed, a, region, "priv"),
             )
@@ -323,22 +371,31 @@ def build_org(seed: int = 0, accounts: int = 3, regions: tuple[str, ...] = ("us-
             priv = AddressPool(f"10.{o2}.0.0/16", skip=256 * 1 + 10)
             v6pool = AddressPool(str(v6net), skip=0x1000)
 
-            def eni() -> str:
+            def eni(a=a, region=region, priv=priv) -> str:
                 return "eni-" + stable_hex(17, seed, a, region, "eni", priv.next)
 
             nat_list = []
             for ni in range(2):
-                nat_list.append(NatGateway(
-                    nat_id="nat-" + stable_hex(17, seed, a, region, "nat", ni),
-                    account=a, region=region, vpc_id=vpc.vpc_id, subnet_id=vpc.public_subnet,
-                    eni_id=eni(), private_ip=priv.take(), public_ip=pub_pools[region].take(),
-                    alloc_id="eipalloc-" + stable_hex(17, seed, a, region, "natip", ni)))
+                nat_list.append(
+                    NatGateway(
+                        nat_id="nat-" + stable_hex(17, seed, a, region, "nat", ni),
+                        account=a,
+                        region=region,
+                        vpc_id=vpc.vpc_id,
+                        subnet_id=vpc.public_subnet,
+                        eni_id=eni(),
+                        private_ip=priv.take(),
+                        public_ip=pub_pools[region].take(),
+                        alloc_id="eipalloc-" + stable_hex(17, seed, a, region, "natip", ni),
+                    )
+                )
             nats += nat_list
             n_inst = 9
             for ii in range(n_inst):
                 iid = "i-" + stable_hex(17, seed, a, region, "inst", ii)
-                egress = ["public", "public", "nat", "nat", "nat", "vpce", "vpce", "public",
-                          "nat"][ii]
+                egress = ["public", "public", "nat", "nat", "nat", "vpce", "vpce", "public", "nat"][
+                    ii
+                ]
                 web = ii in (0, 1) and ri == 0
                 eks_node = ii == 8
                 if web:
@@ -356,15 +413,26 @@ def build_org(seed: int = 0, accounts: int = 3, regions: tuple[str, ...] = ("us-
                 public_ip = pub_pools[region].take() if egress == "public" or web else None
                 nat = nat_list[ii % 2] if egress == "nat" else None
                 inst = Instance(
-                    instance_id=iid, account=a, region=region, vpc_id=vpc.vpc_id,
+                    instance_id=iid,
+                    account=a,
+                    region=region,
+                    vpc_id=vpc.vpc_id,
                     subnet_id=vpc.public_subnet if public_ip else vpc.private_subnet,
-                    eni_id=eni_id, private_ip=private_ip, ipv6=v6pool.take(),
-                    public_ip=public_ip, egress=egress, role=r, name=name,
-                    http_tokens="required", delivery="2.0",
+                    eni_id=eni_id,
+                    private_ip=private_ip,
+                    ipv6=v6pool.take(),
+                    public_ip=public_ip,
+                    egress=egress,
+                    role=r,
+                    name=name,
+                    http_tokens="required",
+                    delivery="2.0",
                     nat_id=nat.nat_id if nat else None,
                     eip_alloc=("eipalloc-" + stable_hex(17, seed, iid, "eip"))
-                    if public_ip and ii == 7 else None,
-                    web=web, eks_node=eks_node,
+                    if public_ip and ii == 7
+                    else None,
+                    web=web,
+                    eks_node=eks_node,
                     vend_offset=rng.randrange(0, 6 * 3600),
                     launch_time=f"2026-{9 + (ii % 2):02d}-{10 + ii:02d}T0{ii % 10}:12:44+00:00",
                 )
@@ -383,37 +451,83 @@ def build_org(seed: int = 0, accounts: int = 3, regions: tuple[str, ...] = ("us-
         cluster = ["platform-prod", "data-cluster", "staging-eks"][ai % 3]
         for ti in range(3):
             tid = stable_hex(32, seed, a, "task", ti) if ti % 2 else stable_uuid(seed, a, "t", ti)
-            workloads.append(Workload("ecs-task", tid, a, r0, ecs_role, nat0,
-                                      {"cluster": "orders", "service": "orders-worker"}))
+            workloads.append(
+                Workload(
+                    "ecs-task",
+                    tid,
+                    a,
+                    r0,
+                    ecs_role,
+                    nat0,
+                    {"cluster": "orders", "service": "orders-worker"},
+                )
+            )
         for pi in range(2):
             pod = f"payments-{stable_hex(10, seed, a, 'pod', pi)[:10]}-{stable_hex(5, a, pi)}"
             # EKS truncates cluster and pod names so that the session name fits 64 characters.
             sess = f"eks-{cluster[:10]}-{pod[:12]}-{stable_uuid(seed, a, 'podsess', pi)}"
-            workloads.append(Workload("eks-pod-identity", sess, a, r0, pod_role, node_egress, {
-                "cluster": cluster, "namespace": "payments", "pod": pod,
-                "service_account": "payments-sa", "node_instance": node.instance_id,
-                "pod_uid": stable_uuid(seed, a, "poduid", pi)}))
+            workloads.append(
+                Workload(
+                    "eks-pod-identity",
+                    sess,
+                    a,
+                    r0,
+                    pod_role,
+                    node_egress,
+                    {
+                        "cluster": cluster,
+                        "namespace": "payments",
+                        "pod": pod,
+                        "service_account": "payments-sa",
+                        "node_instance": node.instance_id,
+                        "pod_uid": stable_uuid(seed, a, "poduid", pi),
+                    },
+                )
+            )
         oidc_id = stable_hex(32, seed, a, "oidc").upper()
         for si in range(2):
             sess = f"botocore-session-{1_700_000_000 + stable_rng(seed, a, si).randrange(10**8)}"
-            workloads.append(Workload("eks-irsa", sess, a, r0, irsa_role, node_egress, {
-                "cluster": cluster, "namespace": "reports", "service_account": "reports-sa",
-                "provider": f"oidc.eks.{r0}.amazonaws.com/id/{oidc_id}"}))
+            workloads.append(
+                Workload(
+                    "eks-irsa",
+                    sess,
+                    a,
+                    r0,
+                    irsa_role,
+                    node_egress,
+                    {
+                        "cluster": cluster,
+                        "namespace": "reports",
+                        "service_account": "reports-sa",
+                        "provider": f"oidc.eks.{r0}.amazonaws.com/id/{oidc_id}",
+                    },
+                )
+            )
         for fn in ("thumbnailer", "invoice-export"):
-            workloads.append(Workload("lambda", fn if fn == "thumbnailer" else fn, a, r0,
-                                      lam_role if fn == "thumbnailer" else
-                                      role(a, "invoice-export-role", "lambda",
-                                           "/service-role/"),
-                                      lambda_ips[r0], {"runtime": "python3.12"}))
+            workloads.append(
+                Workload(
+                    "lambda",
+                    fn if fn == "thumbnailer" else fn,
+                    a,
+                    r0,
+                    lam_role
+                    if fn == "thumbnailer"
+                    else role(a, "invoice-export-role", "lambda", "/service-role/"),
+                    lambda_ips[r0],
+                    {"runtime": "python3.12"},
+                )
+            )
         # Human-facing roles.
         for ps in SSO_PERMSETS:
-            role(a, f"AWSReservedSSO_{ps}_{stable_hex(16, seed, a, ps)}", "sso",
-                 f"/aws-reserved/sso.amazonaws.com/{r0}/")
+            role(
+                a,
+                f"AWSReservedSSO_{ps}_{stable_hex(16, seed, a, ps)}",
+                "sso",
+                f"/aws-reserved/sso.amazonaws.com/{r0}/",
+            )
         role(a, "OrganizationAccountAccessRole", "switch")
         role(a, "DeveloperRole", "switch")
         role(a, "github-actions-deploy", "ci")
-        for ri, region in enumerate(regions):
-            pass
 
     # IMDSv1 set: per account, in the first region, web-01 ("app"), one admin-role and one
     # reader/harmless instance use v1; two more are "optional" but only ever used v2.
@@ -422,8 +536,11 @@ def build_org(seed: int = 0, accounts: int = 3, regions: tuple[str, ...] = ("us-
         first = [i for i in instances if i.account == a and i.region == regions[0]]
         v1 = [first[0]]
         for kind in ("admin", "data-reader", "harmless"):
-            cand = [i for i in instances if i.account == a and i.role.kind == kind
-                    and i not in v1 and not i.eks_node]
+            cand = [
+                i
+                for i in instances
+                if i.account == a and i.role.kind == kind and i not in v1 and not i.eks_node
+            ]
             if cand and (ai == 0 or kind != "harmless"):
                 v1.append(cand[0])
         for i in v1:
@@ -436,19 +553,33 @@ def build_org(seed: int = 0, accounts: int = 3, regions: tuple[str, ...] = ("us-
     iam_users = [f"{FIRST[i]}-{LAST[(i * 3) % len(LAST)]}" for i in range(0, len(FIRST), 3)]
     r0 = regions[0]
     alb = {
-        "account": accts[0].account_id, "region": r0,
-        "name": "shop-frontend", "id": stable_hex(16, seed, "alb"),
+        "account": accts[0].account_id,
+        "region": r0,
+        "name": "shop-frontend",
+        "id": stable_hex(16, seed, "alb"),
         "tg": f"arn:aws:elasticloadbalancing:{r0}:{accts[0].account_id}:targetgroup/"
-              f"shop-web/{stable_hex(16, seed, 'tg')}",
+        f"shop-web/{stable_hex(16, seed, 'tg')}",
         "domain": "shop.anycompany.com",
         "node_ips": ",".join(pub_pools[r0].take() for _ in range(2)),
     }
     return Org(
-        seed=seed, org_id=org_id, management=management, accounts=accts, regions=list(regions),
-        vpcs=vpcs, instances=instances, nats=nats, roles=roles, workloads=workloads,
-        lambda_ips=lambda_ips, other_account_ips=other_ips, foreign_account=foreign_account,
-        foreign_vpce="vpce-" + stable_hex(17, seed, "foreign-vpce"), sso_users=users,
-        iam_users=iam_users, alb=alb,
+        seed=seed,
+        org_id=org_id,
+        management=management,
+        accounts=accts,
+        regions=list(regions),
+        vpcs=vpcs,
+        instances=instances,
+        nats=nats,
+        roles=roles,
+        workloads=workloads,
+        lambda_ips=lambda_ips,
+        other_account_ips=other_ips,
+        foreign_account=foreign_account,
+        foreign_vpce="vpce-" + stable_hex(17, seed, "foreign-vpce"),
+        sso_users=users,
+        iam_users=iam_users,
+        alb=alb,
     )
 
 
@@ -458,23 +589,47 @@ def ip_ranges_document(seed: int, create_date: str) -> dict:
     for region, blocks in REGION_PREFIXES.items():
         for p in blocks["EC2"]:
             for svc in ("AMAZON", "EC2"):
-                prefixes.append({"ip_prefix": p, "region": region, "service": svc,
-                                 "network_border_group": region})
+                prefixes.append(
+                    {
+                        "ip_prefix": p,
+                        "region": region,
+                        "service": svc,
+                        "network_border_group": region,
+                    }
+                )
         for p in blocks["S3"]:
             for svc in ("AMAZON", "S3"):
-                prefixes.append({"ip_prefix": p, "region": region, "service": svc,
-                                 "network_border_group": region})
+                prefixes.append(
+                    {
+                        "ip_prefix": p,
+                        "region": region,
+                        "service": svc,
+                        "network_border_group": region,
+                    }
+                )
         for p in blocks["EC2v6"]:
             for svc in ("AMAZON", "EC2"):
-                v6.append({"ipv6_prefix": p, "region": region, "service": svc,
-                           "network_border_group": region})
+                v6.append(
+                    {
+                        "ipv6_prefix": p,
+                        "region": region,
+                        "service": svc,
+                        "network_border_group": region,
+                    }
+                )
         for p in blocks["S3v6"]:
             for svc in ("AMAZON", "S3"):
-                v6.append({"ipv6_prefix": p, "region": region, "service": svc,
-                           "network_border_group": region})
+                v6.append(
+                    {
+                        "ipv6_prefix": p,
+                        "region": region,
+                        "service": svc,
+                        "network_border_group": region,
+                    }
+                )
     for p, region, svc in GLOBAL_PREFIXES:
-        prefixes.append({"ip_prefix": p, "region": region, "service": svc,
-                         "network_border_group": region})
+        prefixes.append(
+            {"ip_prefix": p, "region": region, "service": svc, "network_border_group": region}
+        )
     sync = str(1_790_000_000 + stable_rng(seed, "sync").randrange(10_000_000))
-    return {"syncToken": sync, "createDate": create_date, "prefixes": prefixes,
-            "ipv6_prefixes": v6}
+    return {"syncToken": sync, "createDate": create_date, "prefixes": prefixes, "ipv6_prefixes": v6}

@@ -17,7 +17,8 @@ class GroundTruth:
     ``credential_type``, ``account``, ``region``, ``role``, ``role_arn``, ``credential_id``
     (session name), ``source_ip``, ``network`` (``internet``, ``aws:EC2:<region>``,
     ``private``), ``vpc_endpoint_id`` (of the first call), ``vpc_endpoint_ids`` (one per
-    service when calls went through the org's own interface endpoints), ``vpc_endpoint_account_id``, ``access_keys``,
+    service when calls went through the org's own interface endpoints),
+    ``vpc_endpoint_account_id``, ``access_keys``,
     ``key_issued_at``, ``first_seen``, ``last_seen``, ``actions`` (``service:Action``),
     ``user_agent``, ``event_ids``, and kind-specific context (``instance_id``,
     ``source_instance_id``, ``cluster`` ...).
