@@ -400,8 +400,7 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
                 "accessKeyId": "AKIA" + stable_token(ALNUM_UPPER, 16, seed, "akia", u),
                 "userName": u,
             }
-        rec = b.assume_role(ts(t), caller, src, ua, role.arn, sess, key, t)
-        rec["responseElements"]["assumedRoleUser"]["assumedRoleId"] = f"{role.role_id}:{sess}"
+        rec = b.assume_role(ts(t), caller, src, ua, role.arn, sess, key, t, role_id=role.role_id)
         add("role_switch", t, rec)
         ident = assumed_role_identity(
             a, role.name, role.path, role.role_id, sess, key, iso(t), mfa=ui % 2 == 1
@@ -441,7 +440,8 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
             sess,
             key,
             t,
-            web={"subject": sub, "role_id": role.role_id, "provider_arn": prov},
+            role_id=role.role_id,
+            web={"subject": sub, "provider_arn": prov},
         )
         add("ci_oidc", t, rec)
         ident = assumed_role_identity(
@@ -766,7 +766,8 @@ def _irsa_vend(b: Builder, w: Workload, t: float, ts: str, key: str, a: str) -> 
         w.cred_id,
         key,
         t,
-        web={"subject": sub, "role_id": w.role.role_id, "provider_arn": prov},
+        role_id=w.role.role_id,
+        web={"subject": sub, "provider_arn": prov},
     )
     return rec
 

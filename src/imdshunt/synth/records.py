@@ -19,7 +19,9 @@ cloudtrail-event-reference-record-contents.html). Surprises worth knowing:
 
 from __future__ import annotations
 
+import base64
 import random
+import time
 
 #: Templates of API actions: (eventSource, eventName, readOnly, data event?).
 ACTIONS: dict[str, tuple[str, str, bool, bool]] = {
@@ -150,21 +152,15 @@ UA_POD_AGENT = (
     "aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5 md/GOOS#linux md/GOARCH#amd64 api/eksauth#1.7.3"
 )
 
-TOKEN_SEED = "IQoJb3JpZ2luX2VjEKn//////////wEaCXVzLWVhc3QtMSJHMEUCIQD" + "x" * 0
-
 
 def session_token(rng: random.Random) -> str:
     """A session token shaped like STS's (base64, ~700 characters)."""
     body = rng.randbytes(510)
-    import base64
-
     return "IQoJb3JpZ2luX2Vj" + base64.b64encode(body).decode()
 
 
 def expiration(epoch: float) -> str:
     """STS's human-readable expiration, e.g. ``Nov 1, 2026, 6:00:00 PM``."""
-    import time
-
     tm = time.gmtime(epoch)
     h = tm.tm_hour % 12 or 12
     ampm = "AM" if tm.tm_hour < 12 else "PM"
@@ -174,15 +170,16 @@ def expiration(epoch: float) -> str:
 
 def iso(epoch: float) -> str:
     """``YYYY-MM-DDTHH:MM:SSZ``."""
-    import time
-
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 def uuid4(rng: random.Random) -> str:
     """A random UUID 4 string from ``rng`` (fast, deterministic)."""
     h = f"{rng.getrandbits(128):032x}"
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
 
 
 def assumed_role_identity(
@@ -493,6 +490,7 @@ class Builder:
         key: str,
         t: float,
         *,
+        role_id: str,
         web: dict | None = None,
     ) -> dict:
         """A human's or CI's ``AssumeRole`` / ``AssumeRoleWithWebIdentity`` call."""
@@ -511,7 +509,7 @@ class Builder:
         if web is not None:
             resp["subjectFromWebIdentityToken"] = web["subject"]
         resp["assumedRoleUser"] = {
-            "assumedRoleId": f"{web['role_id'] if web else identity.get('_rid', 'AROA')}:{session}",
+            "assumedRoleId": f"{role_id}:{session}",
             "arn": f"arn:aws:sts::{self.account}:assumed-role/{role_name}/{session}",
         }
         if web is not None:
