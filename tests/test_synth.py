@@ -327,6 +327,19 @@ def test_inventory_parses_and_agrees_with_the_logs(org):
     }
     assert accounts == {a["id"] for a in gt.accounts}
     assert nat_ips <= eips
+    org_public = nat_ips | eips | {i.get("PublicIpAddress") for i in instances.values()}
+    for atk in gt.attacks:
+        if atk["kind"] == "ec2_other_aws_account":
+            assert atk["source_ip"] not in org_public
+        if atk["kind"] == "ec2_cross_instance_public_ip":
+            assert instances[atk["source_instance_id"]]["PublicIpAddress"] == atk["source_ip"]
+        if atk["kind"] == "ec2_cross_instance_own_vpce":
+            src = instances[atk["source_instance_id"]]
+            assert src["PrivateIpAddress"] == atk["source_ip"]
+            assert src["VpcId"] == instances[atk["instance_id"]]["VpcId"]
+            assert set(atk["vpc_endpoint_ids"]) <= vpces
+        if atk["kind"] == "ec2_foreign_vpc_endpoint":
+            assert atk["vpc_endpoint_id"] not in vpces
     attack_ids = {e for a in gt.attacks for e in a["event_ids"]}
     delivery: dict[str, set[str]] = {}
     sources: dict[str, set[str]] = {}
