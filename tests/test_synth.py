@@ -455,3 +455,18 @@ def test_alb_lines_have_the_documented_fields_and_hold_every_attempt(org, realda
         if a["target_instance"] == theft["instance_id"] and a["chain_attack_id"] is None
     ]
     assert all(a["time"] < "2026-11-01T09:00" or a["time"] > theft["first_seen"] for a in late)
+
+
+def test_synth_command_writes_an_organisation_and_its_help_has_an_example(tmp_path):
+    from click.testing import CliRunner
+
+    from imdshunt.commands.synth import synth
+
+    runner = CliRunner()
+    res = runner.invoke(synth, ["--help"])
+    assert res.exit_code == 0 and "Example:" in res.output and "imdshunt synth --out" in res.output
+    res = runner.invoke(synth, ["--out", str(tmp_path), "--records", "500", "--days", "1"])
+    assert res.exit_code == 0, res.output
+    gt = GroundTruth.load(tmp_path / "ground_truth.json")
+    assert gt.records_requested == 500 and len(gt.attacks) == 11
+    assert "planted attacks" in res.output
