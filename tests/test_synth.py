@@ -473,3 +473,17 @@ def test_synth_command_writes_an_organisation_and_its_help_has_an_example(tmp_pa
     gt = GroundTruth.load(tmp_path / "ground_truth.json")
     assert gt.records_requested == 500 and len(gt.attacks) == 11
     assert "planted attacks" in res.output
+
+
+def test_slicing_days_for_big_outputs_keeps_every_attack_and_stays_deterministic(
+    tmp_path, monkeypatch
+):
+    import imdshunt.synth.generate as gen
+
+    monkeypatch.setattr(gen, "SLICE_RECORDS", 400)
+    a = generate_org(tmp_path / "a", records=3000, days=1, seed=2, workers=1)
+    b = generate_org(tmp_path / "b", records=3000, days=1, seed=2, workers=2)
+    assert a == b and _tree_digest(tmp_path / "a") == _tree_digest(tmp_path / "b")
+    ids = {rec["eventID"] for _, rec in _cloudtrail(tmp_path / "a")}
+    assert all(e in ids for atk in a.attacks for e in atk["event_ids"])
+    assert abs(a.events_unique - 3000) < 600
