@@ -52,6 +52,20 @@ class GroundTruth:
     workload_addresses: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
+    def summary(self) -> str:
+        """One line: size, populations and what was planted."""
+        kinds: dict[str, int] = {}
+        for a in self.attacks:
+            kinds[a["kind"]] = kinds.get(a["kind"], 0) + 1
+        planted = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+        return (
+            f"{len(self.accounts)} accounts, {self.events_unique} CloudTrail events over "
+            f"{self.days} days; planted: {planted}; "
+            f"{len(self.ssrf.get('attempts', []))} SSRF attempts and "
+            f"{len(self.ssrf.get('decoys', []))} decoys in ALB logs; the naive rule flags "
+            f"{self.naive_rule.get('count')} events"
+        )
+
     def to_dict(self) -> dict:
         """A JSON-ready dict."""
         return asdict(self)
