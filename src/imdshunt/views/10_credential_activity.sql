@@ -22,20 +22,25 @@
 -- The EC2 instance identity role (assumed-role/aws:ec2-instance/i-...) is not an instance
 -- profile and is left out.
 
--- One row per successful credential-vending event, with the path it vends for.
+-- One row per successful credential-vending event, with the path it vends for. Every
+-- AssumeRole* is kept, not only the AWS services' ones: a session vended to a person or by role
+-- chaining is then known not to be a workload's, whatever its name looks like.
 CREATE OR REPLACE VIEW credential_vending AS
 SELECT
     event_time,
     event_id,
     account_id,
     event_name,
+    -- Who vended: the AWS service, the OIDC provider, or (role chaining, people) the caller.
     CASE
+        WHEN actor_type = 'AWSService' THEN invoked_by
         WHEN event_name = 'AssumeRoleWithWebIdentity' THEN resp_web_id_provider
-        ELSE invoked_by
+        ELSE actor_arn
     END AS vended_by,
     CASE
         WHEN event_name = 'AssumeRoleWithWebIdentity' THEN
             CASE WHEN resp_web_id_provider LIKE '%oidc.eks.%' THEN 'eks-irsa' END
+        WHEN actor_type IS DISTINCT FROM 'AWSService' THEN NULL
         WHEN invoked_by = 'ec2.amazonaws.com' THEN 'ec2-instance'
         WHEN invoked_by = 'ecs-tasks.amazonaws.com' THEN 'ecs-task'
         WHEN invoked_by = 'lambda.amazonaws.com' THEN 'lambda'
@@ -62,10 +67,7 @@ SELECT
 FROM api_activity
 WHERE event_source = 'sts.amazonaws.com'
   AND error_code IS NULL
-  AND (
-      (event_name = 'AssumeRole' AND actor_type = 'AWSService')
-      OR event_name = 'AssumeRoleWithWebIdentity'
-  );
+  AND event_name IN ('AssumeRole', 'AssumeRoleWithWebIdentity', 'AssumeRoleWithSAML');
 
 -- ASIA key -> the event that vended it (the first one, should a key be logged twice).
 CREATE OR REPLACE VIEW key_provenance AS
@@ -75,6 +77,7 @@ SELECT
     arg_min(vended_by, event_time) AS vended_by,
     arg_min(vended_type, event_time) AS vended_type,
     arg_min(event_id, event_time) AS vending_event_id,
+    arg_min(event_name, event_time) AS vending_event_name,
     arg_min(req_session_name, event_time) AS vended_session_name,
     arg_min(req_role_arn, event_time) AS vended_role_arn,
     arg_min(eks_cluster, event_time) AS eks_cluster,
@@ -93,6 +96,7 @@ SELECT
     arg_max(vended_by, event_time) AS vended_by,
     arg_max(vended_type, event_time) AS vended_type,
     arg_max(event_id, event_time) AS vending_event_id,
+    arg_max(event_name, event_time) AS vending_event_name,
     arg_max(eks_cluster, event_time) AS eks_cluster,
     arg_max(k8s_namespace, event_time) AS k8s_namespace,
     arg_max(k8s_service_account, event_time) AS k8s_service_account,
@@ -132,6 +136,7 @@ marked AS (
             WHEN kp.access_key_id IS NOT NULL THEN 'key'
             WHEN sp.session_arn IS NOT NULL THEN 'session'
         END AS provenance_match,
+        coalesce(kp.vending_event_name, sp.vending_event_name) AS vending_event_name,
         kp.vended_by AS key_vended_by,
         kp.vended_type AS key_vended_type,
         sp.vended_by AS session_vended_by,
@@ -168,10 +173,13 @@ SELECT
         WHEN m.session_has_lambda_runtime_ua THEN 'lambda'
     END AS credential_type,
     CASE
-        WHEN m.provenance_match = 'key' THEN 'key was vended by ' || m.key_vended_by
+        WHEN m.provenance_match = 'key' THEN
+            'key ' || m.access_key_id || ' was vended by sts:' || m.vending_event_name
+            || ' from ' || m.key_vended_by
         WHEN m.provenance_match = 'session' THEN
-            'session was vended by ' || m.session_vended_by
-            || ' (vending event matched by role and session name; none carried key '
+            'session was vended by sts:' || m.vending_event_name || ' from '
+            || m.session_vended_by
+            || ' (matched by role and session name: no vending event carries its key '
             || coalesce(m.access_key_id, '?') || ')'
         WHEN m.role_delivery IS NOT NULL THEN
             'session carries ec2RoleDelivery ' || m.role_delivery
