@@ -154,9 +154,21 @@ def hunt(
     params: dict[str, dict[str, Any]] | None = None,
     fetch_ip_ranges: bool = True,
     kinds: Sequence[str] = ("credential", "web"),
+    memory_limit: str | None = None,
 ) -> HuntResult:
-    """Read CloudTrail (and web logs) under ``paths`` and run the detections on them."""
+    """Read CloudTrail (and web logs) under ``paths`` and run the detections on them.
+
+    ``memory_limit`` (e.g. ``"1GB"``) bounds DuckDB's memory; the data then lives in a temporary
+    on-disk database so that DuckDB can spill instead of failing on inputs larger than memory.
+    """
     stats = RunStats()
+    if engine is None and memory_limit:
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="imdshunt-"))
+        engine = DuckDBEngine(
+            tmp / "hunt.duckdb", memory_limit=memory_limit, temp_directory=tmp / "spill"
+        )
     classifier = load_classifier(ip_ranges, allowlist, fetch=fetch_ip_ranges)
     warnings = []
     age = classifier.info.age_days() if classifier.info else None
