@@ -31,6 +31,9 @@ SELECT
     event_id,
     account_id,
     event_name,
+    region,
+    src_ip,
+    user_agent,
     -- Who vended: the AWS service, the OIDC provider, or (role chaining, people) the caller.
     CASE
         WHEN actor_type = 'AWSService' THEN invoked_by
