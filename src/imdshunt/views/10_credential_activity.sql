@@ -120,9 +120,9 @@ WITH calls AS (
                     OR a.user_agent = 'awslambda-worker',
                 false
             )
-        ) OVER (PARTITION BY a.actor_arn) AS session_has_lambda_runtime_ua,
+        ) OVER (PARTITION BY coalesce(a.actor_arn, a.event_id)) AS session_has_lambda_runtime_ua,
         bool_or(coalesce(strpos(a.user_agent, 'exec-env/AWS_ECS_') > 0, false))
-            OVER (PARTITION BY a.actor_arn) AS session_has_ecs_runtime_ua
+            OVER (PARTITION BY coalesce(a.actor_arn, a.event_id)) AS session_has_ecs_runtime_ua
     FROM api_activity a
     WHERE a.actor_type = 'AssumedRole'
       AND coalesce(a.role_name, '') <> 'aws:ec2-instance'
