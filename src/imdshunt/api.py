@@ -163,9 +163,11 @@ def run_detections(
     params = params or {}
     findings: list[dict] = []
     engine.ensure_views()
+    # An engine that queries in place (Athena) may have no http_request table at all.
     has = {
-        "credential": _table_has_rows(engine, "api_activity"),
-        "web": _table_has_rows(engine, "http_request"),
+        kind: engine.table_exists(table) and _table_has_rows(engine, table)
+        for kind, table in (("credential", "api_activity"), ("web", "http_request"))
+        if kind in kinds
     }
     for det in detections.values():
         if det.kind not in kinds or not has.get(det.kind, True):
