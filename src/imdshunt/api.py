@@ -48,6 +48,8 @@ class SourceFiles:
     #: Objects under ``s3://`` paths, read in place (see :mod:`imdshunt.sources.s3`).
     s3: list[Any] = field(default_factory=list)
     s3_client: Any = None
+    #: Amazon Security Lake OCSF parquet (see :mod:`imdshunt.sources.securitylake`).
+    securitylake: list[Path] = field(default_factory=list)
 
 
 def discover(
@@ -80,6 +82,9 @@ def discover(
             segs = s3src._segments_after_awslogs(path.parent.as_posix())
             if segs is not None and not key_filter.keep(segs)[0]:
                 continue  # outside the requested accounts/regions/days: not read, not counted
+        if path.suffix == ".parquet":
+            found.securitylake.append(path)
+            continue
         kind, reason = classify_file(path)
         if kind == CLOUDTRAIL:
             found.cloudtrail.append(path)
@@ -102,6 +107,10 @@ def load_cloudtrail(
     engine = engine or DuckDBEngine()
     files = paths if isinstance(paths, SourceFiles) else discover(paths, stats)
     engine.load_api_activity(cloudtrail.iter_batches(files.cloudtrail, stats, workers=workers))
+    if files.securitylake:
+        from imdshunt.sources import securitylake
+
+        engine.load_api_activity(securitylake.iter_batches(files.securitylake, stats))
     if files.s3:
         from imdshunt.sources.s3 import S3Reader
 

@@ -266,6 +266,10 @@ def _decode(fetched: FetchedObject) -> FileResult:
         stats.skip_file(uri, fetched.error)
         return FileResult([], stats)
     data = fetched.data or b""
+    if data.startswith(b"PAR1"):  # Amazon Security Lake OCSF parquet
+        from imdshunt.sources.securitylake import decode_parquet
+
+        return decode_parquet(data, uri)
     kind, reason = classify_file(PurePosixPath(fetched.obj.key), head=data[:_SNIFF_BYTES])
     if kind != CLOUDTRAIL:
         stats.skip_file(uri, reason or "web log on S3 (read web logs from a local copy)")
