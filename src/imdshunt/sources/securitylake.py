@@ -5,35 +5,34 @@ in parquet (https://docs.aws.amazon.com/security-lake/latest/userguide/open-cybe
 source version 2 writes OCSF 1.1). Field mapping, after OCSF's own CloudTrail mapping
 (ocsf/examples, ``mappings/markdown/AWS/v1.1.0/CloudTrail``):
 
-==========================  ===============================================  ====================
-canonical column            OCSF field                                       CloudTrail field
-==========================  ===============================================  ====================
-event_time                  ``time`` (epoch ms) or ``time_dt``               eventTime
-event_id                    ``metadata.uid``                                 eventID
-event_type                  ``unmapped['eventType']``                        eventType
-event_source                ``api.service.name``                             eventSource
-event_name                  ``api.operation``                                eventName
-account_id                  ``cloud.account.uid``                            recipientAccountId
-region                      ``cloud.region``                                 awsRegion
-actor_type                  ``actor.user.type``                              userIdentity.type
-actor_arn                   ``actor.user.uid``                               userIdentity.arn
-actor_account_id            ``actor.user.account.uid``                       userIdentity.accountId
-principal_id                ``actor.user.uid_alt``                           userIdentity.principalId
-access_key_id               ``actor.user.credential_uid``                    userIdentity.accessKeyId
-role_arn                    ``actor.session.issuer``                         sessionIssuer.arn
-role_name, session_name     parsed from ``actor.user.uid`` (assumed-role ARN) (as for CloudTrail)
-session_created             ``actor.session.created_time_dt``                attributes.creationDate
-role_delivery               ``unmapped['userIdentity.sessionContext.ec2RoleDelivery']``
-web_id_provider             ``actor.idp.name``                               webIdFederationData
-source_identity             ``unmapped['userIdentity.sessionContext.sourceIdentity']``
-invoked_by                  ``actor.invoked_by``                             userIdentity.invokedBy
-src_ip                      ``src_endpoint.ip``, else ``src_endpoint.domain``  sourceIPAddress
-user_agent                  ``http_request.user_agent``                      userAgent
-vpce_id                     ``src_endpoint.uid``                             vpcEndpointId
-vpce_account_id             ``unmapped['vpcEndpointAccountId']``             vpcEndpointAccountId
-error_code                  ``api.response.error``                           errorCode
-req_* / resp_* / eks / k8s  ``api.request.data`` / ``api.response.data``     request/responseElements
-==========================  ===============================================  ====================
+canonical column <- OCSF field (CloudTrail field):
+
+- event_time <- ``time`` (epoch ms) or ``time_dt`` (CloudTrail eventTime)
+- event_id <- ``metadata.uid`` (CloudTrail eventID)
+- event_type <- ``unmapped['eventType']`` (CloudTrail eventType)
+- event_source <- ``api.service.name`` (CloudTrail eventSource)
+- event_name <- ``api.operation`` (CloudTrail eventName)
+- account_id <- ``cloud.account.uid`` (CloudTrail recipientAccountId)
+- region <- ``cloud.region`` (CloudTrail awsRegion)
+- actor_type <- ``actor.user.type`` (CloudTrail userIdentity.type)
+- actor_arn <- ``actor.user.uid`` (CloudTrail userIdentity.arn)
+- actor_account_id <- ``actor.user.account.uid`` (CloudTrail userIdentity.accountId)
+- principal_id <- ``actor.user.uid_alt`` (CloudTrail userIdentity.principalId)
+- access_key_id <- ``actor.user.credential_uid`` (CloudTrail userIdentity.accessKeyId)
+- role_arn <- ``actor.session.issuer`` (CloudTrail sessionIssuer.arn)
+- role_name, session_name <- parsed from ``actor.user.uid`` (assumed-role ARN) (as for CloudTrail)
+- session_created <- ``actor.session.created_time_dt`` (CloudTrail attributes.creationDate)
+- role_delivery <- ``unmapped['userIdentity.sessionContext.ec2RoleDelivery']``
+- web_id_provider <- ``actor.idp.name`` (CloudTrail webIdFederationData)
+- source_identity <- ``unmapped['userIdentity.sessionContext.sourceIdentity']``
+- invoked_by <- ``actor.invoked_by`` (CloudTrail userIdentity.invokedBy)
+- src_ip <- ``src_endpoint.ip``, else ``src_endpoint.domain`` (CloudTrail sourceIPAddress)
+- user_agent <- ``http_request.user_agent`` (CloudTrail userAgent)
+- vpce_id <- ``src_endpoint.uid`` (CloudTrail vpcEndpointId)
+- vpce_account_id <- ``unmapped['vpcEndpointAccountId']`` (CloudTrail vpcEndpointAccountId)
+- error_code <- ``api.response.error`` (CloudTrail errorCode)
+- req_* / resp_* / eks / k8s <- ``api.request.data`` / ``api.response.data``
+  (CloudTrail requestParameters / responseElements, decoded as for CloudTrail)
 
 Surprises: a ``sourceIPAddress`` that is a service name (``ec2.amazonaws.com``) is not an IP, so
 OCSF puts it in ``src_endpoint.domain``, not ``src_endpoint.ip``. Fields OCSF has no place for
