@@ -88,3 +88,23 @@ def test_spark_counts_duplicate_deliveries_like_duckdb(spark, tmp_path):
     assert duck.stats.duplicate_records > 0
     assert engine.duplicate_records == duck.stats.duplicate_records
     assert _comparable(sp.findings) == _comparable(duck.findings)
+
+
+def test_spark_findings_equal_duckdb_on_a_synthetic_organisation(spark, tmp_path):
+    synth = pytest.importorskip("imdshunt.synth", reason="synthetic organisation generator absent")
+    from imdshunt.engine.spark import SparkEngine
+
+    synth.generate_org(tmp_path, seed=11, records=4000, workers=1)
+    kw = dict(
+        ip_ranges=tmp_path / "ip-ranges.json",
+        allowlist=(),
+        workers=1,
+        fetch_ip_ranges=False,
+        kinds=("credential",),
+    )
+    duck = api.hunt([tmp_path / "AWSLogs"], **kw)
+    engine = SparkEngine(spark)
+    sp = api.hunt([tmp_path / "AWSLogs"], engine=engine, **kw)
+    engine.close()
+    assert duck.findings, "the synthetic organisation plants thefts"
+    assert _comparable(sp.findings) == _comparable(duck.findings)

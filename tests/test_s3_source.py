@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -130,3 +131,29 @@ def test_s3_hunt_needs_no_local_copy(bucket, tmp_path):
         fetch_ip_ranges=False,
     )
     assert res.stats.files_read > 0
+
+
+def test_hunt_s3_equals_local_on_a_synthetic_organisation(aws_env, tmp_path):
+    synth = pytest.importorskip("imdshunt.synth", reason="synthetic organisation generator absent")
+    root = tmp_path / "org"
+    synth.generate_org(root, seed=5, records=3000, days=1, accounts=2, workers=1)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="synthetic-org-trail")
+    files = [p for p in (root / "AWSLogs").rglob("*") if p.is_file()]
+    with ThreadPoolExecutor(8) as pool:  # thousands of small objects: upload in parallel
+        list(
+            pool.map(
+                lambda p: client.upload_file(
+                    str(p), "synthetic-org-trail", p.relative_to(root).as_posix()
+                ),
+                files,
+            )
+        )
+    kw = dict(
+        ip_ranges=root / "ip-ranges.json", workers=1, fetch_ip_ranges=False, kinds=("credential",)
+    )
+    local = api.hunt([root / "AWSLogs"], **kw)
+    remote = api.hunt(["s3://synthetic-org-trail/AWSLogs/"], **kw)
+    assert local.findings
+    assert _keys(remote.findings) == _keys(local.findings)
+    assert remote.stats.records_read == local.stats.records_read

@@ -7,9 +7,11 @@ reference table); the shared views (``views/api_activity.sql`` de-duplication, t
 ``views/NN_*.sql`` in name order) and every detection are transpiled from DuckDB's dialect with
 :func:`imdshunt.engine.portable.transpile` and run as Spark SQL. Results come back as Arrow.
 
-Data already in Spark (for example Security Lake parquet read by the cluster and mapped with
-:func:`imdshunt.sources.securitylake.to_api_activity`) is registered with
-:meth:`SparkEngine.register_dataframe` and never passes through the driver.
+Data already in canonical form in Spark (a DataFrame with the columns of
+:data:`imdshunt.schema.API_ACTIVITY`) is registered with :meth:`SparkEngine.register_dataframe`
+and never passes through the driver. Raw logs read by :func:`imdshunt.api.hunt` are decoded on
+the driver (as for DuckDB) and handed to Spark as Arrow; a cluster-side decoder of raw
+CloudTrail or OCSF is not provided yet.
 
 The session time zone is set to UTC: CloudTrail times are UTC and Spark would otherwise render
 timestamps in the JVM's zone.
