@@ -42,8 +42,13 @@ def sql_command(dialect, detection_id, no_views):
         for path in views:
             click.echo(f"-- view {path.name}")
             click.echo(render_view_file(path, engine) + ";\n")
+    from imdshunt.engine.golden import runs_on
+
     for det_id, det in detections.items():
         click.echo(f"-- detection {det_id}")
+        if not runs_on(det, engine):
+            click.echo(f"-- ({det.kind} detection: not run on {engine})\n")
+            continue
         click.echo(render_detection(det, engine) + ";\n")
 
 

@@ -18,8 +18,12 @@ golden files (``tests/golden``) and by the equivalence tests:
   read the temporary views the engine registers; permanent ones may not).
 
 Known differences left: DuckDB ``list()`` keeps NULL elements, Spark's ``collect_list`` drops
-them (detections filter NULLs out anyway: ``FILTER (WHERE x IS NOT NULL)``); ``len(list)`` is
-rendered as string ``LENGTH`` by sqlglot (use ``array_length``/``len`` on strings only).
+them (detections filter NULLs out anyway: ``FILTER (WHERE x IS NOT NULL)``); ``len(list)``
+becomes ``cardinality``/``size`` only when the list is recognisable in the statement (a list
+expression, or a column named like a projection that builds one); prefer ``array_length``.
+DuckDB struct literals (``{'k': v}``) have no typed equivalent in Trino without the value types:
+they transpile to Spark, not to Trino, so web detections that use them do not run on Athena
+(Athena runs the credential detections only).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ def transpile(tree: exp.Expression | str, dialect: str, *, pretty: bool = True) 
     if target == "duckdb":
         return tree.sql(dialect="duckdb", pretty=pretty)
     tree = _expand_star_exclude(tree.copy())
+    tree = _list_lengths(tree)
     if target == "spark":
         tree = _spark_lists(tree)
     tree = tree.transform(lambda n: _rewrite(n, target))
@@ -80,6 +85,36 @@ def transpile(tree: exp.Expression | str, dialect: str, *, pretty: bool = True) 
 
 def transpile_script(sql: str, dialect: str) -> list[str]:
     return [transpile(s, dialect) for s in parse_statements(sql)]
+
+
+def _arrayish(node: exp.Expression) -> bool:
+    if isinstance(node, exp.Filter):
+        node = node.this
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower() in ("list_slice", "list_distinct", "list_filter")
+    return isinstance(node, exp.Array | exp.ArrayAgg | exp.ArraySort | exp.ArrayConcat)
+
+
+def _list_lengths(tree: exp.Expression) -> exp.Expression:
+    """DuckDB ``len(list)`` -> ``cardinality``/``size``: sqlglot keeps string ``LENGTH``.
+
+    A list is recognised when the argument is a list expression or a column named like a
+    projection of this statement that builds a list (``list(...) AS request_urls``).
+    """
+    array_names = {
+        p.alias
+        for sel in tree.find_all(exp.Select)
+        for p in sel.expressions
+        if isinstance(p, exp.Alias) and _arrayish(p.this)
+    }
+    for node in list(tree.find_all(exp.Length)):
+        arg = node.this
+        if _arrayish(arg) or (isinstance(arg, exp.Column) and arg.name in array_names):
+            new = exp.ArraySize(this=arg.copy())
+            if node is tree:
+                return new
+            node.replace(new)
+    return tree
 
 
 def _string_literal(node: exp.Expression) -> str | None:
