@@ -16,7 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from imdshunt.errors import EngineError
-from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST
+from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, REFERENCE_TABLES
 
 VIEWS_DIR = Path(__file__).resolve().parent.parent / "views"
 
@@ -76,6 +76,9 @@ class DuckDBEngine:
             "CREATE TABLE IF NOT EXISTS ip_class (src_ip VARCHAR, network VARCHAR, "
             "network_kind VARCHAR, is_aws BOOLEAN)"
         )
+        # Inventory and org accounts: empty unless given, so detections reading them still run.
+        for name, schema in REFERENCE_TABLES.items():
+            self.con.execute(_ddl(name, schema))
         self.con.execute((VIEWS_DIR / DEDUP_VIEW_FILE).read_text())
         self._views_ready = False
         self.duplicate_records = 0

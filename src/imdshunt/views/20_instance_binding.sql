@@ -1,0 +1,159 @@
+-- Binding each EC2 instance credential to the instance it was issued to.
+--
+-- EC2 names an instance-profile session after the instance (roleSessionName = instance id)
+-- and vends its keys with an sts:AssumeRole by ec2.amazonaws.com, so every call carries the
+-- instance it belongs to. Where that instance really is comes from two kinds of evidence:
+--   * inventory (describe-instances, NAT gateways, Elastic IPs, ENIs, VPC endpoints,
+--     Organizations accounts): the tables inventory_address, inventory_vpce, org_account;
+--   * learned egress, when no inventory is given: the address an instance's credential is
+--     first used from, from AWS space or through a VPC endpoint, is the instance's own
+--     (Netflix's first-use method), one per egress path (public or through an endpoint)
+--     and address family (IPv4, IPv6).
+-- An address is the same "place" for every instance only where it is globally unique: a
+-- public address is itself; a private address seen through a VPC endpoint is scoped by the
+-- endpoint's account and the region (private ranges repeat across VPCs).
+
+-- Each EC2 instance credential call, with its egress path, address family and place.
+CREATE OR REPLACE VIEW ec2_credential_call AS
+SELECT
+    c.*,
+    lower(c.session_name) AS instance_id,
+    CASE WHEN c.vpce_id IS NOT NULL THEN 'endpoint' ELSE 'public' END AS egress_path,
+    CASE WHEN c.src_ip LIKE '%:%' THEN 6 ELSE 4 END AS ip_family,
+    CASE
+        WHEN c.vpce_id IS NOT NULL
+            THEN 'vpce:' || coalesce(c.vpce_account_id, '?') || ':' || coalesce(c.region, '?')
+                || ':' || c.src_ip
+        WHEN c.network_kind IN ('aws', 'internet', 'allowlisted') THEN c.src_ip
+    END AS place
+FROM credential_activity c
+WHERE c.credential_type = 'ec2-instance'
+  AND c.invoked_by IS NULL
+  AND NOT c.is_ssm_agent_channel;
+
+-- Which ASIA key belongs to which instance, role and issue time, and on what evidence.
+CREATE OR REPLACE VIEW ec2_key_binding AS
+SELECT
+    access_key_id,
+    any_value(account_id) AS account_id,
+    any_value(instance_id) AS instance_id,
+    any_value(role_name) AS role_name,
+    min(key_issued_at) AS key_issued_at,
+    min(session_created) AS session_created,
+    CASE
+        WHEN count(key_issued_at) > 0 THEN 'vending AssumeRole by ec2.amazonaws.com'
+        ELSE 'session name (no vending event in these logs)'
+    END AS binding_evidence,
+    min(event_time) AS first_used,
+    max(event_time) AS last_used
+FROM ec2_credential_call
+WHERE access_key_id IS NOT NULL
+GROUP BY access_key_id;
+
+-- Learned own places: the first place each instance used, per egress path and address family.
+-- Only AWS space and VPC endpoints teach us anything: an instance never egresses from the
+-- internet, so a first use from there is no evidence of where the instance is.
+CREATE OR REPLACE VIEW instance_egress_learned AS
+SELECT
+    account_id,
+    instance_id,
+    egress_path,
+    ip_family,
+    arg_min(place, event_time) AS place,
+    arg_min(src_ip, event_time) AS src_ip,
+    min(event_time) AS first_used
+FROM ec2_credential_call
+WHERE place IS NOT NULL
+  AND (egress_path = 'endpoint' OR network_kind = 'aws')
+GROUP BY account_id, instance_id, egress_path, ip_family;
+
+-- How many instances use each place, and for how many it is their own (first) place.
+-- A place that is several instances' own, or that many instances use, is shared egress
+-- (a NAT gateway); a place that is exactly one instance's own identifies that instance.
+CREATE OR REPLACE VIEW egress_place AS
+WITH used AS (
+    SELECT place, count(DISTINCT account_id || '/' || instance_id) AS instances_using
+    FROM ec2_credential_call
+    WHERE place IS NOT NULL
+    GROUP BY place
+),
+own AS (
+    SELECT
+        place,
+        count(*) AS instances_own,
+        min(instance_id) AS owner_instance,
+        min(account_id) AS owner_account
+    FROM instance_egress_learned
+    GROUP BY place
+)
+SELECT
+    u.place,
+    u.instances_using,
+    coalesce(o.instances_own, 0) AS instances_own,
+    CASE WHEN o.instances_own = 1 THEN o.owner_instance END AS learned_owner_instance,
+    CASE WHEN o.instances_own = 1 THEN o.owner_account END AS learned_owner_account
+FROM used u
+LEFT JOIN own o ON o.place = u.place;
+
+-- Accounts known to be the organisation's, and on what evidence.
+CREATE OR REPLACE VIEW org_account_known AS
+SELECT DISTINCT account_id, 'org-accounts' AS evidence FROM org_account
+UNION
+SELECT DISTINCT account_id, 'inventory' AS evidence
+FROM inventory_address WHERE account_id IS NOT NULL
+UNION
+SELECT DISTINCT account_id, 'inventory' AS evidence
+FROM inventory_vpce WHERE account_id IS NOT NULL;
+
+-- Every EC2 instance credential call with what inventory and learning say about its place.
+CREATE OR REPLACE VIEW ec2_call_binding AS
+SELECT
+    c.*,
+    -- inventory
+    (SELECT count(*) FROM inventory_address) > 0 AS inv_present,
+    EXISTS (
+        SELECT 1 FROM inventory_address ia WHERE ia.account_id = c.account_id
+    ) AS inv_covers_account,
+    EXISTS (
+        SELECT 1 FROM inventory_address ia
+        WHERE ia.address = c.src_ip AND ia.instance_id = c.instance_id
+    ) AS inv_own_address,
+    (
+        SELECT min(ia.kind) FROM inventory_address ia
+        WHERE ia.address = c.src_ip AND c.egress_path = 'public'
+    ) AS inv_org_address_kind,
+    (
+        SELECT min(ia.instance_id) FROM inventory_address ia
+        WHERE ia.address = c.src_ip
+          AND ia.instance_id IS NOT NULL
+          AND ia.instance_id <> c.instance_id
+          AND (
+              (c.egress_path = 'public'
+                  AND ia.kind IN ('instance-public', 'instance-ipv6', 'elastic-ip', 'eni'))
+              OR (c.egress_path = 'endpoint'
+                  AND ia.kind IN ('instance-private', 'instance-ipv6', 'eni')
+                  AND coalesce(
+                      ia.vpc_id = (SELECT min(v.vpc_id) FROM inventory_vpce v
+                                   WHERE v.vpce_id = c.vpce_id),
+                      ia.account_id = c.vpce_account_id,
+                      false
+                  ))
+          )
+    ) AS inv_other_instance,
+    (
+        SELECT min(ia.vpc_id) FROM inventory_address ia WHERE ia.instance_id = c.instance_id
+    ) AS inv_instance_vpc,
+    (SELECT min(v.vpc_id) FROM inventory_vpce v WHERE v.vpce_id = c.vpce_id) AS inv_vpce_vpc,
+    -- learned
+    lo.place AS learned_own_place,
+    lo.src_ip AS learned_own_ip,
+    ep.instances_using AS place_instances_using,
+    ep.instances_own AS place_instances_own,
+    ep.learned_owner_instance AS place_learned_owner
+FROM ec2_credential_call c
+LEFT JOIN instance_egress_learned lo
+    ON lo.account_id = c.account_id
+   AND lo.instance_id = c.instance_id
+   AND lo.egress_path = c.egress_path
+   AND lo.ip_family = c.ip_family
+LEFT JOIN egress_place ep ON ep.place = c.place;
