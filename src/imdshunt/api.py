@@ -209,11 +209,14 @@ def hunt(
     params: dict[str, dict[str, Any]] | None = None,
     fetch_ip_ranges: bool = True,
     kinds: Sequence[str] = ("credential", "web"),
+    memory_limit: str | None = None,
     inventory: Iterable[str | os.PathLike] | Inventory = (),
     org_accounts: Iterable[str] = (),
 ) -> HuntResult:
     """Read CloudTrail (and web logs) under ``paths`` and run the detections on them.
 
+    ``memory_limit`` (e.g. ``"1GB"``) bounds DuckDB's memory; the data then lives in a temporary
+    on-disk database so that DuckDB can spill instead of failing on inputs larger than memory.
     ``inventory`` names AWS CLI JSON files or folders (see :mod:`imdshunt.enrich.inventory`)
     or is an already loaded :class:`Inventory`; ``org_accounts`` adds account ids directly.
     """
@@ -223,6 +226,13 @@ def hunt(
         inv.org_accounts.update(load_inventory((), org_accounts).org_accounts)
     else:
         inv = load_inventory(inventory, org_accounts)
+    if engine is None and memory_limit:
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="imdshunt-"))
+        engine = DuckDBEngine(
+            tmp / "hunt.duckdb", memory_limit=memory_limit, temp_directory=tmp / "spill"
+        )
     classifier = load_classifier(ip_ranges, allowlist, fetch=fetch_ip_ranges)
     warnings = []
     age = classifier.info.age_days() if classifier.info else None

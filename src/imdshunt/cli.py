@@ -107,6 +107,19 @@ def _common_hunt_options(f):
             help="Also say what the naive 'AssumedRole from outside AWS' rule would flag.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr."),
+        click.option(
+            "--state",
+            "state_dir",
+            type=click.Path(file_okay=False),
+            help="Remember processed files and reported findings here; report only "
+            "what is new or changed (for scheduled runs).",
+        ),
+        click.option(
+            "--memory-limit",
+            default=None,
+            metavar="SIZE",
+            help="Bound DuckDB's memory (e.g. 1GB); spills to disk beyond it.",
+        ),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -127,11 +140,12 @@ def run_hunt(
     explain,
     quiet,
     kinds=("credential", "web"),
+    state_dir=None,
+    memory_limit=None,
 ) -> int:
     from imdshunt import api
     from imdshunt.config import load_config
     from imdshunt.enrich.ipranges import load_allowlist
-    from imdshunt.findings import SEVERITY_RANK
     from imdshunt.outputs import OUTPUTS, RunContext
 
     cfg = load_config(config_path)
@@ -144,6 +158,21 @@ def run_hunt(
         from rich.console import Console
 
         status = Console(stderr=True).status("Reading logs and hunting ...")
+    if state_dir:
+        return _run_incremental(
+            paths,
+            state_dir,
+            ip_ranges=ip_ranges or cfg.ip_ranges,
+            allowlist=allowlist,
+            workers=workers,
+            params=cfg.detection_params,
+            kinds=kinds,
+            fmt=fmt,
+            output=output,
+            quiet=quiet,
+            fail_on=fail_on,
+            memory_limit=memory_limit,
+        )
     with status:
         result = api.hunt(
             paths,
@@ -152,6 +181,7 @@ def run_hunt(
             workers=workers,
             params=cfg.detection_params,
             kinds=kinds,
+            memory_limit=memory_limit,
         )
     for w in result.warnings:
         click.echo(f"imdshunt: warning: {w}", err=True)
@@ -172,9 +202,38 @@ def run_hunt(
                 f"{n['sessions']} sessions; imdshunt reports {len(result.findings)} findings",
                 err=True,
             )
+    return _exit_for(result.findings, fail_on)
+
+
+def _exit_for(findings, fail_on) -> int:
+    from imdshunt.findings import SEVERITY_RANK
+
     threshold = SEVERITY_RANK[fail_on]
-    hit = any(SEVERITY_RANK.get(f.get("severity"), 0) >= threshold for f in result.findings)
+    hit = any(SEVERITY_RANK.get(f.get("severity"), 0) >= threshold for f in findings)
     return EXIT_FINDINGS if hit else EXIT_OK
+
+
+def _run_incremental(paths, state_dir, *, fmt, output, quiet, fail_on, **kw) -> int:
+    from imdshunt.outputs import OUTPUTS, RunContext
+    from imdshunt.state import check_state_dir, hunt_incremental
+
+    check_state_dir(state_dir)
+    writer = OUTPUTS[fmt]()
+    with _open_output(output) as stream:
+
+        def report(changes):
+            writer.write(changes, stream, RunContext())
+            stream.flush()
+
+        result = hunt_incremental(paths, state_dir, report=report, **kw)
+    if not quiet:
+        click.echo(
+            f"imdshunt: {len(result.new)} new, {len(result.updated)} updated findings "
+            f"({len(result.findings)} known); {result.files_already_processed} files "
+            "already processed; " + result.stats.summary(),
+            err=True,
+        )
+    return _exit_for(result.changes, fail_on)
 
 
 @cli.command()
@@ -229,6 +288,76 @@ def demo(out, records, seed, fmt):
             quiet=False,
         )
     sys.exit(EXIT_OK if code in (EXIT_OK, EXIT_FINDINGS) else code)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--state",
+    "state_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="State folder (processed files, reported findings).",
+)
+@click.option("--interval", default=300.0, show_default=True, help="Seconds between polls.")
+@click.option("--iterations", default=0, help="Stop after this many polls (0: until stopped).")
+@click.option("--ip-ranges", "ip_ranges", type=click.Path(dir_okay=False))
+@click.option(
+    "--allowlist", "allowlist_files", multiple=True, type=click.Path(exists=True, dir_okay=False)
+)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Append JSON lines here (default: standard output).",
+)
+def watch(paths, state_dir, interval, iterations, ip_ranges, allowlist_files, config_path, output):
+    """Poll folders and emit new or updated findings as JSON lines (for a SIEM).
+
+    Each line is a finding of the contract plus "change": "new" or "updated".
+
+    \b
+    Example:
+      imdshunt watch ./AWSLogs/ --state ~/.imdshunt-state --interval 300 -o findings.jsonl
+    """
+    import json
+    import time
+
+    from imdshunt.config import load_config
+    from imdshunt.enrich.ipranges import load_allowlist
+    from imdshunt.findings import ordered
+    from imdshunt.state import check_state_dir, hunt_incremental
+
+    check_state_dir(state_dir)
+    cfg = load_config(config_path)
+    allowlist = list(cfg.allowlist)
+    for f in [*cfg.allowlist_files, *allowlist_files]:
+        allowlist.extend(load_allowlist(f))
+    n = 0
+    while True:
+        opened = (
+            open(output, "a", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout)
+        )
+        with opened as stream:
+
+            def report(changes, stream=stream):
+                for c in changes:
+                    stream.write(json.dumps(ordered(c), ensure_ascii=True, default=str) + "\n")
+                stream.flush()
+
+            hunt_incremental(
+                paths,
+                state_dir,
+                ip_ranges=ip_ranges or cfg.ip_ranges,
+                allowlist=allowlist,
+                params=cfg.detection_params,
+                report=report,
+            )
+        n += 1
+        if iterations and n >= iterations:
+            break
+        time.sleep(interval)
 
 
 @cli.group("ip-ranges")
@@ -313,7 +442,10 @@ def _register_optional_commands() -> None:
     """Command groups that live in their own modules (one module per group)."""
     import importlib
 
-    for module, attr in (("imdshunt.commands.synth", "synth"),):
+    for module, attr in (
+        ("imdshunt.commands.synth", "synth"),
+        ("imdshunt.commands.exposure", "exposure"),
+    ):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

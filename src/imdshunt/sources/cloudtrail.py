@@ -24,6 +24,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 from isal import igzip
+from isal.igzip_lib import IsalError
 
 from imdshunt.schema import API_ACTIVITY
 from imdshunt.sources.discover import GZIP_MAGIC, RunStats, _read_error_reason
@@ -292,6 +293,20 @@ def _keep(rec: _Record, rows: list, stats: RunStats, source: str, index: int) ->
 
 def decode_records(data: bytes, source: str) -> FileResult:
     """Decode one file's bytes. Never raises on bad content: it accounts for it instead."""
+    try:
+        return _decode_records(data, source)
+    except UnicodeDecodeError as exc:
+        stats = RunStats()
+        stats.skip_file(source, f"invalid JSON (not UTF-8: {exc.reason} at byte {exc.start})")
+        return FileResult([], stats)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        # msgspec validates while it parses, so a type error can hide a later syntax error.
+        stats = RunStats()
+        stats.skip_file(source, f"invalid JSON ({exc})")
+        return FileResult([], stats)
+
+
+def _decode_records(data: bytes, source: str) -> FileResult:
     stats = RunStats()
     rows: list[tuple] = []
     text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
@@ -386,7 +401,7 @@ def _decode_json_lines(data: bytes, source: str) -> FileResult:
                 "record field has an unexpected type", example=f"{source}:{lineno}: {exc}"
             )
             continue
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             stats.skip_records("line is not valid JSON", example=f"{source}:{lineno}: {exc}")
             continue
         _keep(rec, rows, stats, source, lineno)
@@ -400,7 +415,7 @@ def read_file(path: str | os.PathLike) -> FileResult:
     source = str(path)
     try:
         data = read_bytes(path)
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, IsalError) as exc:
         stats = RunStats()
         stats.skip_file(source, _read_error_reason(exc))
         return FileResult([], stats)
