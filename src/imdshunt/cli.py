@@ -108,6 +108,23 @@ def _common_hunt_options(f):
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr."),
         click.option(
+            "--inventory",
+            "inventory",
+            multiple=True,
+            type=click.Path(exists=True),
+            help="AWS CLI JSON of ec2 describe-instances / describe-nat-gateways / "
+            "describe-addresses / describe-network-interfaces / describe-vpc-endpoints or "
+            "organizations list-accounts; a folder means every JSON file in it (repeatable). "
+            "See 'imdshunt inventory collect'.",
+        ),
+        click.option(
+            "--org-accounts",
+            "org_accounts",
+            multiple=True,
+            metavar="ID[,ID...]",
+            help="The organisation's AWS account ids (repeatable or comma-separated).",
+        ),
+        click.option(
             "--state",
             "state_dir",
             type=click.Path(file_okay=False),
@@ -142,6 +159,8 @@ def run_hunt(
     kinds=("credential", "web"),
     state_dir=None,
     memory_limit=None,
+    inventory=(),
+    org_accounts=(),
 ) -> int:
     from imdshunt import api
     from imdshunt.config import load_config
@@ -158,7 +177,17 @@ def run_hunt(
         from rich.console import Console
 
         status = Console(stderr=True).status("Reading logs and hunting ...")
+    inventory = [*cfg.inventory, *inventory]
+    org_ids = [*cfg.org_accounts]
+    for item in org_accounts:
+        org_ids.extend(x for x in str(item).replace(" ", ",").split(",") if x)
     if state_dir:
+        if (inventory or org_ids) and not quiet:
+            click.echo(
+                "imdshunt: warning: incremental hunts (--state) do not read --inventory or "
+                "--org-accounts yet; binding detections rest on learned egress",
+                err=True,
+            )
         return _run_incremental(
             paths,
             state_dir,
@@ -182,9 +211,14 @@ def run_hunt(
             params=cfg.detection_params,
             kinds=kinds,
             memory_limit=memory_limit,
+            inventory=inventory,
+            org_accounts=org_ids,
         )
     for w in result.warnings:
         click.echo(f"imdshunt: warning: {w}", err=True)
+    if not quiet:
+        for note in result.notes:
+            click.echo(f"imdshunt: note: {note}", err=True)
     context = RunContext(
         stats=result.stats,
         naive=result.naive if (explain or fmt == "table") else {},
@@ -445,6 +479,7 @@ def _register_optional_commands() -> None:
     for module, attr in (
         ("imdshunt.commands.synth", "synth"),
         ("imdshunt.commands.exposure", "exposure"),
+        ("imdshunt.commands.inventory", "inventory"),
     ):
         try:
             mod = importlib.import_module(module)

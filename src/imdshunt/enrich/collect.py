@@ -132,9 +132,7 @@ def collect_inventory(
         try:
             org = session.client("organizations", region_name=session.region_name or "us-east-1")
             doc = _all_pages(org, "list_accounts", "Accounts")
-            result.files.append(
-                write_json(out / account / "organizations-list-accounts.json", doc)
-            )
+            result.files.append(write_json(out / account / "organizations-list-accounts.json", doc))
         except (ClientError, BotoCoreError) as exc:
             result.errors.append(f"organizations: list_accounts: {exc}")
     if not result.files:
