@@ -30,6 +30,9 @@ DETECTION_PRIORITY = {
 }
 CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
 
+#: Evidence ids kept in a merged finding when every part was under the detections' own cap.
+DEFAULT_MAX_EVENT_IDS = 50
+
 _UNION_FIELDS = ("access_key_ids", "actions", "user_agents", "regions", "evidence")
 
 
@@ -66,7 +69,8 @@ def _fold(group: list[dict[str, Any]]) -> dict[str, Any]:
         if any(name in f for f in group):
             merged = _union(f.get(name) for f in group)
             head[name] = merged if name == "evidence" else sorted(merged, key=str)
-    cap = max(len(f.get("event_ids") or []) for f in group)
+    # Each detection capped its own list (param max_event_ids); keep at least that many.
+    cap = max([len(f.get("event_ids") or []) for f in group] + [DEFAULT_MAX_EVENT_IDS])
     head["event_ids"] = sorted(_union(f.get("event_ids") for f in group))[:cap]
     for name, pick in (
         ("event_count", max),
