@@ -241,3 +241,19 @@ def test_stratus_theft_with_the_instances_inventory_is_another_accounts_address(
     assert f["access_key_ids"] == ["ASIAP5CT9NN8EYVU1FXV"]
     assert f["actions"] == ["ec2:DescribeInstances", "sts:GetCallerIdentity"]
     assert f["confidence"] == "high"
+
+
+@pytest.mark.parametrize("dialect", ["trino", "spark"])
+def test_binding_sql_transpiles_for_athena_and_spark(dialect):
+    import sqlglot
+
+    from imdshunt.detect import load_detections
+    from imdshunt.engine.duckdb import VIEWS_DIR
+
+    detections = load_detections()
+    sqls = [detections[d].render_sql() for d in sorted(BINDING)]
+    sqls.append((VIEWS_DIR / "20_instance_binding.sql").read_text())
+    for sql in sqls:
+        sqlglot.transpile(
+            sql, read="duckdb", write=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE
+        )

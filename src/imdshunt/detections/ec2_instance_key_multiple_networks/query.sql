@@ -46,12 +46,16 @@ pairs AS (
             WHEN s.inv_covers THEN 'inventory'
             ELSE 'learned-egress'
         END AS evidence,
-        list({
-            'source_ip': t.src_ip,
-            'network': t.network,
-            'first_seen': t.first_seen,
-            'instance_own': t.is_own
-        } ORDER BY t.first_seen) AS other_sides
+        list(DISTINCT t.src_ip) AS other_source_ips,
+        list(
+            t.src_ip || ' (' || t.network || ', first seen '
+                || strftime(t.first_seen, '%Y-%m-%dT%H:%M:%SZ') || ', '
+                || CASE
+                    WHEN t.is_own THEN 'the instance''s own'
+                    ELSE 'not known to be the instance''s'
+                END
+                || ')'
+        ) AS other_sides
     FROM distinct_sides s
     JOIN distinct_sides t
       ON t.access_key_id = s.access_key_id
@@ -67,8 +71,9 @@ explained AS (
         p.confidence,
         p.evidence,
         p.other_sides,
+        p.other_source_ips,
         'key ' || b.access_key_id || ' was also used from '
-            || array_to_string(list_transform(p.other_sides, x -> x.source_ip), ', ')
+            || array_to_string(list_sort(p.other_source_ips), ', ')
             || CASE WHEN p.evidence = 'learned-egress'
                     THEN '; which side is the instance rests on learned egress (first use)'
                     ELSE '' END AS why
@@ -97,7 +102,8 @@ SELECT
     min(confidence) AS confidence,
     CASE WHEN min(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
     list_sort(list(DISTINCT evidence)) AS evidence,
-    list_distinct(flatten(list(other_sides))) AS other_sides,
+    list_sort(list_distinct(flatten(list(other_sides)))) AS other_sides,
+    list_sort(list_distinct(flatten(list(other_source_ips)))) AS other_source_ips,
     list_concat(
         [
             'EC2 instance key(s) of ' || session_name || ' (role ' || coalesce(role_name, '?')
