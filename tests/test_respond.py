@@ -19,7 +19,7 @@ from imdshunt.respond import (
 )
 from imdshunt.respond.plan import APPLIED, FAILED, IN_PLACE, NOT_RUN, PENDING, UNCHANGED
 from imdshunt.respond.policies import ROLE_WIDE_POLICY_NAME, iso_z, session_policy_name
-from respond_world import denied_by, make_world
+from tests.respond_world import denied_by, make_world
 
 pytestmark = pytest.mark.moto
 

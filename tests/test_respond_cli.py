@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from imdshunt.commands.guardduty import guardduty
 from imdshunt.commands.respond import respond
 from imdshunt.respond.policies import session_policy_name
-from respond_world import make_world
+from tests.respond_world import make_world
 
 
 def _commands(cmd: click.Command):

@@ -81,17 +81,56 @@ def load_cloudtrail(
     return engine, stats
 
 
-def load_web_logs(files: Sequence[Path], engine: DuckDBEngine, stats: RunStats) -> None:
-    """Parse web logs into ``http_request``; files no web parser recognises are skipped."""
-    try:
-        from imdshunt.sources import weblogs  # noqa: F401
-    except ImportError:
-        for p in files:
-            stats.skip_file(p, "not a log file this version reads")
-        return
+def load_web_logs(
+    files: Sequence[Path], engine: DuckDBEngine, stats: RunStats, *, log_type: str | None = None
+) -> None:
+    """Parse web logs into ``http_request`` (and ``url_class``); unrecognised files are skipped."""
     from imdshunt.web import load_web_files
 
-    load_web_files(files, engine, stats)
+    load_web_files(files, engine, stats, log_type=log_type)
+
+
+def learned_instance_addresses(engine: DuckDBEngine) -> dict[str, str]:
+    """Private addresses that exactly one instance credential was used from (its own calls
+    through VPC endpoints): enough to name the instance behind an ALB target address when no
+    inventory is given. Addresses shared by several instances are left out."""
+    rows = engine.query(
+        "SELECT src_ip, min(session_name) AS instance FROM credential_activity "
+        "WHERE credential_type = 'ec2-instance' AND network_kind = 'private' "
+        "GROUP BY src_ip HAVING count(DISTINCT session_name) = 1",
+        label="learned instance addresses",
+    ).to_pylist()
+    return {r["src_ip"]: r["instance"] for r in rows}
+
+
+def link_chains(
+    findings: list[dict],
+    engine: DuckDBEngine,
+    instance_by_ip: dict[str, str] | None = None,
+    *,
+    window_hours: float = 24,
+) -> list[dict]:
+    """Name each SSRF target's instance and link attempts to later thefts (``imds_theft_chain``)."""
+    import datetime as dt
+
+    from imdshunt.correlate import correlate_chains
+
+    web = [f for f in findings if f.get("kind") == "web"]
+    cred = [
+        f
+        for f in findings
+        if f.get("kind") == "credential" and f.get("credential_type") == "ec2-instance"
+    ]
+    if not web:
+        return []
+    mapping = learned_instance_addresses(engine) if _table_has_rows(engine, "api_activity") else {}
+    mapping.update(instance_by_ip or {})
+    for f in web:
+        if not f.get("target_instance") and f.get("target_ip"):
+            f["target_instance"] = mapping.get(f["target_ip"])
+    if not cred:
+        return []
+    return correlate_chains(web, cred, mapping, window=dt.timedelta(hours=window_hours))
 
 
 def classify_addresses(engine: DuckDBEngine, classifier: AddressClassifier) -> int:
@@ -210,6 +249,9 @@ def hunt(
     fetch_ip_ranges: bool = True,
     kinds: Sequence[str] = ("credential", "web"),
     memory_limit: str | None = None,
+    web_log_type: str | None = None,
+    instance_by_ip: dict[str, str] | None = None,
+    chain_window_hours: float = 24,
     inventory: Iterable[str | os.PathLike] | Inventory = (),
     org_accounts: Iterable[str] = (),
 ) -> HuntResult:
@@ -244,7 +286,7 @@ def hunt(
     files = discover(paths, stats)
     engine, stats = load_cloudtrail(files, engine=engine, stats=stats, workers=workers)
     if files.web and "web" in kinds:
-        load_web_logs(files.web, engine, stats)
+        load_web_logs(files.web, engine, stats, log_type=web_log_type)
     elif files.web:
         for p in files.web:
             stats.skip_file(p, "web log (not asked for)")
@@ -252,6 +294,15 @@ def hunt(
     register_inventory(engine, inv)
     stats.duplicate_records = engine.duplicate_records
     findings = run_detections(engine, detections, params, kinds=kinds)
+    findings = sort_findings(
+        findings
+        + link_chains(
+            findings,
+            engine,
+            {**inv.instance_by_ip(), **(instance_by_ip or {})},
+            window_hours=chain_window_hours,
+        )
+    )
     naive = naive_rule(engine)
     notes = evidence_notes(engine, inv) if "credential" in kinds else []
     return HuntResult(

@@ -81,8 +81,9 @@ def _common_hunt_options(f):
             "fmt",
             default="table",
             show_default=True,
-            type=click.Choice(["table", "jsonl", "csv"]),
-            help="Output format.",
+            type=click.Choice(["table", "jsonl", "csv", "html", "ocsf", "asff"]),
+            help="Output format: html is a self-contained report (use with -o); ocsf is "
+            "OCSF Detection Finding JSON lines; asff a Security Hub BatchImportFindings body.",
         ),
         click.option(
             "-o",
@@ -132,6 +133,13 @@ def _common_hunt_options(f):
             "what is new or changed (for scheduled runs).",
         ),
         click.option(
+            "--source",
+            "web_log_type",
+            default=None,
+            type=click.Choice(["alb", "cloudfront", "nginx", "apache", "waf"]),
+            help="Force the web log format (default: detected per file).",
+        ),
+        click.option(
             "--memory-limit",
             default=None,
             metavar="SIZE",
@@ -159,6 +167,7 @@ def run_hunt(
     kinds=("credential", "web"),
     state_dir=None,
     memory_limit=None,
+    web_log_type=None,
     inventory=(),
     org_accounts=(),
 ) -> int:
@@ -171,7 +180,7 @@ def run_hunt(
     allowlist = list(cfg.allowlist) + list(allow_cidrs)
     for f in [*cfg.allowlist_files, *allowlist_files]:
         allowlist.extend(load_allowlist(f))
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     status = contextlib.nullcontext()
     if not quiet and err.isatty():
         from rich.console import Console
@@ -211,6 +220,7 @@ def run_hunt(
             params=cfg.detection_params,
             kinds=kinds,
             memory_limit=memory_limit,
+            web_log_type=web_log_type,
             inventory=inventory,
             org_accounts=org_ids,
         )
@@ -219,11 +229,16 @@ def run_hunt(
     if not quiet:
         for note in result.notes:
             click.echo(f"imdshunt: note: {note}", err=True)
-    context = RunContext(
-        stats=result.stats,
-        naive=result.naive if (explain or fmt == "table") else {},
-        ip_ranges=result.ip_ranges,
-    )
+    if fmt == "html":
+        from imdshunt.report import report_context
+
+        context = report_context(result, backlog=True, inputs=paths)
+    else:
+        context = RunContext(
+            stats=result.stats,
+            naive=result.naive if (explain or fmt == "table") else {},
+            ip_ranges=result.ip_ranges,
+        )
     writer = OUTPUTS[fmt]()
     with _open_output(output) as stream:
         writer.write(result.findings, stream, context)
@@ -284,6 +299,22 @@ def hunt(paths, **kw):
       imdshunt hunt ./AWSLogs/ --allowlist egress.txt --format jsonl -o findings.jsonl
     """
     sys.exit(run_hunt(paths, **kw))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@_common_hunt_options
+def ssrf(paths, **kw):
+    """Hunt web logs only (ALB, CloudFront, nginx/Apache, WAF) for metadata-service SSRF.
+
+    Finds the metadata addresses in any disguise (integer, hex, octal, short forms, IPv6,
+    percent-encoding, wildcard DNS names) in URLs, parameters and Host headers.
+
+    \b
+    Example:
+      imdshunt ssrf ./AWSLogs/111122223333/elasticloadbalancing/ --format jsonl
+    """
+    sys.exit(run_hunt(paths, kinds=("web",), **kw))
 
 
 @cli.command()
@@ -479,6 +510,8 @@ def _register_optional_commands() -> None:
     for module, attr in (
         ("imdshunt.commands.synth", "synth"),
         ("imdshunt.commands.exposure", "exposure"),
+        ("imdshunt.commands.respond", "respond"),
+        ("imdshunt.commands.guardduty", "guardduty"),
         ("imdshunt.commands.inventory", "inventory"),
     ):
         try:

@@ -74,6 +74,14 @@ class Inventory:
             [{"account_id": a} for a in sorted(self.org_accounts)], schema=ORG_ACCOUNT
         )
 
+    def instance_by_ip(self) -> dict[str, str]:
+        """Each address that belongs to exactly one instance (e.g. an ALB target's private IP)."""
+        owners: dict[str, set[str]] = {}
+        for a in self.addresses:
+            if a.get("instance_id"):
+                owners.setdefault(a["address"], set()).add(a["instance_id"])
+        return {ip: next(iter(ids)) for ip, ids in owners.items() if len(ids) == 1}
+
     def summary(self) -> str:
         instances = {a["instance_id"] for a in self.addresses if a.get("instance_id")}
         return (
