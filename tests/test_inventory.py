@@ -119,6 +119,10 @@ def test_a_file_that_is_not_inventory_is_refused_with_its_path(tmp_path):
     with pytest.raises(InputError, match="not an inventory file") as exc:
         load_inventory([bad])
     assert exc.value.path == str(bad)
+    # inside a folder, other JSON (IAM authorization details for 'exposure') is skipped and named
+    assert load_inventory([tmp_path]).skipped == {
+        str(bad): "JSON that is no inventory this version reads"
+    }
     (tmp_path / "trail.json").write_text("{not json")
     with pytest.raises(InputError, match="not JSON"):
         load_inventory([tmp_path])

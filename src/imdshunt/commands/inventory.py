@@ -78,4 +78,6 @@ def show(paths, org_accounts) -> None:
     inv = load_inventory(paths, ids)
     for path, kind in inv.files.items():
         click.echo(f"{kind:28} {path}")
+    for path, why in inv.skipped.items():
+        click.echo(f"{'skipped':28} {path} ({why})")
     click.echo(inv.summary())

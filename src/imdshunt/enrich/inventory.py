@@ -18,8 +18,10 @@ Accepts the JSON the AWS CLI prints (pages merged, ``ResponseMetadata`` absent) 
 * ``aws organizations list-accounts`` (``{"Accounts": [...]}``): the organisation's accounts.
 
 The kind of a file is told by its top-level key, never by its name. A folder means every
-``*.json`` file under it (recursively). A file whose content is none of these is an
-:class:`~imdshunt.errors.InputError`, so a wrong path is never silently ignored.
+``*.json`` file under it (recursively); JSON in a folder that is none of these (for example the
+IAM ``get-account-authorization-details`` that ``imdshunt exposure`` reads from the same folder)
+is listed in :attr:`Inventory.skipped` with the reason, never silently dropped. A file named
+directly whose content is none of these is an :class:`~imdshunt.errors.InputError`.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Inventory:
     vpc_endpoints: list[dict[str, Any]] = field(default_factory=list)
     org_accounts: set[str] = field(default_factory=set)
     files: dict[str, str] = field(default_factory=dict)  # path -> kind
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> why (folder walks only)
 
     @property
     def empty(self) -> bool:
@@ -88,6 +91,7 @@ class Inventory:
             f"inventory: {len(self.files)} files, {len(instances)} instances, "
             f"{len(self.addresses)} addresses, {len(self.vpc_endpoints)} VPC endpoints, "
             f"{len(self.org_accounts)} org accounts"
+            + (f"; {len(self.skipped)} other JSON files skipped" if self.skipped else "")
         )
 
 
@@ -258,15 +262,15 @@ def detect_kind(doc: Any) -> str | None:
     return None
 
 
-def iter_inventory_files(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files named by ``paths``; a folder stands for every ``*.json`` under it."""
-    out: list[Path] = []
+def iter_inventory_files(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, bool]]:
+    """``(file, named directly)`` for ``paths``; a folder stands for every ``*.json`` under it."""
+    out: list[tuple[Path, bool]] = []
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            out.extend(sorted(q for q in path.rglob("*.json") if q.is_file()))
+            out.extend((q, False) for q in sorted(path.rglob("*.json")) if q.is_file())
         elif path.is_file():
-            out.append(path)
+            out.append((path, True))
         else:
             raise InputError(str(path), "inventory file or folder not found")
     return out
@@ -277,19 +281,22 @@ def load_inventory(
 ) -> Inventory:
     """Parse inventory files and folders, plus account ids given directly.
 
-    Raises :class:`~imdshunt.errors.InputError` for a file that is not JSON or not one of the
-    responses listed in the module docstring, and
+    Raises :class:`~imdshunt.errors.InputError` for a file that is not JSON, or a file named
+    directly that is not one of the responses listed in the module docstring, and
     :class:`~imdshunt.errors.UsageError` for an account id that is not 12 digits.
     """
     inv = Inventory()
     for acct in org_accounts:
         inv.org_accounts.add(normalise_account_id(acct))
-    for path in iter_inventory_files(paths):
+    for path, named in iter_inventory_files(paths):
         try:
             doc = json.loads(path.read_bytes())
         except (OSError, ValueError) as exc:
             raise InputError(str(path), f"inventory file is not JSON: {exc}") from exc
         kind = detect_kind(doc)
+        if kind is None and not named:
+            inv.skipped[str(path)] = "JSON that is no inventory this version reads"
+            continue
         if kind is None:
             raise InputError(
                 str(path),
