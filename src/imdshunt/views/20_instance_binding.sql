@@ -53,21 +53,38 @@ GROUP BY access_key_id;
 -- Learned own places: the first place each instance used, per egress path and address family.
 -- Only AWS space and VPC endpoints teach us anything: an instance never egresses from the
 -- internet, so a first use from there is no evidence of where the instance is.
+-- A learned place is "established" when the instance used that path within an hour of its first
+-- appearance in the logs. Only established places make an address someone's own for others (a
+-- thief who first takes a path late, e.g. a victim's first ever endpoint call made from another
+-- instance, must not make that instance's address look shared). The instance's own first place
+-- is always exempt for the instance itself, established or not.
 CREATE OR REPLACE VIEW instance_egress_learned AS
+WITH first_seen AS (
+    SELECT account_id, instance_id, min(event_time) AS instance_first_seen
+    FROM ec2_credential_call
+    GROUP BY account_id, instance_id
+),
+learned AS (
+    SELECT
+        account_id,
+        instance_id,
+        egress_path,
+        ip_family,
+        arg_min(place, event_time) AS place,
+        arg_min(src_ip, event_time) AS src_ip,
+        min(event_time) AS first_used
+    FROM ec2_credential_call
+    WHERE place IS NOT NULL
+      AND (egress_path = 'endpoint' OR network_kind = 'aws')
+    GROUP BY account_id, instance_id, egress_path, ip_family
+)
 SELECT
-    account_id,
-    instance_id,
-    egress_path,
-    ip_family,
-    arg_min(place, event_time) AS place,
-    arg_min(src_ip, event_time) AS src_ip,
-    min(event_time) AS first_used
-FROM ec2_credential_call
-WHERE place IS NOT NULL
-  AND (egress_path = 'endpoint' OR network_kind = 'aws')
-GROUP BY account_id, instance_id, egress_path, ip_family;
+    l.*,
+    l.first_used <= f.instance_first_seen + INTERVAL 1 HOUR AS established
+FROM learned l
+JOIN first_seen f ON f.account_id = l.account_id AND f.instance_id = l.instance_id;
 
--- How many instances use each place, and for how many it is their own (first) place.
+-- How many instances use each place, and for how many it is their own established place.
 -- A place that is several instances' own, or that many instances use, is shared egress
 -- (a NAT gateway); a place that is exactly one instance's own identifies that instance.
 CREATE OR REPLACE VIEW egress_place AS
@@ -84,6 +101,7 @@ own AS (
         min(instance_id) AS owner_instance,
         min(account_id) AS owner_account
     FROM instance_egress_learned
+    WHERE established
     GROUP BY place
 )
 SELECT
@@ -147,6 +165,7 @@ SELECT
     -- learned
     lo.place AS learned_own_place,
     lo.src_ip AS learned_own_ip,
+    coalesce(lo.established, false) AS learned_own_established,
     ep.instances_using AS place_instances_using,
     ep.instances_own AS place_instances_own,
     ep.learned_owner_instance AS place_learned_owner

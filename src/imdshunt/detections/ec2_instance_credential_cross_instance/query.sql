@@ -19,7 +19,8 @@ WITH hits AS (
               AND b.inv_org_address_kind IS NULL
               AND b.place_learned_owner IS NOT NULL
               AND b.place_learned_owner <> b.instance_id
-              AND b.place IS DISTINCT FROM b.learned_own_place
+              -- its own first place only when that was established early (see the view)
+              AND (b.place IS DISTINCT FROM b.learned_own_place OR NOT b.learned_own_established)
               AND b.place_instances_using < $shared_egress_min_instances
           )
       )

@@ -25,6 +25,7 @@ WITH hits AS (
           b.inv_covers_account
           OR (
               NOT b.inv_covers_account
+              AND b.place IS DISTINCT FROM b.learned_own_place
               AND b.place_instances_own = 0
               AND b.place_instances_using < $shared_egress_min_instances
           )
