@@ -257,3 +257,16 @@ def test_binding_sql_transpiles_for_athena_and_spark(dialect):
         sqlglot.transpile(
             sql, read="duckdb", write=dialect, unsupported_level=sqlglot.ErrorLevel.RAISE
         )
+
+
+def test_binding_follows_inventory_registered_after_a_first_run(attacked):
+    """ec2_place_binding is computed once per data change (engine 'materialize' mark): a new
+    inventory registered on the same engine must change the answer, not serve a stale copy."""
+    from imdshunt.enrich.inventory import load_inventory, register_inventory
+
+    result = api.hunt([attacked["logs"]], ip_ranges=RANGES, workers=1, fetch_ip_ranges=False)
+    before = {f["credential_id"]: f["confidence"] for f in result.findings}
+    assert before[world.C] == "medium"
+    register_inventory(result.engine, load_inventory([attacked["inventory"]]))
+    after = {f["credential_id"]: f["confidence"] for f in api.run_detections(result.engine)}
+    assert after[world.C] == "high"

@@ -25,7 +25,11 @@ SELECT
             THEN 'vpce:' || coalesce(c.vpce_account_id, '?') || ':' || coalesce(c.region, '?')
                 || ':' || c.src_ip
         WHEN c.network_kind IN ('aws', 'internet', 'allowlisted') THEN c.src_ip
-    END AS place
+    END AS place,
+    -- what the binding of a call depends on: evaluated once per distinct value, not per call
+    coalesce(c.account_id, '') || '|' || lower(coalesce(c.session_name, '')) || '|'
+        || coalesce(c.src_ip, '') || '|' || coalesce(c.vpce_id, '') || '|'
+        || coalesce(c.vpce_account_id, '') || '|' || coalesce(c.region, '') AS bind_key
 FROM credential_activity c
 WHERE c.credential_type = 'ec2-instance'
   AND c.invoked_by IS NULL
@@ -123,45 +127,60 @@ UNION
 SELECT DISTINCT account_id, 'inventory' AS evidence
 FROM inventory_vpce WHERE account_id IS NOT NULL;
 
--- Every EC2 instance credential call with what inventory and learning say about its place.
-CREATE OR REPLACE VIEW ec2_call_binding AS
+-- What inventory and learning say about each distinct (instance, place) a credential was used
+-- from; ec2_call_binding spreads it over the calls. Few rows, read by every binding detection:
+-- imdshunt: materialize ec2_place_binding
+CREATE OR REPLACE VIEW ec2_place_binding AS
+WITH t AS (
+    SELECT
+        bind_key,
+        any_value(account_id) AS account_id,
+        any_value(instance_id) AS instance_id,
+        any_value(egress_path) AS egress_path,
+        any_value(ip_family) AS ip_family,
+        any_value(place) AS place,
+        any_value(src_ip) AS src_ip,
+        any_value(vpce_id) AS vpce_id,
+        any_value(vpce_account_id) AS vpce_account_id
+    FROM ec2_credential_call
+    GROUP BY bind_key
+)
 SELECT
-    c.*,
+    t.bind_key,
     -- inventory
-    (SELECT count(*) FROM inventory_address) > 0 AS inv_present,
     EXISTS (
-        SELECT 1 FROM inventory_address ia WHERE ia.account_id = c.account_id
+        SELECT 1 FROM inventory_address ia WHERE ia.account_id = t.account_id
     ) AS inv_covers_account,
     EXISTS (
         SELECT 1 FROM inventory_address ia
-        WHERE ia.address = c.src_ip AND ia.instance_id = c.instance_id
+        WHERE ia.address = t.src_ip AND ia.instance_id = t.instance_id
     ) AS inv_own_address,
     (
         SELECT min(ia.kind) FROM inventory_address ia
-        WHERE ia.address = c.src_ip AND c.egress_path = 'public'
+        WHERE ia.address = t.src_ip AND t.egress_path = 'public'
     ) AS inv_org_address_kind,
     (
         SELECT min(ia.instance_id) FROM inventory_address ia
-        WHERE ia.address = c.src_ip
+        WHERE ia.address = t.src_ip
           AND ia.instance_id IS NOT NULL
-          AND ia.instance_id <> c.instance_id
+          AND ia.instance_id <> t.instance_id
           AND (
-              (c.egress_path = 'public'
+              (t.egress_path = 'public'
                   AND ia.kind IN ('instance-public', 'instance-ipv6', 'elastic-ip', 'eni'))
-              OR (c.egress_path = 'endpoint'
+              OR (t.egress_path = 'endpoint'
                   AND ia.kind IN ('instance-private', 'instance-ipv6', 'eni')
                   AND coalesce(
                       ia.vpc_id = (SELECT min(v.vpc_id) FROM inventory_vpce v
-                                   WHERE v.vpce_id = c.vpce_id),
-                      ia.account_id = c.vpce_account_id,
+                                   WHERE v.vpce_id = t.vpce_id),
+                      ia.account_id = t.vpce_account_id,
                       false
                   ))
           )
     ) AS inv_other_instance,
     (
-        SELECT min(ia.vpc_id) FROM inventory_address ia WHERE ia.instance_id = c.instance_id
+        SELECT min(ia.vpc_id) FROM inventory_address ia WHERE ia.instance_id = t.instance_id
     ) AS inv_instance_vpc,
-    (SELECT min(v.vpc_id) FROM inventory_vpce v WHERE v.vpce_id = c.vpce_id) AS inv_vpce_vpc,
+    (SELECT min(v.vpc_id) FROM inventory_vpce v WHERE v.vpce_id = t.vpce_id) AS inv_vpce_vpc,
     -- learned
     lo.place AS learned_own_place,
     lo.src_ip AS learned_own_ip,
@@ -169,10 +188,29 @@ SELECT
     ep.instances_using AS place_instances_using,
     ep.instances_own AS place_instances_own,
     ep.learned_owner_instance AS place_learned_owner
-FROM ec2_credential_call c
+FROM t
 LEFT JOIN instance_egress_learned lo
-    ON lo.account_id = c.account_id
-   AND lo.instance_id = c.instance_id
-   AND lo.egress_path = c.egress_path
-   AND lo.ip_family = c.ip_family
-LEFT JOIN egress_place ep ON ep.place = c.place;
+    ON lo.account_id = t.account_id
+   AND lo.instance_id = t.instance_id
+   AND lo.egress_path = t.egress_path
+   AND lo.ip_family = t.ip_family
+LEFT JOIN egress_place ep ON ep.place = t.place;
+
+-- Every EC2 instance credential call with what inventory and learning say about its place.
+CREATE OR REPLACE VIEW ec2_call_binding AS
+SELECT
+    c.*,
+    pb.inv_covers_account,
+    pb.inv_own_address,
+    pb.inv_org_address_kind,
+    pb.inv_other_instance,
+    pb.inv_instance_vpc,
+    pb.inv_vpce_vpc,
+    pb.learned_own_place,
+    pb.learned_own_ip,
+    pb.learned_own_established,
+    pb.place_instances_using,
+    pb.place_instances_own,
+    pb.place_learned_owner
+FROM ec2_credential_call c
+JOIN ec2_place_binding pb ON pb.bind_key = c.bind_key;
