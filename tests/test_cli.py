@@ -37,8 +37,9 @@ def test_findings_exit_1_and_no_findings_exit_0(tmp_path):
 
 
 def test_fail_on_raises_the_bar(tmp_path):
-    out = CliRunner().invoke(cli, ["hunt", str(FIXTURE), "--ip-ranges", str(RANGES),
-                                   "--fail-on", "critical", "-q"])
+    out = CliRunner().invoke(
+        cli, ["hunt", str(FIXTURE), "--ip-ranges", str(RANGES), "--fail-on", "critical", "-q"]
+    )
     assert out.exit_code == 0
 
 
@@ -51,7 +52,19 @@ def test_input_errors_exit_2_with_a_message():
 def test_csv_and_jsonl_to_a_file(tmp_path):
     for fmt in ("csv", "jsonl"):
         dest = tmp_path / f"f.{fmt}"
-        out = CliRunner().invoke(cli, ["hunt", str(FIXTURE), "--ip-ranges", str(RANGES),
-                                       "--format", fmt, "-o", str(dest), "-q"])
+        out = CliRunner().invoke(
+            cli,
+            [
+                "hunt",
+                str(FIXTURE),
+                "--ip-ranges",
+                str(RANGES),
+                "--format",
+                fmt,
+                "-o",
+                str(dest),
+                "-q",
+            ],
+        )
         assert out.exit_code == 1
         assert "198.199.65.17" in dest.read_text()

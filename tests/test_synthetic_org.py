@@ -13,8 +13,9 @@ from imdshunt.synth import generate_org
 def org(tmp_path_factory):
     root = tmp_path_factory.mktemp("org")
     truth = generate_org(root, seed=11, records=20_000)
-    result = api.hunt([root / "AWSLogs"], ip_ranges=root / "ip-ranges.json",
-                      fetch_ip_ranges=False, workers=2)
+    result = api.hunt(
+        [root / "AWSLogs"], ip_ranges=root / "ip-ranges.json", fetch_ip_ranges=False, workers=2
+    )
     return truth, result
 
 
@@ -44,16 +45,22 @@ def test_every_planted_theft_a_loaded_detection_covers_is_found(org):
 
 def test_no_instance_behind_nat_vpc_endpoint_or_own_public_ip_is_outside_aws(org):
     truth, result = org
-    outside = [f for f in _credential_findings(result) if f["network"] != "internet"
-               and f["detection"].endswith("outside_aws")]
+    outside = [
+        f
+        for f in _credential_findings(result)
+        if f["network"] != "internet" and f["detection"].endswith("outside_aws")
+    ]
     assert outside == []
 
 
 def test_every_ssrf_attempt_is_found_and_no_decoy(org):
     truth, result = org
     web = [f for f in result.findings if f.get("kind") == "web"]
-    seen_urls = {u["url"] if isinstance(u, dict) else u for f in web
-                 for u in (f.get("request_urls") or [f.get("request_url")])}
+    seen_urls = {
+        u["url"] if isinstance(u, dict) else u
+        for f in web
+        for u in (f.get("request_urls") or [f.get("request_url")])
+    }
     for attempt in truth.ssrf["attempts"]:
         assert attempt["request_url"] in seen_urls, attempt
     for decoy in truth.ssrf["decoys"]:

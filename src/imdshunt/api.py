@@ -50,12 +50,46 @@ class HuntResult:
 class SourceFiles:
     cloudtrail: list[Path] = field(default_factory=list)
     web: list[Path] = field(default_factory=list)
+    #: Objects under ``s3://`` paths, read in place (see :mod:`imdshunt.sources.s3`).
+    s3: list[Any] = field(default_factory=list)
+    s3_client: Any = None
+    #: Amazon Security Lake OCSF parquet (see :mod:`imdshunt.sources.securitylake`).
+    securitylake: list[Path] = field(default_factory=list)
 
 
-def discover(paths: Iterable[str | os.PathLike], stats: RunStats) -> SourceFiles:
-    """Sort the files under ``paths`` into CloudTrail and web logs; account for the rest."""
+def discover(
+    paths: Iterable[str | os.PathLike],
+    stats: RunStats,
+    *,
+    key_filter: Any = None,
+    session: Any = None,
+    workers: int | None = None,
+) -> SourceFiles:
+    """Sort the files under ``paths`` into CloudTrail and web logs; account for the rest.
+
+    ``s3://bucket/prefix`` paths are listed with boto3 (``session``, default: the standard
+    credential chain). ``key_filter`` (:class:`imdshunt.sources.s3.KeyFilter`) prunes local and
+    S3 files alike by the CloudTrail key layout (accounts, regions, delivery days).
+    """
+    from imdshunt.sources import s3 as s3src
+
     found = SourceFiles()
-    for path in iter_files(paths, stats):
+    local = []
+    for p in paths:
+        if s3src.is_s3_uri(p):
+            if found.s3_client is None:
+                found.s3_client = s3src.s3_client(session, workers=_s3_workers(workers))
+            found.s3.extend(s3src.list_objects(found.s3_client, str(p), stats, key_filter))
+        else:
+            local.append(p)
+    for path in iter_files(local, stats):
+        if key_filter is not None and not key_filter.is_empty:
+            segs = s3src._segments_after_awslogs(path.parent.as_posix())
+            if segs is not None and not key_filter.keep(segs)[0]:
+                continue  # outside the requested accounts/regions/days: not read, not counted
+        if path.suffix == ".parquet":
+            found.securitylake.append(path)
+            continue
         kind, reason = classify_file(path)
         if kind == CLOUDTRAIL:
             found.cloudtrail.append(path)
@@ -69,7 +103,7 @@ def discover(paths: Iterable[str | os.PathLike], stats: RunStats) -> SourceFiles
 def load_cloudtrail(
     paths: Iterable[str | os.PathLike] | SourceFiles,
     *,
-    engine: DuckDBEngine | None = None,
+    engine: Any = None,
     stats: RunStats | None = None,
     workers: int | None = None,
 ) -> tuple[DuckDBEngine, RunStats]:
@@ -78,7 +112,21 @@ def load_cloudtrail(
     engine = engine or DuckDBEngine()
     files = paths if isinstance(paths, SourceFiles) else discover(paths, stats)
     engine.load_api_activity(cloudtrail.iter_batches(files.cloudtrail, stats, workers=workers))
+    if files.securitylake:
+        from imdshunt.sources import securitylake
+
+        engine.load_api_activity(securitylake.iter_batches(files.securitylake, stats))
+    if files.s3:
+        from imdshunt.sources.s3 import S3Reader
+
+        reader = S3Reader(files.s3_client, workers=_s3_workers(workers))
+        engine.load_api_activity(reader.iter_batches(files.s3, stats))
     return engine, stats
+
+
+def _s3_workers(workers: int | None) -> int:
+    """Fetch threads for S3: I/O bound, so several per core."""
+    return max(4, 4 * (workers or os.cpu_count() or 1))
 
 
 def load_web_logs(
@@ -173,9 +221,11 @@ def run_detections(
     params = params or {}
     findings: list[dict] = []
     engine.ensure_views()
+    # An engine that queries in place (Athena) may have no http_request table at all.
     has = {
-        "credential": _table_has_rows(engine, "api_activity"),
-        "web": _table_has_rows(engine, "http_request"),
+        kind: engine.table_exists(table) and _table_has_rows(engine, table)
+        for kind, table in (("credential", "api_activity"), ("web", "http_request"))
+        if kind in kinds
     }
     for det in detections.values():
         if det.kind not in kinds or not has.get(det.kind, True):
@@ -252,16 +302,39 @@ def hunt(
     web_log_type: str | None = None,
     instance_by_ip: dict[str, str] | None = None,
     chain_window_hours: float = 24,
+    since: Any = None,
+    until: Any = None,
+    accounts: Iterable[str] | None = None,
+    regions: Iterable[str] | None = None,
+    session: Any = None,
     inventory: Iterable[str | os.PathLike] | Inventory = (),
     org_accounts: Iterable[str] = (),
 ) -> HuntResult:
     """Read CloudTrail (and web logs) under ``paths`` and run the detections on them.
 
-    ``memory_limit`` (e.g. ``"1GB"``) bounds DuckDB's memory; the data then lives in a temporary
-    on-disk database so that DuckDB can spill instead of failing on inputs larger than memory.
+    ``paths`` may be local files and folders or ``s3://bucket/prefix`` URIs (read in place with
+    ``session``, a :class:`boto3.Session`; default: the standard credential chain).
+    ``since``/``until`` (dates, inclusive), ``accounts`` and ``regions`` restrict the CloudTrail
+    delivery folders read. ``engine`` may be any engine (DuckDB, Spark); an engine that queries
+    data in place (Athena) is driven by :func:`hunt_in_place` instead. ``memory_limit`` (e.g.
+    ``"1GB"``) bounds DuckDB's memory; the data then lives in a temporary on-disk database so
+    that DuckDB can spill instead of failing on inputs larger than memory.
     ``inventory`` names AWS CLI JSON files or folders (see :mod:`imdshunt.enrich.inventory`)
     or is an already loaded :class:`Inventory`; ``org_accounts`` adds account ids directly.
     """
+    from imdshunt.sources.s3 import KeyFilter
+
+    key_filter = KeyFilter.make(since, until, accounts, regions)
+    if engine is not None and getattr(engine, "in_place", False):
+        return hunt_in_place(
+            engine,
+            ip_ranges=ip_ranges,
+            allowlist=allowlist,
+            key_filter=key_filter,
+            detections=detections,
+            params=params,
+            fetch_ip_ranges=fetch_ip_ranges,
+        )
     stats = RunStats()
     if isinstance(inventory, Inventory):
         inv = inventory
@@ -283,7 +356,7 @@ def hunt(
             f"AWS ip-ranges copy {classifier.info.path} is {int(age)} days old; "
             "run 'imdshunt ip-ranges update' (AWS changes it several times a week)"
         )
-    files = discover(paths, stats)
+    files = discover(paths, stats, key_filter=key_filter, session=session, workers=workers)
     engine, stats = load_cloudtrail(files, engine=engine, stats=stats, workers=workers)
     if files.web and "web" in kinds:
         load_web_logs(files.web, engine, stats, log_type=web_log_type)
@@ -322,3 +395,29 @@ def key_bindings(engine: DuckDBEngine) -> list[dict]:
 
     rows = engine.query("SELECT * FROM ec2_key_binding ORDER BY access_key_id", label="keys")
     return [{k: _clean(v) for k, v in r.items()} for r in rows.to_pylist()]
+
+
+def hunt_in_place(
+    engine: Any,
+    *,
+    ip_ranges: str | os.PathLike | None = None,
+    allowlist: Iterable[str] = (),
+    key_filter: Any = None,
+    detections: dict[str, Detection] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    fetch_ip_ranges: bool = True,
+) -> HuntResult:
+    """Run the credential detections on an engine that queries CloudTrail where it lies (Athena).
+
+    Nothing is downloaded: the engine restricts its canonical view to ``key_filter``'s window
+    (partition columns), the distinct source addresses are classified here by the same
+    classifier as every other engine and handed back as ``ip_class``, then every detection runs.
+    """
+    classifier = load_classifier(ip_ranges, allowlist, fetch=fetch_ip_ranges)
+    stats = RunStats()
+    engine.prepare(key_filter)
+    classify_addresses(engine, classifier)
+    findings = run_detections(engine, detections, params, kinds=("credential",))
+    naive = naive_rule(engine)
+    warnings = list(getattr(engine, "warnings", []))
+    return HuntResult(findings, stats, naive, classifier.info, warnings, engine)

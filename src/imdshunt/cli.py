@@ -168,6 +168,15 @@ def run_hunt(
     state_dir=None,
     memory_limit=None,
     web_log_type=None,
+    engine_name="duckdb",
+    since=None,
+    until=None,
+    accounts="",
+    regions="",
+    athena_output=None,
+    athena_database="imdshunt",
+    athena_workgroup=None,
+    spark_master="local[*]",
     inventory=(),
     org_accounts=(),
 ) -> int:
@@ -211,6 +220,18 @@ def run_hunt(
             fail_on=fail_on,
             memory_limit=memory_limit,
         )
+    from imdshunt.commands.engines import make_engine, window_kwargs
+
+    engine = make_engine(
+        engine_name,
+        paths,
+        accounts=accounts,
+        regions=regions,
+        athena_output=athena_output,
+        athena_database=athena_database,
+        athena_workgroup=athena_workgroup,
+        spark_master=spark_master,
+    )
     with status:
         result = api.hunt(
             paths,
@@ -221,9 +242,14 @@ def run_hunt(
             kinds=kinds,
             memory_limit=memory_limit,
             web_log_type=web_log_type,
+            engine=engine,
+            **window_kwargs(since, until, accounts, regions),
             inventory=inventory,
             org_accounts=org_ids,
         )
+    cost = getattr(result.engine, "cost_summary", None)
+    if cost is not None and not quiet:
+        click.echo("imdshunt: " + cost(), err=True)
     for w in result.warnings:
         click.echo(f"imdshunt: warning: {w}", err=True)
     if not quiet:
@@ -285,18 +311,29 @@ def _run_incremental(paths, state_dir, *, fmt, output, quiet, fail_on, **kw) -> 
     return _exit_for(result.changes, fail_on)
 
 
+def _engine_options(f):
+    from imdshunt.commands.engines import engine_options
+
+    return engine_options(f)
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @_common_hunt_options
+@_engine_options
 def hunt(paths, **kw):
     """Hunt CloudTrail (and web logs) for metadata credentials used off their workload.
 
     PATHS are files or folders (searched recursively), e.g. a local mirror of the CloudTrail
-    bucket. Digest and Insights files are skipped and counted.
+    bucket, or s3://bucket/prefix URIs read in place (standard AWS credential chain;
+    AWS_ENDPOINT_URL honoured). Digest and Insights files are skipped and counted.
 
     \b
     Example:
       imdshunt hunt ./AWSLogs/ --allowlist egress.txt --format jsonl -o findings.jsonl
+      imdshunt hunt s3://org-trail/AWSLogs/ --since 2026-03-01 --until 2026-03-07
+      imdshunt hunt s3://org-trail/AWSLogs/o-abc123def4/ --engine athena \\
+          --since 2026-03-01 --until 2026-03-07 --athena-output s3://athena-results/imdshunt/
     """
     sys.exit(run_hunt(paths, **kw))
 
@@ -512,6 +549,8 @@ def _register_optional_commands() -> None:
         ("imdshunt.commands.exposure", "exposure"),
         ("imdshunt.commands.respond", "respond"),
         ("imdshunt.commands.guardduty", "guardduty"),
+        ("imdshunt.commands.engines", "sql_command"),
+        ("imdshunt.commands.engines", "athena_group"),
         ("imdshunt.commands.inventory", "inventory"),
     ):
         try:

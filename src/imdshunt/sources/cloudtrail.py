@@ -115,6 +115,8 @@ class _AssumedRoleUser(msgspec.Struct):
 class _VendResponse(msgspec.Struct):
     credentials: _Credentials | None = None
     assumedRoleUser: _AssumedRoleUser | None = None
+    provider: Str = None  # AssumeRoleWithWebIdentity: the IAM OIDC provider (ARN or host)
+    subjectFromWebIdentityToken: Str = None
 
 
 #: Events that vend role credentials; their parameters are decoded, all others are not.
@@ -143,7 +145,10 @@ _TAG_COLUMNS = {
     "kubernetes-service-account": 2,
     "kubernetes-pod-name": 3,
 }
-_NO_VEND = (None, None, None, None, None, None, None, None, None)
+_NO_VEND = (None,) * 11
+#: IRSA tokens are issued to ``system:serviceaccount:<namespace>:<service account>``
+#: (https://docs.aws.amazon.com/eks/latest/userguide/iam-roles-for-service-accounts.html).
+_SA_SUBJECT = "system:serviceaccount:"
 
 
 def _vending(r: _Record) -> tuple:
@@ -166,6 +171,12 @@ def _vending(r: _Record) -> tuple:
                 tags[i] = t.value
     creds = resp.credentials if resp is not None else None
     aru = resp.assumedRoleUser if resp is not None else None
+    provider = resp.provider if resp is not None else None
+    subject = resp.subjectFromWebIdentityToken if resp is not None else None
+    if subject and subject.startswith(_SA_SUBJECT) and tags[1] is None and tags[2] is None:
+        ns_sa = subject[len(_SA_SUBJECT) :].split(":", 1)
+        if len(ns_sa) == 2:
+            tags[1], tags[2] = ns_sa
     return (
         req.roleArn if req else None,
         req.roleSessionName if req else None,
@@ -173,6 +184,8 @@ def _vending(r: _Record) -> tuple:
         aru.arn if aru else None,
         str(creds.expiration) if creds and creds.expiration is not None else None,
         *tags,
+        provider,
+        subject,
     )
 
 
