@@ -112,3 +112,11 @@ def test_run_detections_can_return_the_unmerged_findings():
         "ec2_instance_credential_outside_aws",
         "ec2_instance_key_multiple_networks",
     ]
+
+
+def test_two_findings_of_one_detection_are_never_folded():
+    """A detection's own grouping is authoritative (e.g. two IRSA pods sharing a session name)."""
+    a = _finding("eks_pod_credential_outside_aws", k8s_service_account="a")
+    b = _finding("eks_pod_credential_outside_aws", k8s_service_account="b")
+    c = _finding("ec2_instance_key_multiple_networks")
+    assert merge_findings([a, b, c]) == [a, b, c]

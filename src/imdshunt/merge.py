@@ -17,7 +17,7 @@ from typing import Any
 from imdshunt.findings import SEVERITY_RANK
 
 #: The fields that make two credential findings "the same credential used from the same place".
-MERGE_KEY = ("account_id", "role", "credential_id", "source_ip")
+MERGE_KEY = ("account_id", "role", "credential_type", "credential_id", "source_ip")
 
 #: Among equally severe and equally confident findings, which detection's reason leads.
 #: Direct address evidence first, then inventory-backed binding, then inferred binding.
@@ -90,9 +90,13 @@ def _fold(group: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def merge_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Fold credential findings that share :data:`MERGE_KEY`; other findings pass through.
+    """Fold credential findings of different detections that share :data:`MERGE_KEY`.
 
-    The result keeps the input order of each group's first finding.
+    Only findings of *different* detections are folded: a detection's own grouping is
+    authoritative (two findings of one detection under the same key differ in something it
+    groups by, e.g. the Kubernetes service account behind one IRSA session name), so such a
+    group is left as it is. Other findings pass through. The result keeps the input order of
+    each group's first finding.
     """
     groups: dict[tuple, list[dict[str, Any]]] = {}
     order: list[tuple] = []
@@ -105,4 +109,12 @@ def merge_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
             groups[key] = []
             order.append(key)
         groups[key].append(f)
-    return [_fold(groups[k]) for k in order]
+    out: list[dict[str, Any]] = []
+    for k in order:
+        group = groups[k]
+        detections = [f.get("detection") for f in group]
+        if len(set(detections)) == len(detections):
+            out.append(_fold(group))
+        else:
+            out.extend(group)
+    return out
