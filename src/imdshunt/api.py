@@ -334,6 +334,8 @@ def hunt(
             detections=detections,
             params=params,
             fetch_ip_ranges=fetch_ip_ranges,
+            inventory=inventory,
+            org_accounts=org_accounts,
         )
     stats = RunStats()
     if isinstance(inventory, Inventory):
@@ -363,8 +365,8 @@ def hunt(
     elif files.web:
         for p in files.web:
             stats.skip_file(p, "web log (not asked for)")
+    register_inventory(engine, inv)  # before any view is built: the binding views read it
     classify_addresses(engine, classifier)
-    register_inventory(engine, inv)
     stats.duplicate_records = engine.duplicate_records
     findings = run_detections(engine, detections, params, kinds=kinds)
     findings = sort_findings(
@@ -406,6 +408,8 @@ def hunt_in_place(
     detections: dict[str, Detection] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
     fetch_ip_ranges: bool = True,
+    inventory: Iterable[str | os.PathLike] | Inventory = (),
+    org_accounts: Iterable[str] = (),
 ) -> HuntResult:
     """Run the credential detections on an engine that queries CloudTrail where it lies (Athena).
 
@@ -415,7 +419,9 @@ def hunt_in_place(
     """
     classifier = load_classifier(ip_ranges, allowlist, fetch=fetch_ip_ranges)
     stats = RunStats()
+    inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory, org_accounts)
     engine.prepare(key_filter)
+    register_inventory(engine, inv)  # the binding views read these tables (empty or not)
     classify_addresses(engine, classifier)
     findings = run_detections(engine, detections, params, kinds=("credential",))
     naive = naive_rule(engine)

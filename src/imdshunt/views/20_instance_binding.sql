@@ -131,7 +131,8 @@ FROM inventory_vpce WHERE account_id IS NOT NULL;
 -- from; ec2_call_binding spreads it over the calls. Few rows, read by every binding detection:
 -- imdshunt: materialize ec2_place_binding
 CREATE OR REPLACE VIEW ec2_place_binding AS
-WITH t AS (
+-- Joins only (no correlated subqueries), so that every engine plans it the same way.
+WITH t0 AS (
     SELECT
         bind_key,
         any_value(account_id) AS account_id,
@@ -144,43 +145,56 @@ WITH t AS (
         any_value(vpce_account_id) AS vpce_account_id
     FROM ec2_credential_call
     GROUP BY bind_key
+),
+endpoint_vpc AS (
+    SELECT vpce_id, min(vpc_id) AS vpc_id FROM inventory_vpce GROUP BY vpce_id
+),
+t AS (
+    SELECT t0.*, ev.vpc_id AS vpce_vpc
+    FROM t0
+    LEFT JOIN endpoint_vpc ev ON ev.vpce_id = t0.vpce_id
+),
+covered AS (
+    SELECT DISTINCT account_id FROM inventory_address WHERE account_id IS NOT NULL
+),
+owned AS (
+    SELECT DISTINCT address, instance_id FROM inventory_address WHERE instance_id IS NOT NULL
+),
+org_address AS (
+    SELECT address, min(kind) AS kind FROM inventory_address GROUP BY address
+),
+instance_vpc AS (
+    SELECT instance_id, min(vpc_id) AS vpc_id
+    FROM inventory_address
+    WHERE instance_id IS NOT NULL
+    GROUP BY instance_id
+),
+other_instance AS (
+    -- another instance of the org that holds this address: public path, its public address;
+    -- endpoint path, its private (or IPv6) address in the endpoint's VPC (else account)
+    SELECT t.bind_key, min(ia.instance_id) AS instance_id
+    FROM t
+    JOIN inventory_address ia ON ia.address = t.src_ip
+    WHERE ia.instance_id IS NOT NULL
+      AND ia.instance_id <> t.instance_id
+      AND (
+          (t.egress_path = 'public'
+              AND ia.kind IN ('instance-public', 'instance-ipv6', 'elastic-ip', 'eni'))
+          OR (t.egress_path = 'endpoint'
+              AND ia.kind IN ('instance-private', 'instance-ipv6', 'eni')
+              AND coalesce(ia.vpc_id = t.vpce_vpc, ia.account_id = t.vpce_account_id, false))
+      )
+    GROUP BY t.bind_key
 )
 SELECT
     t.bind_key,
     -- inventory
-    EXISTS (
-        SELECT 1 FROM inventory_address ia WHERE ia.account_id = t.account_id
-    ) AS inv_covers_account,
-    EXISTS (
-        SELECT 1 FROM inventory_address ia
-        WHERE ia.address = t.src_ip AND ia.instance_id = t.instance_id
-    ) AS inv_own_address,
-    (
-        SELECT min(ia.kind) FROM inventory_address ia
-        WHERE ia.address = t.src_ip AND t.egress_path = 'public'
-    ) AS inv_org_address_kind,
-    (
-        SELECT min(ia.instance_id) FROM inventory_address ia
-        WHERE ia.address = t.src_ip
-          AND ia.instance_id IS NOT NULL
-          AND ia.instance_id <> t.instance_id
-          AND (
-              (t.egress_path = 'public'
-                  AND ia.kind IN ('instance-public', 'instance-ipv6', 'elastic-ip', 'eni'))
-              OR (t.egress_path = 'endpoint'
-                  AND ia.kind IN ('instance-private', 'instance-ipv6', 'eni')
-                  AND coalesce(
-                      ia.vpc_id = (SELECT min(v.vpc_id) FROM inventory_vpce v
-                                   WHERE v.vpce_id = t.vpce_id),
-                      ia.account_id = t.vpce_account_id,
-                      false
-                  ))
-          )
-    ) AS inv_other_instance,
-    (
-        SELECT min(ia.vpc_id) FROM inventory_address ia WHERE ia.instance_id = t.instance_id
-    ) AS inv_instance_vpc,
-    (SELECT min(v.vpc_id) FROM inventory_vpce v WHERE v.vpce_id = t.vpce_id) AS inv_vpce_vpc,
+    cov.account_id IS NOT NULL AS inv_covers_account,
+    own.address IS NOT NULL AS inv_own_address,
+    CASE WHEN t.egress_path = 'public' THEN oa.kind END AS inv_org_address_kind,
+    oi.instance_id AS inv_other_instance,
+    iv.vpc_id AS inv_instance_vpc,
+    t.vpce_vpc AS inv_vpce_vpc,
     -- learned
     lo.place AS learned_own_place,
     lo.src_ip AS learned_own_ip,
@@ -189,6 +203,11 @@ SELECT
     ep.instances_own AS place_instances_own,
     ep.learned_owner_instance AS place_learned_owner
 FROM t
+LEFT JOIN covered cov ON cov.account_id = t.account_id
+LEFT JOIN owned own ON own.address = t.src_ip AND own.instance_id = t.instance_id
+LEFT JOIN org_address oa ON oa.address = t.src_ip
+LEFT JOIN other_instance oi ON oi.bind_key = t.bind_key
+LEFT JOIN instance_vpc iv ON iv.instance_id = t.instance_id
 LEFT JOIN instance_egress_learned lo
     ON lo.account_id = t.account_id
    AND lo.instance_id = t.instance_id

@@ -159,7 +159,8 @@ WHERE
 /* from; ec2_call_binding spreads it over the calls. Few rows, read by every binding detection: */
 /* imdshunt: materialize ec2_place_binding */
 CREATE OR REPLACE VIEW ec2_place_binding AS
-WITH t AS (
+/* Joins only (no correlated subqueries), so that every engine plans it the same way. */
+WITH t0 AS (
   SELECT
     bind_key,
     ANY_VALUE(account_id) AS account_id,
@@ -173,74 +174,83 @@ WITH t AS (
   FROM ec2_credential_call
   GROUP BY
     bind_key
+), endpoint_vpc AS (
+  SELECT
+    vpce_id,
+    MIN(vpc_id) AS vpc_id
+  FROM inventory_vpce
+  GROUP BY
+    vpce_id
+), t AS (
+  SELECT
+    t0.*,
+    ev.vpc_id AS vpce_vpc
+  FROM t0
+  LEFT JOIN endpoint_vpc AS ev
+    ON ev.vpce_id = t0.vpce_id
+), covered AS (
+  SELECT DISTINCT
+    account_id
+  FROM inventory_address
+  WHERE
+    NOT account_id IS NULL
+), owned AS (
+  SELECT DISTINCT
+    address,
+    instance_id
+  FROM inventory_address
+  WHERE
+    NOT instance_id IS NULL
+), org_address AS (
+  SELECT
+    address,
+    MIN(kind) AS kind
+  FROM inventory_address
+  GROUP BY
+    address
+), instance_vpc AS (
+  SELECT
+    instance_id,
+    MIN(vpc_id) AS vpc_id
+  FROM inventory_address
+  WHERE
+    NOT instance_id IS NULL
+  GROUP BY
+    instance_id
+), other_instance AS (
+  /* another instance of the org that holds this address: public path, its public address; */
+  /* endpoint path, its private (or IPv6) address in the endpoint's VPC (else account) */
+  SELECT
+    t.bind_key,
+    MIN(ia.instance_id) AS instance_id
+  FROM t
+  JOIN inventory_address AS ia
+    ON ia.address = t.src_ip
+  WHERE
+    NOT ia.instance_id IS NULL
+    AND ia.instance_id <> t.instance_id
+    AND (
+      (
+        t.egress_path = 'public'
+        AND ia.kind IN ('instance-public', 'instance-ipv6', 'elastic-ip', 'eni')
+      )
+      OR (
+        t.egress_path = 'endpoint'
+        AND ia.kind IN ('instance-private', 'instance-ipv6', 'eni')
+        AND COALESCE(ia.vpc_id = t.vpce_vpc, ia.account_id = t.vpce_account_id, FALSE)
+      )
+    )
+  GROUP BY
+    t.bind_key
 )
 SELECT
   t.bind_key,
-  EXISTS(
-    SELECT
-      1
-    FROM inventory_address AS ia
-    WHERE
-      ia.account_id = t.account_id
-  ) AS inv_covers_account, /* inventory */
-  EXISTS(
-    SELECT
-      1
-    FROM inventory_address AS ia
-    WHERE
-      ia.address = t.src_ip AND ia.instance_id = t.instance_id
-  ) AS inv_own_address,
-  (
-    SELECT
-      MIN(ia.kind)
-    FROM inventory_address AS ia
-    WHERE
-      ia.address = t.src_ip AND t.egress_path = 'public'
-  ) AS inv_org_address_kind,
-  (
-    SELECT
-      MIN(ia.instance_id)
-    FROM inventory_address AS ia
-    WHERE
-      ia.address = t.src_ip
-      AND NOT ia.instance_id IS NULL
-      AND ia.instance_id <> t.instance_id
-      AND (
-        (
-          t.egress_path = 'public'
-          AND ia.kind IN ('instance-public', 'instance-ipv6', 'elastic-ip', 'eni')
-        )
-        OR (
-          t.egress_path = 'endpoint'
-          AND ia.kind IN ('instance-private', 'instance-ipv6', 'eni')
-          AND COALESCE(
-            ia.vpc_id = (
-              SELECT
-                MIN(v.vpc_id)
-              FROM inventory_vpce AS v
-              WHERE
-                v.vpce_id = t.vpce_id
-            ),
-            ia.account_id = t.vpce_account_id,
-            FALSE
-          )
-        )
-      )
-  ) AS inv_other_instance,
-  (
-    SELECT
-      MIN(ia.vpc_id)
-    FROM inventory_address AS ia
-    WHERE
-      ia.instance_id = t.instance_id
-  ) AS inv_instance_vpc,
-  (
-    SELECT
-      MIN(v.vpc_id)
-    FROM inventory_vpce AS v
-    WHERE
-      v.vpce_id = t.vpce_id
-  ) AS inv_vpce_vpc,
+  NOT cov.account_id /* inventory */ IS NULL AS inv_covers_account,
+  NOT own.address IS NULL AS inv_own_address,
+  CASE WHEN t.egress_path = 'public' THEN oa.kind END AS inv_org_address_kind,
+  oi.instance_id AS inv_other_instance,
+  iv.vpc_id AS inv_instance_vpc,
+  t.vpce_vpc AS inv_vpce_vpc,
   lo.place AS learned_own_place, /* learned */
   lo.src_ip AS learned_own_ip,
   COALESCE(lo.established, FALSE) AS learned_own_established,
@@ -248,6 +258,16 @@ SELECT
   ep.instances_own AS place_instances_own,
   ep.learned_owner_instance AS place_learned_owner
 FROM t
+LEFT JOIN covered AS cov
+  ON cov.account_id = t.account_id
+LEFT JOIN owned AS own
+  ON own.address = t.src_ip AND own.instance_id = t.instance_id
+LEFT JOIN org_address AS oa
+  ON oa.address = t.src_ip
+LEFT JOIN other_instance AS oi
+  ON oi.bind_key = t.bind_key
+LEFT JOIN instance_vpc AS iv
+  ON iv.instance_id = t.instance_id
 LEFT JOIN instance_egress_learned AS lo
   ON lo.account_id = t.account_id
   AND lo.instance_id = t.instance_id
