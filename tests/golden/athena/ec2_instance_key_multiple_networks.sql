@@ -66,8 +66,8 @@ WITH sides AS (
         CAST(' (' AS VARCHAR),
         CAST(t.network AS VARCHAR),
         CAST(', first seen ' AS VARCHAR),
-        CAST(DATE_FORMAT(t.first_seen, '%Y-%m-%dT%TZ') AS VARCHAR),
-        CAST(', ' AS VARCHAR),
+        CAST(DATE_FORMAT(t.first_seen, '%Y-%m-%d %T') AS VARCHAR),
+        CAST(' UTC, ' AS VARCHAR),
         CAST(CASE
           WHEN t.is_own
           THEN 'the instance''s own'

@@ -61,7 +61,7 @@ WITH sides AS (
     END AS evidence,
     ARRAY_AGG(DISTINCT t.src_ip) AS other_source_ips,
     ARRAY_AGG(
-      t.src_ip || ' (' || t.network || ', first seen ' || STRFTIME(t.first_seen, '%Y-%m-%dT%H:%M:%SZ') || ', ' || CASE
+      t.src_ip || ' (' || t.network || ', first seen ' || STRFTIME(t.first_seen, '%Y-%m-%d %H:%M:%S') || ' UTC, ' || CASE
         WHEN t.is_own
         THEN 'the instance''s own'
         ELSE 'not known to be the instance''s'

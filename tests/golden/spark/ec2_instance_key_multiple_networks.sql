@@ -63,7 +63,7 @@ WITH sides AS (
     IF(
       SIZE(
         COLLECT_LIST(
-          t.src_ip || ' (' || t.network || ', first seen ' || DATE_FORMAT(t.first_seen, 'yyyy-MM-ddTHH:mm:ssZ') || ', ' || CASE
+          t.src_ip || ' (' || t.network || ', first seen ' || DATE_FORMAT(t.first_seen, 'yyyy-MM-dd HH:mm:ss') || ' UTC, ' || CASE
             WHEN t.is_own
             THEN 'the instance\'s own'
             ELSE 'not known to be the instance\'s'
@@ -72,7 +72,7 @@ WITH sides AS (
       ) = 0,
       NULL,
       COLLECT_LIST(
-        t.src_ip || ' (' || t.network || ', first seen ' || DATE_FORMAT(t.first_seen, 'yyyy-MM-ddTHH:mm:ssZ') || ', ' || CASE
+        t.src_ip || ' (' || t.network || ', first seen ' || DATE_FORMAT(t.first_seen, 'yyyy-MM-dd HH:mm:ss') || ' UTC, ' || CASE
           WHEN t.is_own
           THEN 'the instance\'s own'
           ELSE 'not known to be the instance\'s'

@@ -49,7 +49,7 @@ pairs AS (
         list(DISTINCT t.src_ip) AS other_source_ips,
         list(
             t.src_ip || ' (' || t.network || ', first seen '
-                || strftime(t.first_seen, '%Y-%m-%dT%H:%M:%SZ') || ', '
+                || strftime(t.first_seen, '%Y-%m-%d %H:%M:%S') || ' UTC, '
                 || CASE
                     WHEN t.is_own THEN 'the instance''s own'
                     ELSE 'not known to be the instance''s'
