@@ -91,25 +91,56 @@ WITH first_seen AS (
   GROUP BY
     account_id,
     instance_id
-), learned AS (
+), learnable AS (
   SELECT
     account_id,
     instance_id,
     egress_path,
     ip_family,
-    MIN_BY(place, event_time) AS place,
-    MIN_BY(src_ip, event_time) AS src_ip,
-    MIN(event_time) AS first_used
+    place,
+    src_ip,
+    event_time
   FROM ec2_credential_call
   WHERE
     NOT place IS NULL AND (
       egress_path = 'endpoint' OR network_kind = 'aws'
     )
+), first_use AS (
+  SELECT
+    account_id,
+    instance_id,
+    egress_path,
+    ip_family,
+    MIN(event_time) AS first_used
+  FROM learnable
   GROUP BY
     account_id,
     instance_id,
     egress_path,
     ip_family
+), learned AS (
+  /* ties at the first instant break on the smallest place, the same on every engine */
+  SELECT
+    u.account_id,
+    u.instance_id,
+    u.egress_path,
+    u.ip_family,
+    MIN(l.place) AS place,
+    MIN_BY(l.src_ip, l.place) AS src_ip,
+    u.first_used
+  FROM first_use AS u
+  JOIN learnable AS l
+    ON l.account_id = u.account_id
+    AND l.instance_id = u.instance_id
+    AND l.egress_path = u.egress_path
+    AND l.ip_family = u.ip_family
+    AND l.event_time = u.first_used
+  GROUP BY
+    u.account_id,
+    u.instance_id,
+    u.egress_path,
+    u.ip_family,
+    u.first_used
 )
 SELECT
   l.*,
