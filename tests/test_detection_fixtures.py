@@ -2,7 +2,9 @@
 
 Fixtures are classified against tests/data/ip-ranges.fixture.json, with 203.0.113.0/24 as the
 operator's allowlisted egress. A ``<fixture>.expect.json`` beside a match file lists fields the
-finding must carry.
+finding must carry. A ``<fixture>.inventory/`` folder beside a fixture holds that fixture's own
+inventory (AWS CLI JSON: describe-instances, describe-nat-gateways, list-accounts ...); without
+one the fixture runs with no inventory at all.
 """
 
 from __future__ import annotations
@@ -24,13 +26,21 @@ CASES = [
     (det_id, path)
     for det_id, det in DETECTIONS.items()
     for path in sorted((det.folder / "tests").glob("*"))
-    if path.name.startswith(("match_", "nomatch_")) and not path.name.endswith(".expect.json")
+    if path.name.startswith(("match_", "nomatch_"))
+    and path.is_file()
+    and not path.name.endswith(".expect.json")
 ]
+
+
+def fixture_inventory(fixture: Path) -> list[Path]:
+    """The fixture's own inventory folder, ``<fixture stem>.inventory/``, when it has one."""
+    folder = fixture.with_name(fixture.name.split(".")[0] + ".inventory")
+    return [folder] if folder.is_dir() else []
 
 
 def test_every_detection_has_positive_and_negative_fixtures():
     for det_id, det in DETECTIONS.items():
-        names = [p.name for p in (det.folder / "tests").glob("*")]
+        names = [p.name for p in (det.folder / "tests").glob("*") if p.is_file()]
         assert any(n.startswith("match_") for n in names), f"{det_id} has no match_ fixture"
         assert any(n.startswith("nomatch_") for n in names), f"{det_id} has no nomatch_ fixture"
 
@@ -45,6 +55,7 @@ def test_fixture(det_id, fixture, tmp_path):
         workers=1,
         detections={det_id: det},
         fetch_ip_ranges=False,
+        inventory=fixture_inventory(fixture),
     )
     assert not result.stats.files_skipped, result.stats.summary()
     mine = [f for f in result.findings if f["detection"] == det_id]

@@ -18,6 +18,7 @@ from typing import Any
 
 from imdshunt.detect import Detection, load_detections
 from imdshunt.engine.duckdb import DuckDBEngine
+from imdshunt.enrich.inventory import Inventory, load_inventory, register_inventory
 from imdshunt.enrich.ipranges import (
     STALE_AFTER_DAYS,
     AddressClassifier,
@@ -25,6 +26,7 @@ from imdshunt.enrich.ipranges import (
     load_classifier,
 )
 from imdshunt.findings import from_arrow, sort_findings
+from imdshunt.merge import merge_findings
 from imdshunt.sources import cloudtrail
 from imdshunt.sources.discover import CLOUDTRAIL, WEB, RunStats, classify_file, iter_files
 
@@ -39,6 +41,9 @@ class HuntResult:
     ip_ranges: IpRangesInfo | None = None
     warnings: list[str] = field(default_factory=list)
     engine: Any = None
+    #: What evidence the run had and lacked (e.g. no inventory: binding rests on learned egress).
+    notes: list[str] = field(default_factory=list)
+    inventory: Inventory | None = None
 
 
 @dataclass
@@ -205,8 +210,13 @@ def run_detections(
     params: dict[str, dict[str, Any]] | None = None,
     *,
     kinds: Sequence[str] = ("credential", "web"),
+    merge: bool = True,
 ) -> list[dict]:
-    """Run every detection of ``kinds`` whose input tables hold data; returns findings."""
+    """Run every detection of ``kinds`` whose input tables hold data; returns findings.
+
+    With ``merge`` (the default) credential findings about the same credential and source
+    address are folded into one (see :mod:`imdshunt.merge`).
+    """
     detections = detections if detections is not None else load_detections()
     params = params or {}
     findings: list[dict] = []
@@ -229,7 +239,52 @@ def run_detections(
                 table, detection=det.id, severity=det.severity, title=det.title, kind=det.kind
             )
         )
+    if merge:
+        findings = merge_findings(findings)
     return sort_findings(findings)
+
+
+def evidence_notes(engine: DuckDBEngine, inventory: Inventory | None = None) -> list[str]:
+    """Say which evidence the binding detections had, and what they lacked.
+
+    Detections that need inventory still run without it, on learned egress, and mark their
+    findings ``confidence: medium``; these notes make the gap visible in the run summary.
+    """
+    notes = []
+    if inventory is not None and not inventory.empty:
+        notes.append(inventory.summary())
+    if not _table_has_rows(engine, "ec2_credential_call"):
+        return notes
+    if not _table_has_rows(engine, "inventory_address"):
+        notes.append(
+            "no instance inventory: other-account and cross-instance findings rest on learned "
+            "egress (each instance's first address; confidence medium), and a theft whose first "
+            "use from AWS space was the attacker's is invisible to them; give --inventory"
+        )
+    else:
+        uncovered = (
+            engine.query(
+                "SELECT DISTINCT account_id FROM ec2_credential_call WHERE account_id NOT IN "
+                "(SELECT account_id FROM inventory_address WHERE account_id IS NOT NULL) "
+                "ORDER BY 1",
+                label="inventory coverage",
+            )
+            .column(0)
+            .to_pylist()
+        )
+        if uncovered:
+            notes.append(
+                "inventory covers no instance of account(s) "
+                + ", ".join(uncovered)
+                + ": their findings rest on learned egress (confidence medium)"
+            )
+    if not _table_has_rows(engine, "org_account"):
+        notes.append(
+            "no org account list: VPC endpoint owners are judged against the accounts in these "
+            "logs and the inventory (confidence medium); give --org-accounts or an Organizations "
+            "list-accounts file"
+        )
+    return notes
 
 
 def hunt(
@@ -252,6 +307,8 @@ def hunt(
     accounts: Iterable[str] | None = None,
     regions: Iterable[str] | None = None,
     session: Any = None,
+    inventory: Iterable[str | os.PathLike] | Inventory = (),
+    org_accounts: Iterable[str] = (),
 ) -> HuntResult:
     """Read CloudTrail (and web logs) under ``paths`` and run the detections on them.
 
@@ -262,6 +319,8 @@ def hunt(
     data in place (Athena) is driven by :func:`hunt_in_place` instead. ``memory_limit`` (e.g.
     ``"1GB"``) bounds DuckDB's memory; the data then lives in a temporary on-disk database so
     that DuckDB can spill instead of failing on inputs larger than memory.
+    ``inventory`` names AWS CLI JSON files or folders (see :mod:`imdshunt.enrich.inventory`)
+    or is an already loaded :class:`Inventory`; ``org_accounts`` adds account ids directly.
     """
     from imdshunt.sources.s3 import KeyFilter
 
@@ -275,8 +334,15 @@ def hunt(
             detections=detections,
             params=params,
             fetch_ip_ranges=fetch_ip_ranges,
+            inventory=inventory,
+            org_accounts=org_accounts,
         )
     stats = RunStats()
+    if isinstance(inventory, Inventory):
+        inv = inventory
+        inv.org_accounts.update(load_inventory((), org_accounts).org_accounts)
+    else:
+        inv = load_inventory(inventory, org_accounts)
     if engine is None and memory_limit:
         import tempfile
 
@@ -299,14 +365,38 @@ def hunt(
     elif files.web:
         for p in files.web:
             stats.skip_file(p, "web log (not asked for)")
+    register_inventory(engine, inv)  # before any view is built: the binding views read it
     classify_addresses(engine, classifier)
     stats.duplicate_records = engine.duplicate_records
     findings = run_detections(engine, detections, params, kinds=kinds)
     findings = sort_findings(
-        findings + link_chains(findings, engine, instance_by_ip, window_hours=chain_window_hours)
+        findings
+        + link_chains(
+            findings,
+            engine,
+            {**inv.instance_by_ip(), **(instance_by_ip or {})},
+            window_hours=chain_window_hours,
+        )
     )
     naive = naive_rule(engine)
-    return HuntResult(findings, stats, naive, classifier.info, warnings, engine)
+    notes = evidence_notes(engine, inv) if "credential" in kinds else []
+    return HuntResult(
+        findings, stats, naive, classifier.info, warnings, engine, notes=notes, inventory=inv
+    )
+
+
+def key_bindings(engine: DuckDBEngine) -> list[dict]:
+    """Every EC2 instance ASIA key seen, with its instance, role, issue time and evidence.
+
+    EC2 vends instance-profile keys with an ``sts:AssumeRole`` made by ``ec2.amazonaws.com``
+    whose ``roleSessionName`` is the instance id
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/iam-roles-for-amazon-ec2.html);
+    where that event is not in the logs the session name alone binds the key.
+    """
+    from imdshunt.findings import _clean
+
+    rows = engine.query("SELECT * FROM ec2_key_binding ORDER BY access_key_id", label="keys")
+    return [{k: _clean(v) for k, v in r.items()} for r in rows.to_pylist()]
 
 
 def hunt_in_place(
@@ -318,6 +408,8 @@ def hunt_in_place(
     detections: dict[str, Detection] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
     fetch_ip_ranges: bool = True,
+    inventory: Iterable[str | os.PathLike] | Inventory = (),
+    org_accounts: Iterable[str] = (),
 ) -> HuntResult:
     """Run the credential detections on an engine that queries CloudTrail where it lies (Athena).
 
@@ -327,7 +419,9 @@ def hunt_in_place(
     """
     classifier = load_classifier(ip_ranges, allowlist, fetch=fetch_ip_ranges)
     stats = RunStats()
+    inv = inventory if isinstance(inventory, Inventory) else load_inventory(inventory, org_accounts)
     engine.prepare(key_filter)
+    register_inventory(engine, inv)  # the binding views read these tables (empty or not)
     classify_addresses(engine, classifier)
     findings = run_detections(engine, detections, params, kinds=("credential",))
     naive = naive_rule(engine)

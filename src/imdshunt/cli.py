@@ -109,6 +109,23 @@ def _common_hunt_options(f):
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr."),
         click.option(
+            "--inventory",
+            "inventory",
+            multiple=True,
+            type=click.Path(exists=True),
+            help="AWS CLI JSON of ec2 describe-instances / describe-nat-gateways / "
+            "describe-addresses / describe-network-interfaces / describe-vpc-endpoints or "
+            "organizations list-accounts; a folder means every JSON file in it (repeatable). "
+            "See 'imdshunt inventory collect'.",
+        ),
+        click.option(
+            "--org-accounts",
+            "org_accounts",
+            multiple=True,
+            metavar="ID[,ID...]",
+            help="The organisation's AWS account ids (repeatable or comma-separated).",
+        ),
+        click.option(
             "--state",
             "state_dir",
             type=click.Path(file_okay=False),
@@ -160,6 +177,8 @@ def run_hunt(
     athena_database="imdshunt",
     athena_workgroup=None,
     spark_master="local[*]",
+    inventory=(),
+    org_accounts=(),
 ) -> int:
     from imdshunt import api
     from imdshunt.config import load_config
@@ -176,7 +195,17 @@ def run_hunt(
         from rich.console import Console
 
         status = Console(stderr=True).status("Reading logs and hunting ...")
+    inventory = [*cfg.inventory, *inventory]
+    org_ids = [*cfg.org_accounts]
+    for item in org_accounts:
+        org_ids.extend(x for x in str(item).replace(" ", ",").split(",") if x)
     if state_dir:
+        if (inventory or org_ids) and not quiet:
+            click.echo(
+                "imdshunt: warning: incremental hunts (--state) do not read --inventory or "
+                "--org-accounts yet; binding detections rest on learned egress",
+                err=True,
+            )
         return _run_incremental(
             paths,
             state_dir,
@@ -215,12 +244,17 @@ def run_hunt(
             web_log_type=web_log_type,
             engine=engine,
             **window_kwargs(since, until, accounts, regions),
+            inventory=inventory,
+            org_accounts=org_ids,
         )
     cost = getattr(result.engine, "cost_summary", None)
     if cost is not None and not quiet:
         click.echo("imdshunt: " + cost(), err=True)
     for w in result.warnings:
         click.echo(f"imdshunt: warning: {w}", err=True)
+    if not quiet:
+        for note in result.notes:
+            click.echo(f"imdshunt: note: {note}", err=True)
     if fmt == "html":
         from imdshunt.report import report_context
 
@@ -517,6 +551,7 @@ def _register_optional_commands() -> None:
         ("imdshunt.commands.guardduty", "guardduty"),
         ("imdshunt.commands.engines", "sql_command"),
         ("imdshunt.commands.engines", "athena_group"),
+        ("imdshunt.commands.inventory", "inventory"),
     ):
         try:
             mod = importlib.import_module(module)

@@ -81,3 +81,39 @@ HTTP_REQUEST = pa.schema(
 
 API_ACTIVITY_COLUMNS = tuple(API_ACTIVITY.names)
 HTTP_REQUEST_COLUMNS = tuple(HTTP_REQUEST.names)
+
+#: Reference tables a hunt registers beside the canonical views (see
+#: :mod:`imdshunt.enrich.inventory`). The engine creates them empty, so detections that read
+#: them always load and run; an empty table means "no such evidence was given".
+INVENTORY_ADDRESS = pa.schema(
+    [
+        ("address", pa.string()),  # IPv4 or IPv6, as CloudTrail would record it
+        # instance-public | instance-private | instance-ipv6 | nat-gateway | elastic-ip | eni
+        ("kind", pa.string()),
+        ("instance_id", pa.string()),  # lower case; null for NAT gateways and free addresses
+        ("account_id", pa.string()),
+        ("vpc_id", pa.string()),
+        ("region", pa.string()),
+        ("source_file", pa.string()),
+    ]
+)
+
+#: The organisation's accounts (Organizations list-accounts, --org-accounts, config).
+ORG_ACCOUNT = pa.schema([("account_id", pa.string())])
+
+#: VPC endpoints (ec2 describe-vpc-endpoints): which VPC and account each endpoint is in.
+INVENTORY_VPCE = pa.schema(
+    [
+        ("vpce_id", pa.string()),
+        ("vpc_id", pa.string()),
+        ("account_id", pa.string()),
+        ("service_name", pa.string()),
+        ("region", pa.string()),
+    ]
+)
+
+REFERENCE_TABLES: dict[str, pa.Schema] = {
+    "inventory_address": INVENTORY_ADDRESS,
+    "org_account": ORG_ACCOUNT,
+    "inventory_vpce": INVENTORY_VPCE,
+}

@@ -9,6 +9,7 @@ SQL runs over views and returns Arrow tables.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,9 +17,12 @@ import duckdb
 import pyarrow as pa
 
 from imdshunt.errors import EngineError
-from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST
+from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, REFERENCE_TABLES
 
 VIEWS_DIR = Path(__file__).resolve().parent.parent / "views"
+
+#: A view file may ask for one of its views to be computed once per run (see _materialize).
+MATERIALIZE = re.compile(r"^--\s*imdshunt:\s*materialize\s+(\w+)\s*$", re.M)
 
 #: The de-duplicating view that feeds the materialised ``api_activity`` table.
 DEDUP_VIEW_FILE = "api_activity.sql"
@@ -76,8 +80,12 @@ class DuckDBEngine:
             "CREATE TABLE IF NOT EXISTS ip_class (src_ip VARCHAR, network VARCHAR, "
             "network_kind VARCHAR, is_aws BOOLEAN)"
         )
+        # Inventory and org accounts: empty unless given, so detections reading them still run.
+        for name, schema in REFERENCE_TABLES.items():
+            self.con.execute(_ddl(name, schema))
         self.con.execute((VIEWS_DIR / DEDUP_VIEW_FILE).read_text())
         self._views_ready = False
+        self._to_materialize: list[str] = []
         self.duplicate_records = 0
 
     # -- loading -------------------------------------------------------------------------
@@ -142,12 +150,35 @@ class DuckDBEngine:
         if self._views_ready:
             return
         self._settle_api_activity()
+        pending = []
         for path in view_files():
+            sql = path.read_text()
             try:
-                self.con.execute(path.read_text())
+                self.con.execute(sql)
             except duckdb.Error as exc:
                 raise EngineError(f"view {path.name}: {exc}") from exc
+            pending.extend(MATERIALIZE.findall(sql))
+        self._to_materialize = pending
         self._views_ready = True
+
+    def _materialize(self) -> None:
+        """Compute each marked view once, at the first query after the data last changed.
+
+        A small view that several detections read (and that aggregates a large one) is marked
+        ``-- imdshunt: materialize <name>`` in its view file; other engines may ignore the mark.
+        Done lazily so that loading steps (which call :meth:`ensure_views`) never pay for it.
+        """
+        pending, self._to_materialize = self._to_materialize, []
+        for name in pending:
+            try:
+                self.con.execute(
+                    f"CREATE OR REPLACE TABLE {name}__materialized AS SELECT * FROM {name}"
+                )
+                self.con.execute(
+                    f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}__materialized"
+                )
+            except duckdb.Error as exc:
+                raise EngineError(f"materializing view {name}: {exc}") from exc
 
     def table_exists(self, name: str) -> bool:
         return bool(
@@ -158,6 +189,7 @@ class DuckDBEngine:
 
     def query(self, sql: str, *, label: str = "query") -> pa.Table:
         self.ensure_views()
+        self._materialize()
         try:
             return _to_arrow(self.con.sql(sql))
         except duckdb.Error as exc:
@@ -165,6 +197,7 @@ class DuckDBEngine:
 
     def scalar(self, sql: str):
         self.ensure_views()
+        self._materialize()
         return self.con.execute(sql).fetchall()[0][0]
 
     def close(self) -> None:

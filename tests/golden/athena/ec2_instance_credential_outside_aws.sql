@@ -37,6 +37,8 @@ SELECT
       NOT region IS NULL)) AS JSON)
   ) AS regions,
   MIN(key_issued_at) AS key_issued_at,
+  'high' AS confidence, /* The address class alone is the evidence: an instance never egresses from the internet. */
+  JSON_FORMAT(CAST(ARRAY['address-class'] AS JSON)) AS evidence,
   JSON_FORMAT(
     CAST(ARRAY_SORT(ARRAY_AGG(DISTINCT role_delivery) FILTER(WHERE
       NOT role_delivery IS NULL)) AS JSON)

@@ -21,6 +21,8 @@ SELECT
   LIST_SORT(ARRAY_AGG(DISTINCT region) FILTER(WHERE
     NOT region IS NULL)) AS regions,
   MIN(key_issued_at) AS key_issued_at,
+  'high' AS confidence, /* The address class alone is the evidence: an instance never egresses from the internet. */
+  ['address-class'] AS evidence,
   LIST_SORT(ARRAY_AGG(DISTINCT role_delivery) FILTER(WHERE
     NOT role_delivery IS NULL)) AS role_deliveries,
   [

@@ -48,6 +48,8 @@ SELECT
     )
   ) AS regions,
   MIN(key_issued_at) AS key_issued_at,
+  'high' AS confidence, /* The address class alone is the evidence: an instance never egresses from the internet. */
+  ARRAY('address-class') AS evidence,
   ARRAY_SORT(
     IF(
       SIZE(COLLECT_LIST(DISTINCT role_delivery) FILTER(WHERE

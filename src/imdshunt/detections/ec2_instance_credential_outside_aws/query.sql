@@ -17,6 +17,9 @@ SELECT
     list_sort(list(DISTINCT user_agent) FILTER (WHERE user_agent IS NOT NULL)) AS user_agents,
     list_sort(list(DISTINCT region) FILTER (WHERE region IS NOT NULL)) AS regions,
     min(key_issued_at) AS key_issued_at,
+    -- The address class alone is the evidence: an instance never egresses from the internet.
+    'high' AS confidence,
+    ['address-class'] AS evidence,
     list_sort(list(DISTINCT role_delivery) FILTER (WHERE role_delivery IS NOT NULL)) AS role_deliveries,
     [
         'EC2 instance credential of ' || session_name || ' (role ' || coalesce(role_name, '?')

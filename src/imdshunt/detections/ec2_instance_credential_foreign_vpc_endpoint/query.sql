@@ -1,0 +1,81 @@
+WITH given AS (
+    SELECT count(*) > 0 AS has_org_list FROM org_account
+),
+hits AS (
+    SELECT
+        b.*,
+        CASE
+            WHEN g.has_org_list AND b.vpce_account_id IS NOT NULL
+                 AND b.vpce_account_id <> b.account_id
+                 AND b.vpce_account_id NOT IN (SELECT account_id FROM org_account_known)
+                THEN 'org-accounts'
+            WHEN b.inv_vpce_vpc IS NOT NULL AND b.inv_instance_vpc IS NOT NULL
+                 AND b.inv_vpce_vpc <> b.inv_instance_vpc
+                THEN 'inventory'
+            WHEN NOT g.has_org_list AND b.vpce_account_id IS NOT NULL
+                 AND b.vpce_account_id <> b.account_id
+                 AND b.vpce_account_id NOT IN (SELECT account_id FROM org_account_known)
+                 AND b.vpce_account_id NOT IN (
+                     SELECT DISTINCT account_id FROM api_activity WHERE account_id IS NOT NULL
+                 )
+                THEN 'accounts-in-logs'
+        END AS evidence
+    FROM ec2_call_binding b, given g
+    WHERE b.vpce_id IS NOT NULL
+),
+explained AS (
+    SELECT
+        *,
+        CASE WHEN evidence = 'org-accounts' THEN 'high' ELSE 'medium' END AS confidence,
+        CASE evidence
+            WHEN 'org-accounts' THEN
+                'the endpoint ' || vpce_id || ' belongs to account ' || vpce_account_id
+                || ', which is not one of the organisation''s accounts'
+            WHEN 'inventory' THEN
+                'inventory places endpoint ' || vpce_id || ' in ' || inv_vpce_vpc || ' but '
+                || instance_id || ' in ' || inv_instance_vpc
+                || ' (benign only with centralised endpoints reached over peering or a transit '
+                || 'gateway)'
+            ELSE
+                'the endpoint ' || vpce_id || ' belongs to account ' || vpce_account_id
+                || ', which is neither the credential''s account nor any account recording '
+                || 'events in these logs; no org account list was given (--org-accounts or '
+                || 'an Organizations list-accounts inventory file), so this cannot be certain'
+        END AS why
+    FROM hits
+    WHERE evidence IS NOT NULL
+)
+SELECT
+    account_id,
+    role_name AS role,
+    max(role_arn) AS role_arn,
+    'ec2-instance' AS credential_type,
+    session_name AS credential_id,
+    src_ip AS source_ip,
+    network,
+    max(vpce_id) AS vpc_endpoint_id,
+    max(vpce_account_id) AS vpc_endpoint_account_id,
+    list_sort(list(DISTINCT access_key_id) FILTER (WHERE access_key_id IS NOT NULL)) AS access_key_ids,
+    count(*) AS event_count,
+    count(DISTINCT event_source || event_name) AS distinct_actions,
+    list_sort(list(DISTINCT split_part(event_source, '.', 1) || ':' || event_name)) AS actions,
+    min(event_time) AS first_seen,
+    max(event_time) AS last_seen,
+    list_sort(list(DISTINCT user_agent) FILTER (WHERE user_agent IS NOT NULL)) AS user_agents,
+    list_sort(list(DISTINCT region) FILTER (WHERE region IS NOT NULL)) AS regions,
+    min(key_issued_at) AS key_issued_at,
+    min(confidence) AS confidence,
+    CASE WHEN min(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
+    list_sort(list(DISTINCT evidence)) AS evidence,
+    list_concat(
+        [
+            'EC2 instance credential of ' || session_name || ' (role ' || coalesce(role_name, '?')
+                || ') was used through VPC endpoint ' || max(vpce_id) || ' from ' || src_ip
+                || ': a network path that is not the organisation''s'
+        ],
+        list_sort(list(DISTINCT why)),
+        ['identified as an instance credential because the ' || any_value(credential_marker)]
+    ) AS reasons,
+    list_slice(list_sort(list(DISTINCT event_id)), 1, $max_event_ids) AS event_ids
+FROM explained
+GROUP BY account_id, role_name, session_name, src_ip, network, vpce_id

@@ -1,0 +1,68 @@
+WITH hits AS (
+    SELECT
+        b.*,
+        CASE WHEN b.inv_covers_account THEN 'high' ELSE 'medium' END AS confidence,
+        CASE WHEN b.inv_covers_account THEN 'inventory' ELSE 'learned-egress' END AS evidence,
+        CASE
+            WHEN b.inv_covers_account THEN
+                b.src_ip || ' is in AWS''s ' || b.network || ' space but is no instance, NAT '
+                || 'gateway, Elastic IP or network interface in the inventory of account '
+                || b.account_id
+            ELSE
+                b.src_ip || ' is in AWS''s ' || b.network || ' space but is no instance''s '
+                || 'learned own address (' || b.instance_id || '''s credential was first used from '
+                || coalesce(b.learned_own_ip, '?') || ') and only '
+                || CAST(b.place_instances_using AS VARCHAR) || ' instance(s) use it, so it is '
+                || 'not shared NAT; no inventory covers account ' || b.account_id
+                || ', so this rests on learned egress'
+        END AS why
+    FROM ec2_call_binding b
+    WHERE b.egress_path = 'public'
+      AND b.network_kind = 'aws'
+      AND NOT b.inv_own_address
+      AND b.inv_org_address_kind IS NULL
+      AND (
+          b.inv_covers_account
+          OR (
+              NOT b.inv_covers_account
+              AND b.place IS DISTINCT FROM b.learned_own_place
+              AND b.place_instances_own = 0
+              AND b.place_instances_using < $shared_egress_min_instances
+          )
+      )
+)
+SELECT
+    account_id,
+    role_name AS role,
+    max(role_arn) AS role_arn,
+    'ec2-instance' AS credential_type,
+    session_name AS credential_id,
+    src_ip AS source_ip,
+    network,
+    max(vpce_id) AS vpc_endpoint_id,
+    max(vpce_account_id) AS vpc_endpoint_account_id,
+    list_sort(list(DISTINCT access_key_id) FILTER (WHERE access_key_id IS NOT NULL)) AS access_key_ids,
+    count(*) AS event_count,
+    count(DISTINCT event_source || event_name) AS distinct_actions,
+    list_sort(list(DISTINCT split_part(event_source, '.', 1) || ':' || event_name)) AS actions,
+    min(event_time) AS first_seen,
+    max(event_time) AS last_seen,
+    list_sort(list(DISTINCT user_agent) FILTER (WHERE user_agent IS NOT NULL)) AS user_agents,
+    list_sort(list(DISTINCT region) FILTER (WHERE region IS NOT NULL)) AS regions,
+    min(key_issued_at) AS key_issued_at,
+    min(confidence) AS confidence,
+    CASE WHEN min(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
+    list_sort(list(DISTINCT evidence)) AS evidence,
+    any_value(learned_own_ip) AS instance_learned_ip,
+    list_concat(
+        [
+            'EC2 instance credential of ' || session_name || ' (role ' || coalesce(role_name, '?')
+                || ') was used from ' || src_ip || ', an AWS address that is not the '
+                || 'organisation''s: another AWS account''s resource'
+        ],
+        list_sort(list(DISTINCT why)),
+        ['identified as an instance credential because the ' || any_value(credential_marker)]
+    ) AS reasons,
+    list_slice(list_sort(list(DISTINCT event_id)), 1, $max_event_ids) AS event_ids
+FROM hits
+GROUP BY account_id, role_name, session_name, src_ip, network

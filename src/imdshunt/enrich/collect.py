@@ -1,0 +1,140 @@
+"""Collect the organisation's inventory with boto3, in the AWS CLI's own JSON shapes.
+
+Every call is read-only (``Describe*``, ``List*``, ``sts:GetCallerIdentity``); the caller
+passes a :class:`boto3.Session` (nothing here creates credentials). Files are written as the
+AWS CLI prints them: all pages merged into one document, ``ResponseMetadata`` and
+``NextToken`` dropped, times in ISO 8601. So ``imdshunt hunt --inventory DIR`` reads a
+collected folder and a folder of hand-run ``aws ec2 describe-instances > x.json`` alike.
+
+Layout::
+
+    DIR/<account>/<region>/ec2-describe-instances.json
+    DIR/<account>/<region>/ec2-describe-nat-gateways.json
+    DIR/<account>/<region>/ec2-describe-addresses.json
+    DIR/<account>/<region>/ec2-describe-network-interfaces.json
+    DIR/<account>/<region>/ec2-describe-vpc-endpoints.json
+    DIR/<account>/organizations-list-accounts.json   (only where Organizations answers)
+
+IAM permissions needed: ``ec2:DescribeRegions``, ``ec2:DescribeInstances``,
+``ec2:DescribeNatGateways``, ``ec2:DescribeAddresses``, ``ec2:DescribeNetworkInterfaces``,
+``ec2:DescribeVpcEndpoints``, ``organizations:ListAccounts`` (optional; management or
+delegated administrator account only:
+https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListAccounts.html).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from imdshunt.errors import AwsActionError
+
+#: (file stem, client method, result list key) of each EC2 call collected per region.
+EC2_CALLS: tuple[tuple[str, str, str], ...] = (
+    ("ec2-describe-instances", "describe_instances", "Reservations"),
+    ("ec2-describe-nat-gateways", "describe_nat_gateways", "NatGateways"),
+    ("ec2-describe-addresses", "describe_addresses", "Addresses"),
+    ("ec2-describe-network-interfaces", "describe_network_interfaces", "NetworkInterfaces"),
+    ("ec2-describe-vpc-endpoints", "describe_vpc_endpoints", "VpcEndpoints"),
+)
+_DROP = ("ResponseMetadata", "NextToken")
+
+
+@dataclass
+class CollectResult:
+    account_id: str
+    regions: list[str]
+    files: list[Path] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "region: call: message"
+
+    def summary(self) -> str:
+        return (
+            f"account {self.account_id}: {len(self.files)} files from {len(self.regions)} "
+            f"regions" + (f", {len(self.errors)} calls failed" if self.errors else "")
+        )
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def _all_pages(client: Any, method: str, key: str) -> dict[str, Any]:
+    """The response as the AWS CLI prints it: pages merged under ``key``."""
+    if client.can_paginate(method):
+        merged: dict[str, Any] = {key: []}
+        for page in client.get_paginator(method).paginate():
+            merged[key].extend(page.get(key) or [])
+            for k, v in page.items():
+                if k != key and k not in _DROP:
+                    merged.setdefault(k, v)
+        return merged
+    response = getattr(client, method)()
+    return {k: v for k, v in response.items() if k not in _DROP}
+
+
+def write_json(path: Path, doc: dict[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc, indent=4, default=_json_default) + "\n", encoding="utf-8")
+    return path
+
+
+def collect_inventory(
+    session: Any,
+    out: str | os.PathLike,
+    *,
+    regions: Sequence[str] | None = None,
+    organizations: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> CollectResult:
+    """Write the inventory of the session's account (every enabled region) under ``out``.
+
+    ``regions`` defaults to the regions ``ec2:DescribeRegions`` lists as enabled for the
+    account. A call refused in one region is recorded in :attr:`CollectResult.errors` and the
+    collection goes on; :class:`~imdshunt.errors.AwsActionError` is raised only when the
+    account cannot be identified or nothing at all could be collected.
+    """
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    out = Path(out)
+    try:
+        account = session.client("sts").get_caller_identity()["Account"]
+    except (ClientError, BotoCoreError) as exc:
+        raise AwsActionError(f"cannot identify the account (sts:GetCallerIdentity): {exc}") from exc
+    if regions is None:
+        home = session.region_name or "us-east-1"
+        try:
+            described = session.client("ec2", region_name=home).describe_regions()
+        except (ClientError, BotoCoreError) as exc:
+            raise AwsActionError(f"cannot list regions (ec2:DescribeRegions): {exc}") from exc
+        regions = sorted(r["RegionName"] for r in described.get("Regions", []))
+    result = CollectResult(account_id=account, regions=list(regions))
+    for region in regions:
+        client = session.client("ec2", region_name=region)
+        for stem, method, key in EC2_CALLS:
+            if progress:
+                progress(f"{region} {method}")
+            try:
+                doc = _all_pages(client, method, key)
+            except (ClientError, BotoCoreError) as exc:
+                result.errors.append(f"{region}: {method}: {exc}")
+                continue
+            result.files.append(write_json(out / account / region / f"{stem}.json", doc))
+    if organizations:
+        try:
+            org = session.client("organizations", region_name=session.region_name or "us-east-1")
+            doc = _all_pages(org, "list_accounts", "Accounts")
+            result.files.append(write_json(out / account / "organizations-list-accounts.json", doc))
+        except (ClientError, BotoCoreError) as exc:
+            result.errors.append(f"organizations: list_accounts: {exc}")
+    if not result.files:
+        raise AwsActionError("nothing collected: " + "; ".join(result.errors[:3]))
+    return result

@@ -1,0 +1,67 @@
+"""The binding detections on the project's synthetic organisation (imdshunt.synth): instances on
+public IPs, behind shared NAT gateways and calling through their own VPC endpoints over IPv4 and
+IPv6, plus the planted thefts of every binding kind."""
+
+from __future__ import annotations
+
+import pytest
+
+from imdshunt import api
+from imdshunt.synth import generate_org
+
+BINDING_KINDS = {
+    "ec2_other_aws_account",
+    "ec2_foreign_vpc_endpoint",
+    "ec2_cross_instance_public_ip",
+    "ec2_cross_instance_own_vpce",
+}
+
+
+@pytest.fixture(scope="module")
+def org(tmp_path_factory):
+    root = tmp_path_factory.mktemp("binding-org")
+    truth = generate_org(root, seed=5, records=20_000)
+    runs = {
+        name: api.hunt(
+            [root / "AWSLogs"],
+            ip_ranges=root / "ip-ranges.json",
+            fetch_ip_ranges=False,
+            workers=2,
+            kinds=("credential",),
+            inventory=inventory,
+        )
+        for name, inventory in (("learned", []), ("inventory", [root / "inventory"]))
+    }
+    return truth, runs
+
+
+@pytest.mark.parametrize("run", ["learned", "inventory"])
+def test_legitimate_instance_traffic_yields_no_finding(org, run):
+    truth, runs = org
+    planted = {(a["credential_id"], a["source_ip"]) for a in truth.attacks}
+    for f in runs[run].findings:
+        assert (f["credential_id"], f["source_ip"]) in planted, f"false positive: {f}"
+
+
+@pytest.mark.parametrize("run", ["learned", "inventory"])
+def test_every_planted_binding_theft_is_found_with_its_address_and_key(org, run):
+    truth, runs = org
+    found = {(f["credential_id"], f["source_ip"]): f for f in runs[run].findings}
+    attacks = [a for a in truth.attacks if a["kind"] in BINDING_KINDS]
+    assert {a["kind"] for a in attacks} == BINDING_KINDS
+    for a in attacks:
+        f = found.get((a["credential_id"], a["source_ip"]))
+        assert f is not None, f"{run}: missed {a['kind']} {a['credential_id']}"
+        assert f["detection"] == a["detection"], (a["kind"], f["detections"])
+        assert set(a["access_keys"]) <= set(f["access_key_ids"])
+        assert f["key_issued_at"] is not None
+        assert f["confidence"] == ("high" if run == "inventory" else "medium")
+        if a.get("source_instance_id"):
+            assert f["other_instance_id"] == a["source_instance_id"].lower()
+
+
+def test_outside_aws_thefts_are_reported_once_each(org):
+    truth, runs = org
+    for run in runs.values():
+        keys = [(f["credential_id"], f["source_ip"]) for f in run.findings]
+        assert len(keys) == len(set(keys))
