@@ -72,7 +72,17 @@ def load_cloudtrail(
     stats = stats if stats is not None else RunStats()
     engine = engine or DuckDBEngine()
     files = paths if isinstance(paths, SourceFiles) else discover(paths, stats)
-    engine.load_api_activity(cloudtrail.iter_batches(files.cloudtrail, stats, workers=workers))
+    if hasattr(engine, "attach_files"):
+        # DuckDB: workers write Parquet scratch files that DuckDB scans in place; only file
+        # names travel between processes and nothing is inserted into the database.
+        written = cloudtrail.write_files(
+            files.cloudtrail, stats, engine.scratch_dir(), fmt="parquet", workers=workers
+        )
+        engine.attach_files([p for p, n in written if n], fmt="parquet")
+    else:
+        engine.load_api_activity(
+            cloudtrail.iter_batches(files.cloudtrail, stats, workers=workers)
+        )
     return engine, stats
 
 

@@ -9,7 +9,10 @@ SQL runs over views and returns Arrow tables.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -71,7 +74,9 @@ class DuckDBEngine:
             self.con.execute(f"SET temp_directory = '{temp_directory}'")
         self.con.execute(_ddl("api_activity_raw", API_ACTIVITY))
         self.con.execute(_ddl("http_request", HTTP_REQUEST))
-        self.con.execute(_ddl("api_activity", API_ACTIVITY))
+        # Settled rows appended through load_api_activity(); ``api_activity`` is a view over
+        # them and over any attached files (see attach_files).
+        self.con.execute(_ddl("api_activity_loaded", API_ACTIVITY))
         self.con.execute(
             "CREATE TABLE IF NOT EXISTS ip_class (src_ip VARCHAR, network VARCHAR, "
             "network_kind VARCHAR, is_aws BOOLEAN)"
@@ -79,6 +84,11 @@ class DuckDBEngine:
         self.con.execute((VIEWS_DIR / DEDUP_VIEW_FILE).read_text())
         self._views_ready = False
         self.duplicate_records = 0
+        self._settled_duplicates = 0
+        self._external: list[str] = []  # SELECTs over attached files, in canonical columns
+        self._external_ready = False
+        self._scratch: str | None = None
+        self._set_api_activity_view(dedup=False)
 
     # -- loading -------------------------------------------------------------------------
     def append(self, table: str, batch: pa.RecordBatch | pa.Table) -> None:
@@ -105,6 +115,42 @@ class DuckDBEngine:
                 n += b.num_rows
         return n
 
+    def scratch_dir(self) -> str:
+        """A private temporary folder that lives as long as this engine (decoded batches)."""
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="imdshunt-")
+            self._finalizer = weakref.finalize(self, shutil.rmtree, self._scratch, True)
+        return self._scratch
+
+    def attach_files(self, files: Sequence[str], *, fmt: str, hive: bool = False) -> None:
+        """Let ``api_activity`` also read ``files`` in place, without loading them.
+
+        ``fmt`` is ``ipc`` (Arrow IPC files, scanned zero-copy through a pyarrow dataset) or
+        ``parquet`` (a list of files or a glob, read by DuckDB; ``hive`` for ``key=value``
+        partition folders, whose partition columns are not part of the view). Files must hold
+        the canonical ``api_activity`` columns.
+        """
+        cols = ", ".join(f'"{c}"' for c in API_ACTIVITY.names)
+        files = list(files)
+        if not files:
+            return
+        if fmt == "ipc":
+            import pyarrow.dataset as ds
+
+            name = f"_api_activity_ext{len(self._external)}"
+            self.con.register(name, ds.dataset(files, format="ipc", schema=API_ACTIVITY))
+            self._external.append(f"SELECT {cols} FROM {name}")
+        elif fmt == "parquet":
+            listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
+            hp = "true" if hive else "false"
+            self._external.append(
+                f"SELECT {cols} FROM read_parquet({listing}, hive_partitioning = {hp})"
+            )
+        else:
+            raise ValueError(f"unknown format {fmt!r}")
+        self._external_ready = False
+        self._views_ready = False
+
     def register_table(self, name: str, table: pa.Table) -> None:
         """Materialise a reference table (address classes, inventory ...) under ``name``."""
         self.con.register("_ref", table)
@@ -124,24 +170,76 @@ class DuckDBEngine:
 
     # -- views and queries -----------------------------------------------------------------
     def _settle_api_activity(self) -> None:
-        """Move newly loaded raw rows into ``api_activity``, once per eventID."""
+        """Move newly loaded raw rows into ``api_activity_loaded``, once per eventID."""
         raw = self.con.execute("SELECT count(*) FROM api_activity_raw").fetchall()[0][0]
         if not raw:
             return
-        before = self.con.execute("SELECT count(*) FROM api_activity").fetchall()[0][0]
+        before = self.con.execute("SELECT count(*) FROM api_activity_loaded").fetchall()[0][0]
         self.con.execute(
-            "INSERT INTO api_activity SELECT d.* FROM api_activity_dedup d "
+            "INSERT INTO api_activity_loaded SELECT d.* FROM api_activity_dedup d "
             "WHERE d.event_id IS NULL OR d.event_id NOT IN "
-            "(SELECT event_id FROM api_activity WHERE event_id IS NOT NULL)"
+            "(SELECT event_id FROM api_activity_loaded WHERE event_id IS NOT NULL)"
         )
-        after = self.con.execute("SELECT count(*) FROM api_activity").fetchall()[0][0]
-        self.duplicate_records += raw - (after - before)
+        after = self.con.execute("SELECT count(*) FROM api_activity_loaded").fetchall()[0][0]
+        self._settled_duplicates += raw - (after - before)
         self.con.execute("DELETE FROM api_activity_raw")
+        self._external_ready = False
+
+    def _set_api_activity_view(self, *, dedup: bool) -> None:
+        union = " UNION ALL ".join(["SELECT * FROM api_activity_loaded", *self._external])
+        self.con.execute(f"CREATE OR REPLACE VIEW api_activity_union AS {union}")
+        if not dedup:
+            self.con.execute("CREATE OR REPLACE VIEW api_activity AS FROM api_activity_union")
+            return
+        # Only the few repeated eventIDs go through the window; every other row passes a
+        # hash anti-join against that small set.
+        self.con.execute(
+            "CREATE OR REPLACE VIEW api_activity AS "
+            "SELECT * FROM api_activity_union u "
+            "WHERE u.event_id IS NULL OR u.event_id NOT IN (SELECT event_id FROM _dup_ids) "
+            "UNION ALL "
+            "SELECT * FROM api_activity_union u "
+            "WHERE u.event_id IN (SELECT event_id FROM _dup_ids) "
+            "QUALIFY row_number() OVER "
+            "(PARTITION BY u.event_id ORDER BY u.source_file, u.source_record) = 1"
+        )
+
+    def _settle_external(self) -> None:
+        """Point ``api_activity`` at loaded rows and attached files, each eventID once.
+
+        CloudTrail delivers at least once, so a repeated eventID is expected; the first
+        delivery (by file, then record) is kept, as for loaded rows.
+        """
+        if self._external_ready:
+            return
+        if not self._external:
+            self.duplicate_records = self._settled_duplicates
+            self._external_ready = True
+            return
+        self._set_api_activity_view(dedup=False)
+        # Group on the 64-bit hash first: a few hundred MB less than grouping 10 M strings;
+        # a collision only sends a few more rows through the exact window above.
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _dup_hashes AS "
+            "SELECT hash(event_id) AS h FROM api_activity_union WHERE event_id IS NOT NULL "
+            "GROUP BY h HAVING count(*) > 1"
+        )
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _dup_ids AS "
+            "SELECT event_id, count(*) - 1 AS extra FROM api_activity_union "
+            "WHERE event_id IS NOT NULL AND hash(event_id) IN (SELECT h FROM _dup_hashes) "
+            "GROUP BY event_id HAVING count(*) > 1"
+        )
+        extra = self.con.execute("SELECT coalesce(sum(extra), 0) FROM _dup_ids").fetchall()[0][0]
+        self._set_api_activity_view(dedup=bool(extra))
+        self.duplicate_records = self._settled_duplicates + int(extra)
+        self._external_ready = True
 
     def ensure_views(self) -> None:
         if self._views_ready:
             return
         self._settle_api_activity()
+        self._settle_external()
         for path in view_files():
             try:
                 self.con.execute(path.read_text())
@@ -169,3 +267,9 @@ class DuckDBEngine:
 
     def close(self) -> None:
         self.con.close()
+        if self._scratch is not None:
+            self._finalizer()
+
+
+def _sql_str(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
