@@ -164,8 +164,13 @@ def hunt(
     params: dict[str, dict[str, Any]] | None = None,
     fetch_ip_ranges: bool = True,
     kinds: Sequence[str] = ("credential", "web"),
+    store: str | os.PathLike | None = None,
 ) -> HuntResult:
-    """Read CloudTrail (and web logs) under ``paths`` and run the detections on them."""
+    """Read CloudTrail (and web logs) under ``paths`` and run the detections on them.
+
+    ``store`` is a folder compiled by :func:`imdshunt.store.ingest`; its records are hunted
+    in place, together with anything under ``paths`` (which may then be empty).
+    """
     stats = RunStats()
     classifier = load_classifier(ip_ranges, allowlist, fetch=fetch_ip_ranges)
     warnings = []
@@ -177,6 +182,10 @@ def hunt(
         )
     files = discover(paths, stats)
     engine, stats = load_cloudtrail(files, engine=engine, stats=stats, workers=workers)
+    if store is not None:
+        from imdshunt import store as store_lib
+
+        stats.records_read += store_lib.attach(engine, store)
     if files.web and "web" in kinds:
         load_web_logs(files.web, engine, stats)
     elif files.web:

@@ -127,6 +127,7 @@ def run_hunt(
     explain,
     quiet,
     kinds=("credential", "web"),
+    store=None,
 ) -> int:
     from imdshunt import api
     from imdshunt.config import load_config
@@ -152,6 +153,7 @@ def run_hunt(
             workers=workers,
             params=cfg.detection_params,
             kinds=kinds,
+            store=store,
         )
     for w in result.warnings:
         click.echo(f"imdshunt: warning: {w}", err=True)
@@ -178,9 +180,14 @@ def run_hunt(
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=False, type=click.Path())
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, exists=True),
+    help="Also hunt a store compiled by 'imdshunt ingest' (PATHS may then be omitted).",
+)
 @_common_hunt_options
-def hunt(paths, **kw):
+def hunt(paths, store, **kw):
     """Hunt CloudTrail (and web logs) for metadata credentials used off their workload.
 
     PATHS are files or folders (searched recursively), e.g. a local mirror of the CloudTrail
@@ -189,8 +196,11 @@ def hunt(paths, **kw):
     \b
     Example:
       imdshunt hunt ./AWSLogs/ --allowlist egress.txt --format jsonl -o findings.jsonl
+      imdshunt hunt --store ./ct-store --format jsonl -o findings.jsonl
     """
-    sys.exit(run_hunt(paths, **kw))
+    if not paths and not store:
+        raise click.UsageError("give PATHS to hunt, or --store DIR")
+    sys.exit(run_hunt(paths, store=store, **kw))
 
 
 @cli.command()
@@ -313,7 +323,10 @@ def _register_optional_commands() -> None:
     """Command groups that live in their own modules (one module per group)."""
     import importlib
 
-    for module, attr in (("imdshunt.commands.synth", "synth"),):
+    for module, attr in (
+        ("imdshunt.commands.synth", "synth"),
+        ("imdshunt.commands.store", "ingest"),
+    ):
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -1,0 +1,1 @@
+"""Click command groups; ``imdshunt.cli`` registers them. Each maps library errors to exits."""
