@@ -109,3 +109,18 @@ def test_cli_ingest_then_hunt_store_matches_raw_hunt(tmp_path):
 def test_cli_hunt_needs_paths_or_a_store():
     res = CliRunner().invoke(cli, ["hunt"])
     assert res.exit_code == 2
+
+
+def test_a_changed_file_is_read_again_and_its_records_count_once(tmp_path):
+    import os
+
+    logs = tmp_path / "logs"
+    f = _deliver(logs, "a", _records(MATCH))
+    store.ingest([logs], tmp_path / "store", workers=1)
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = store.ingest([logs], tmp_path / "store", workers=1)
+    assert again.files_new == 1
+    result = _hunt([], store=tmp_path / "store")
+    assert result.stats.duplicate_records == len(_records(MATCH))
+    assert result.findings == _hunt([logs]).findings

@@ -88,7 +88,7 @@ class DuckDBEngine:
         self._external: list[str] = []  # SELECTs over attached files, in canonical columns
         self._external_ready = False
         self._scratch: str | None = None
-        self._set_api_activity_view(dedup=False)
+        self._set_api_activity_view()
 
     # -- loading -------------------------------------------------------------------------
     def append(self, table: str, batch: pa.RecordBatch | pa.Table) -> None:
@@ -185,24 +185,38 @@ class DuckDBEngine:
         self.con.execute("DELETE FROM api_activity_raw")
         self._external_ready = False
 
-    def _set_api_activity_view(self, *, dedup: bool) -> None:
+    def _set_api_activity_view(self, *, dedup: str = "", drops: list[tuple] = ()) -> None:
+        """``api_activity`` over the union: as is, minus ``drops``, or through a window."""
         union = " UNION ALL ".join(["SELECT * FROM api_activity_loaded", *self._external])
         self.con.execute(f"CREATE OR REPLACE VIEW api_activity_union AS {union}")
-        if not dedup:
+        if dedup == "drops":
+            # The later copies, named by file and record as literals: rows of other files
+            # pass the first test without evaluating the second, and no join runs per query.
+            files = ", ".join(sorted({_sql_str(f) for f, _ in drops}))
+            keys = ", ".join(_sql_str(f"{f}#{r}") for f, r in drops)
+            self.con.execute(
+                "CREATE OR REPLACE VIEW api_activity AS SELECT * FROM api_activity_union "
+                f"WHERE NOT coalesce(source_file IN ({files}) AND "
+                f"source_file || '#' || CAST(source_record AS VARCHAR) IN ({keys}), false)"
+            )
+        elif dedup == "window":
+            # Only the repeated eventIDs go through the window; every other row passes a hash
+            # anti-join against that small set.
+            self.con.execute(
+                "CREATE OR REPLACE VIEW api_activity AS "
+                "SELECT * FROM api_activity_union u "
+                "WHERE u.event_id IS NULL OR u.event_id NOT IN (SELECT event_id FROM _dup_ids) "
+                "UNION ALL "
+                "SELECT * FROM api_activity_union u "
+                "WHERE u.event_id IN (SELECT event_id FROM _dup_ids) "
+                "QUALIFY row_number() OVER "
+                "(PARTITION BY u.event_id ORDER BY u.source_file, u.source_record) = 1"
+            )
+        else:
             self.con.execute("CREATE OR REPLACE VIEW api_activity AS FROM api_activity_union")
-            return
-        # Only the few repeated eventIDs go through the window; every other row passes a
-        # hash anti-join against that small set.
-        self.con.execute(
-            "CREATE OR REPLACE VIEW api_activity AS "
-            "SELECT * FROM api_activity_union u "
-            "WHERE u.event_id IS NULL OR u.event_id NOT IN (SELECT event_id FROM _dup_ids) "
-            "UNION ALL "
-            "SELECT * FROM api_activity_union u "
-            "WHERE u.event_id IN (SELECT event_id FROM _dup_ids) "
-            "QUALIFY row_number() OVER "
-            "(PARTITION BY u.event_id ORDER BY u.source_file, u.source_record) = 1"
-        )
+
+    #: Above this many later copies the view de-duplicates with a window instead of literals.
+    MAX_LITERAL_DROPS = 20_000
 
     def _settle_external(self) -> None:
         """Point ``api_activity`` at loaded rows and attached files, each eventID once.
@@ -216,9 +230,9 @@ class DuckDBEngine:
             self.duplicate_records = self._settled_duplicates
             self._external_ready = True
             return
-        self._set_api_activity_view(dedup=False)
+        self._set_api_activity_view()
         # Group on the 64-bit hash first: a few hundred MB less than grouping 10 M strings;
-        # a collision only sends a few more rows through the exact window above.
+        # a collision only sends a few more rows to the exact second step.
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE _dup_hashes AS "
             "SELECT hash(event_id) AS h FROM api_activity_union WHERE event_id IS NOT NULL "
@@ -230,9 +244,28 @@ class DuckDBEngine:
             "WHERE event_id IS NOT NULL AND hash(event_id) IN (SELECT h FROM _dup_hashes) "
             "GROUP BY event_id HAVING count(*) > 1"
         )
-        extra = self.con.execute("SELECT coalesce(sum(extra), 0) FROM _dup_ids").fetchall()[0][0]
-        self._set_api_activity_view(dedup=bool(extra))
-        self.duplicate_records = self._settled_duplicates + int(extra)
+        extra = int(
+            self.con.execute("SELECT coalesce(sum(extra), 0) FROM _dup_ids").fetchall()[0][0]
+        )
+        mode, drops = "", []
+        if extra:
+            ranked = self.con.execute(
+                "SELECT source_file, source_record, row_number() OVER (PARTITION BY event_id "
+                "ORDER BY source_file, source_record) AS rn FROM api_activity_union "
+                "WHERE event_id IN (SELECT event_id FROM _dup_ids)"
+            ).fetchall()
+            kept = {(f, r) for f, r, rn in ranked if rn == 1}
+            drops = sorted({(f, r) for f, r, rn in ranked if rn > 1})
+            # A copy indistinguishable from the kept one (the same file read twice) or too
+            # many copies: the exact window.
+            literal = (
+                len(drops) <= self.MAX_LITERAL_DROPS
+                and not kept.intersection(drops)
+                and all(f is not None and r is not None for f, r in drops)
+            )
+            mode = "drops" if literal else "window"
+        self._set_api_activity_view(dedup=mode, drops=drops)
+        self.duplicate_records = self._settled_duplicates + extra
         self._external_ready = True
 
     def ensure_views(self) -> None:

@@ -233,14 +233,16 @@ _TS_COLUMNS = {
 }
 
 
-def _parse_times(values: list) -> pa.Array:
-    arr = pa.array(values, pa.string())
+def _parse_times(values: list | pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    arr = values if isinstance(values, pa.Array) else pa.array(values, pa.string())
     try:
         return pc.cast(arr, API_ACTIVITY.field("event_time").type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         # Non-ISO or odd values: parse one by one, leaving unparsable ones null.
         return pc.cast(
-            pa.array([_lenient_time(v) for v in values], pa.string()),
+            pa.array([_lenient_time(v) for v in arr.to_pylist()], pa.string()),
             API_ACTIVITY.field("event_time").type,
         )
 
@@ -313,64 +315,81 @@ _GETTERS = [
 ]
 
 
+#: Columns a file's records yield directly; the rest are derived per batch (_derive).
+_RAW_SCHEMA = pa.schema(
+    [(name, _UTF8) for _, fields in _GETTERS for name, _ in fields]
+    + [
+        ("event_time", _UTF8),
+        ("session_created", _UTF8),
+        ("web_id_provider", _UTF8),
+        ("source_file", _UTF8),
+        ("source_record", pa.int32()),
+    ]
+    + [(name, API_ACTIVITY.field(name).type) for name in _VEND_NAMES]
+)
+
+
+def _file_batch(res: FileResult) -> pa.RecordBatch:
+    """One file's kept records as raw columns (see _RAW_SCHEMA), converted while hot in cache."""
+    recs, index = zip(*res.kept, strict=True)
+    n = len(recs)
+    uis = [r.userIdentity or _EMPTY_UI for r in recs]
+    scs = [u.sessionContext or _EMPTY_SC for u in uis]
+    sis = [c.sessionIssuer or _EMPTY_SI for c in scs]
+    groups = {"rec": recs, "ui": uis, "sc": scs, "si": sis}
+    arrays = [
+        pa.array(list(map(getter, groups[group])), _UTF8)
+        for group, fields in _GETTERS
+        for _, getter in fields
+    ]
+    times = list(map(_EVENT_TIME, recs))
+    if None in times or "" in times:
+        times = [r.eventTime or r.timestamp for r in recs]
+    arrays += [
+        pa.array(times, _UTF8),
+        pa.array([(c.attributes or _EMPTY_ATTR).creationDate for c in scs], _UTF8),
+        pa.array([(c.webIdFederationData or _EMPTY_WIF).federatedProvider for c in scs], _UTF8),
+        pa.array([res.source] * n, _UTF8),
+        pa.array(index, pa.int32()),
+    ]
+    vend_cols: list[list] = [[None] * n for _ in _VEND_NAMES]
+    for i, r in enumerate(recs):
+        if r.eventName in VENDING_EVENTS:
+            for col, value in zip(vend_cols, _vending(r), strict=True):
+                col[i] = value
+    for name, values in zip(_VEND_NAMES, vend_cols, strict=True):
+        arrays.append(pa.array(values, API_ACTIVITY.field(name).type))
+    return pa.RecordBatch.from_arrays(arrays, schema=_RAW_SCHEMA)
+
+
+def _derive(raw: pa.Table) -> pa.Table:
+    """Raw columns of many files -> the canonical table: times parsed, the account, role and
+    session derived, in Arrow kernels once per batch rather than once per file."""
+    raw = raw.combine_chunks()
+    parts = pc.extract_regex(raw["actor_arn"], _ASSUMED_ROLE_RE)
+    cols = {name: raw[name] for name in raw.schema.names}
+    cols.update(
+        event_time=_parse_times(raw["event_time"]),
+        session_created=_parse_times(raw["session_created"]),
+        account_id=pc.coalesce(raw["recipient"], raw["actor_account_id"]),
+        role_name=pc.coalesce(raw["si_user"], pc.struct_field(parts, "role")),
+        session_name=pc.struct_field(parts, "session"),
+    )
+    return pa.Table.from_arrays([cols[f] for f in API_ACTIVITY.names], schema=API_ACTIVITY)
+
+
 def records_to_batch(results: list[FileResult]) -> pa.RecordBatch:
-    """Column by column, one file at a time: the canonical batch of the kept records.
+    """The canonical batch of the kept records of ``results``.
 
     Equal to ``rows_to_batch`` of their rows, without a tuple per record: for each file (its
-    records are still in cache) every column is one C-level ``map(attrgetter)`` pass; the role
-    and session names are split out of the ARN by Arrow's regex kernel.
+    records still in cache) every column is one C-level ``map(attrgetter)`` pass and one
+    Arrow conversion; times, role and session names are then derived by Arrow kernels.
     """
-    acc: dict[str, list] = {name: [] for _, fields in _GETTERS for name, _ in fields}
-    acc.update(times=[], created=[], wif=[], source_file=[], source_record=[], vend=[])
-    offset = 0
-    for res in results:
-        if not res.kept:
-            continue
-        recs, index = zip(*res.kept, strict=True)
-        uis = [r.userIdentity or _EMPTY_UI for r in recs]
-        scs = [u.sessionContext or _EMPTY_SC for u in uis]
-        sis = [c.sessionIssuer or _EMPTY_SI for c in scs]
-        groups = {"rec": recs, "ui": uis, "sc": scs, "si": sis}
-        for group, fields in _GETTERS:
-            objs = groups[group]
-            for name, getter in fields:
-                acc[name].extend(map(getter, objs))
-        times = list(map(_EVENT_TIME, recs))
-        if None in times or "" in times:
-            times = [r.eventTime or r.timestamp for r in recs]
-        acc["times"].extend(times)
-        acc["created"].extend([(c.attributes or _EMPTY_ATTR).creationDate for c in scs])
-        acc["wif"].extend([(c.webIdFederationData or _EMPTY_WIF).federatedProvider for c in scs])
-        acc["source_file"].extend([res.source] * len(recs))
-        acc["source_record"].extend(index)
-        for i, r in enumerate(recs):
-            if r.eventName in VENDING_EVENTS:
-                acc["vend"].append((offset + i, _vending(r)))
-        offset += len(recs)
-    n = offset
-    if not n:
+    batches = [_file_batch(r) for r in results if r.kept]
+    if not batches:
         return pa.RecordBatch.from_pylist([], schema=API_ACTIVITY)
-    cols = {
-        name: pa.array(acc[name], _UTF8) for _, fields in _GETTERS for name, _ in fields
-    }
-    parts = pc.extract_regex(cols["actor_arn"], _ASSUMED_ROLE_RE)
-    cols.update(
-        event_time=_parse_times(acc["times"]),
-        account_id=pc.coalesce(cols["recipient"], cols["actor_account_id"]),
-        role_name=pc.coalesce(cols["si_user"], pc.struct_field(parts, "role")),
-        session_name=pc.struct_field(parts, "session"),
-        session_created=_parse_times(acc["created"]),
-        web_id_provider=pa.array(acc["wif"], _UTF8),
-        source_file=pa.array(acc["source_file"], _UTF8),
-        source_record=pa.array(acc["source_record"], pa.int32()),
-    )
-    vend_cols: list[list] = [[None] * n for _ in _VEND_NAMES]
-    for i, values in acc["vend"]:
-        for col, value in zip(vend_cols, values, strict=True):
-            col[i] = value
-    for name, values in zip(_VEND_NAMES, vend_cols, strict=True):
-        cols[name] = pa.array(values, API_ACTIVITY.field(name).type)
-    return pa.RecordBatch.from_arrays([cols[f] for f in API_ACTIVITY.names], schema=API_ACTIVITY)
+    table = _derive(pa.Table.from_batches(batches, schema=_RAW_SCHEMA))
+    return table.combine_chunks().to_batches()[0]
 
 
 @dataclass
@@ -560,15 +579,15 @@ def _chunk_tables(paths: list[str], stats: RunStats) -> Iterator[pa.Table]:
             stats.merge(res.stats)
             if not res.kept:
                 continue
-            batch = records_to_batch([res])
+            batch = _file_batch(res)
             del res
             pending.append(batch)
             n += batch.num_rows
             if n >= BATCH_ROWS:
-                yield pa.Table.from_batches(pending, schema=API_ACTIVITY)
+                yield _derive(pa.Table.from_batches(pending, schema=_RAW_SCHEMA))
                 pending, n = [], 0
         if n:
-            yield pa.Table.from_batches(pending, schema=API_ACTIVITY)
+            yield _derive(pa.Table.from_batches(pending, schema=_RAW_SCHEMA))
 
 
 def _read_chunk(paths: list[str]) -> tuple[list[pa.RecordBatch], RunStats]:
