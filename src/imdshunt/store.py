@@ -37,6 +37,8 @@ from imdshunt.sources.discover import RunStats
 
 MANIFEST = "_imdshunt_manifest.jsonl"
 STORE_INFO = "_imdshunt_store.json"
+#: The store's repeated eventIDs, found once by ingest, for the Parquet files it then held.
+DUPLICATES = "_imdshunt_duplicates.json"
 STORE_FORMAT = 1
 
 
@@ -175,7 +177,46 @@ def ingest(
             todo, stats, root, fmt="parquet", partition=True, workers=workers, on_chunk=on_chunk
         )
     result.files_new = stats.files_read
+    if result.parquet_files or not (root / DUPLICATES).exists():
+        _save_duplicates(root)
     return result
+
+
+def _fingerprint(root: Path) -> str:
+    import hashlib
+
+    names = sorted(p.relative_to(root).as_posix() for p in root.glob(PARQUET_GLOB))
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def _save_duplicates(root: Path) -> None:
+    """Find the store's repeated eventIDs once, so that hunts need not group every eventID."""
+    from imdshunt.engine.duckdb import DuckDBEngine
+
+    engine = DuckDBEngine()
+    try:
+        if next(root.glob(PARQUET_GLOB), None) is None:
+            return
+        engine.attach_files([str(root.resolve() / PARQUET_GLOB)], fmt="parquet", hive=True)
+        engine.ensure_views()
+        state = engine.dedup_state
+    finally:
+        engine.close()
+    doc = {"fingerprint": _fingerprint(root), "dedup_state": state}
+    tmp = root / (DUPLICATES + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(root / DUPLICATES)
+
+
+def _load_duplicates(root: Path) -> tuple[int, str, list] | None:
+    try:
+        doc = json.loads((root / DUPLICATES).read_text())
+    except (OSError, ValueError):
+        return None
+    if doc.get("fingerprint") != _fingerprint(root) or not doc.get("dedup_state"):
+        return None  # files added or removed since: found again by the hunt
+    extra, mode, drops = doc["dedup_state"]
+    return int(extra), str(mode), drops
 
 
 #: The store's files, as a DuckDB glob under the store folder.
@@ -193,7 +234,7 @@ def attach(engine, store: str | os.PathLike) -> int:
     if next(root.glob(PARQUET_GLOB), None) is None:
         return 0
     pattern = str(root.resolve() / PARQUET_GLOB)
-    engine.attach_files([pattern], fmt="parquet", hive=True)
+    engine.attach_files([pattern], fmt="parquet", hive=True, duplicates=_load_duplicates(root))
     return int(
         engine.con.execute(
             "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [pattern]

@@ -88,6 +88,8 @@ class DuckDBEngine:
         self._external: list[str] = []  # SELECTs over attached files, in canonical columns
         self._external_ready = False
         self._scratch: str | None = None
+        self._preset: tuple[int, str, list] | None = None
+        self.dedup_state: tuple[int, str, list] | None = None
         self._set_api_activity_view()
 
     # -- loading -------------------------------------------------------------------------
@@ -122,7 +124,14 @@ class DuckDBEngine:
             self._finalizer = weakref.finalize(self, shutil.rmtree, self._scratch, True)
         return self._scratch
 
-    def attach_files(self, files: Sequence[str], *, fmt: str, hive: bool = False) -> None:
+    def attach_files(
+        self,
+        files: Sequence[str],
+        *,
+        fmt: str,
+        hive: bool = False,
+        duplicates: tuple[int, str, list] | None = None,
+    ) -> None:
         """Let ``api_activity`` also read ``files`` in place, without loading them.
 
         ``fmt`` is ``ipc`` (Arrow IPC files, scanned zero-copy through a pyarrow dataset) or
@@ -148,6 +157,7 @@ class DuckDBEngine:
             )
         else:
             raise ValueError(f"unknown format {fmt!r}")
+        self._preset = duplicates if not self._external[:-1] else None
         self._external_ready = False
         self._views_ready = False
 
@@ -230,6 +240,18 @@ class DuckDBEngine:
             self.duplicate_records = self._settled_duplicates
             self._external_ready = True
             return
+        if (
+            self._preset is not None
+            and len(self._external) == 1
+            and self._preset[1] in ("", "drops")
+            and not self.con.execute("SELECT count(*) FROM api_activity_loaded").fetchall()[0][0]
+        ):
+            extra, mode, drops = self._preset
+            self._set_api_activity_view(dedup=mode, drops=[tuple(d) for d in drops])
+            self.duplicate_records = self._settled_duplicates + int(extra)
+            self.dedup_state = self._preset
+            self._external_ready = True
+            return
         self._set_api_activity_view()
         # Group on the 64-bit hash first: a few hundred MB less than grouping 10 M strings;
         # a collision only sends a few more rows to the exact second step.
@@ -266,6 +288,8 @@ class DuckDBEngine:
             mode = "drops" if literal else "window"
         self._set_api_activity_view(dedup=mode, drops=drops)
         self.duplicate_records = self._settled_duplicates + extra
+        #: (later copies, view mode, [(file, record) dropped]): reusable for the same files.
+        self.dedup_state = (extra, mode, [list(d) for d in drops] if mode == "drops" else [])
         self._external_ready = True
 
     def ensure_views(self) -> None:
