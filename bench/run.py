@@ -246,6 +246,11 @@ def main() -> None:
     ap.add_argument(
         "--only", default="", help="comma-separated subset: hunt,duckdb,zcat,narrow,store"
     )
+    ap.add_argument(
+        "--no-lib",
+        action="store_true",
+        help="skip the in-process (library) raw hunt, which repeats the CLI hunt's work",
+    )
     ap.add_argument("--floor", choices=["zcat", "narrow"], help=argparse.SUPPRESS)
     ap.add_argument("--duckdb", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--store-hunt", nargs=2, help=argparse.SUPPRESS)
@@ -295,9 +300,10 @@ def main() -> None:
              "-o", os.devnull, "-q", "--workers", w],
             env,
         )
-        results["hunt_library"] = measure(
-            "hunt (lib)", [py, me, "--raw-hunt", root, ip_ranges, "--workers", w], env
-        )
+        if not args.no_lib:
+            results["hunt_library"] = measure(
+                "hunt (lib)", [py, me, "--raw-hunt", root, ip_ranges, "--workers", w], env
+            )
     if "duckdb" in only:
         results["duckdb"] = measure(
             "duckdb", [py, me, "--duckdb", "--filelist", str(filelist), "--workers", w], env
