@@ -163,9 +163,7 @@ def ingest(
                 if src in failed:
                     continue  # unreadable now: tried again next time
                 path, size, mtime = keys[src]
-                manifest.write(
-                    json.dumps({"path": path, "size": size, "mtime_ns": mtime}) + "\n"
-                )
+                manifest.write(json.dumps({"path": path, "size": size, "mtime_ns": mtime}) + "\n")
             manifest.flush()
             result.records += out.stats.records_read
             result.parquet_files += len(out.files)
