@@ -80,9 +80,7 @@ def load_cloudtrail(
         )
         engine.attach_files([p for p, n in written if n], fmt="parquet")
     else:
-        engine.load_api_activity(
-            cloudtrail.iter_batches(files.cloudtrail, stats, workers=workers)
-        )
+        engine.load_api_activity(cloudtrail.iter_batches(files.cloudtrail, stats, workers=workers))
     return engine, stats
 
 
