@@ -30,6 +30,10 @@ from imdshunt.sources.discover import CLOUDTRAIL, WEB, RunStats, classify_file, 
 
 Progress = Callable[[str, int, int], None]
 
+#: DuckDB's memory limit for hunts that make their own engine: queries read files in place
+#: and spill to the engine's scratch folder beyond it, so memory does not grow with the input.
+HUNT_MEMORY_LIMIT = os.environ.get("IMDSHUNT_MEMORY_LIMIT", "512MB")
+
 
 @dataclass
 class HuntResult:
@@ -70,7 +74,7 @@ def load_cloudtrail(
 ) -> tuple[DuckDBEngine, RunStats]:
     """Decode CloudTrail files under ``paths`` into ``engine`` (a new in-memory DuckDB if None)."""
     stats = stats if stats is not None else RunStats()
-    engine = engine or DuckDBEngine()
+    engine = engine or DuckDBEngine(memory_limit=HUNT_MEMORY_LIMIT)
     files = paths if isinstance(paths, SourceFiles) else discover(paths, stats)
     if hasattr(engine, "attach_files"):
         # DuckDB: workers write Parquet scratch files that DuckDB scans in place; only file

@@ -191,7 +191,8 @@ def _save_duplicates(root: Path) -> None:
     """Find the store's repeated eventIDs once, so that hunts need not group every eventID."""
     from imdshunt.engine.duckdb import DuckDBEngine
 
-    engine = DuckDBEngine()
+    engine = DuckDBEngine(memory_limit=os.environ.get("IMDSHUNT_MEMORY_LIMIT", "512MB"))
+    engine.scratch_dir()  # spill there
     try:
         if next(root.glob(PARQUET_GLOB), None) is None:
             return

@@ -70,6 +70,7 @@ class DuckDBEngine:
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
+        self._temp_set = bool(temp_directory)
         if temp_directory:
             self.con.execute(f"SET temp_directory = '{temp_directory}'")
         self.con.execute(_ddl("api_activity_raw", API_ACTIVITY))
@@ -122,6 +123,9 @@ class DuckDBEngine:
         if self._scratch is None:
             self._scratch = tempfile.mkdtemp(prefix="imdshunt-")
             self._finalizer = weakref.finalize(self, shutil.rmtree, self._scratch, True)
+            if not self._temp_set:  # spill here rather than into ./.tmp
+                spill = os.path.join(self._scratch, "spill")
+                self.con.execute(f"SET temp_directory = {_sql_str(spill)}")
         return self._scratch
 
     def attach_files(
