@@ -363,6 +363,7 @@ def main() -> None:
                 if prev is None or r["seconds"] < prev["seconds"]:
                     results[name] = r
                 results[name]["runs_seconds"] = runs
+                _save(args.records, results, files, gz_bytes)
         if "store" in only:
             results["store_bytes"] = {
                 "bytes": sum(p.stat().st_size for p in store.rglob("*") if p.is_file())
@@ -370,25 +371,35 @@ def main() -> None:
     finally:
         shutil.rmtree(store, ignore_errors=True)
 
-    records = (
+    print(
+        f"\n{_save(args.records, results, files, gz_bytes):,} records; "
+        f"results in {HERE / f'results-{args.records}.json'}"
+    )
+    for k, v in _summarise(results, _records(args.records, results)).items():
+        print(f"  {k:48} {v}")
+
+
+def _records(requested: int, results: dict) -> int:
+    return (
         results.get("narrow", {}).get("records")
         or results.get("hunt_library", {}).get("records")
-        or args.records
+        or requested
     )
-    summary = _summarise(results, records)
+
+
+def _save(requested: int, results: dict, files: list[str], gz_bytes: int) -> int:
+    """Write ``bench/results-<N>.json`` (after every measurement: a long run keeps its part)."""
+    records = _records(requested, results)
     doc = {
         "records": records,
         "files": len(files),
         "gzip_bytes": gz_bytes,
         "machine": machine(),
         "results": results,
-        "summary": summary,
+        "summary": _summarise(results, records),
     }
-    out = HERE / f"results-{args.records}.json"
-    out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"\n{records:,} records; results in {out}")
-    for k, v in summary.items():
-        print(f"  {k:44} {v}")
+    (HERE / f"results-{requested}.json").write_text(json.dumps(doc, indent=2) + "\n")
+    return records
 
 
 def _summarise(results: dict, records: int) -> dict:
