@@ -11,11 +11,19 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+# Debian's Chromium for the report's browser tests (pytest -m browser); skipped quickly when it
+# is already there, and never fatal where apt-get is absent (the browser tests then skip).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "warning: could not install Chromium; browser tests will skip" >&2
+
 .PHONY: demo test lint bench
 demo: $(VENV)/.installed
 	$(VENV)/bin/imdshunt demo
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed chromium
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed

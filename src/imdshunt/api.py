@@ -49,12 +49,46 @@ class HuntResult:
 class SourceFiles:
     cloudtrail: list[Path] = field(default_factory=list)
     web: list[Path] = field(default_factory=list)
+    #: Objects under ``s3://`` paths, read in place (see :mod:`imdshunt.sources.s3`).
+    s3: list[Any] = field(default_factory=list)
+    s3_client: Any = None
+    #: Amazon Security Lake OCSF parquet (see :mod:`imdshunt.sources.securitylake`).
+    securitylake: list[Path] = field(default_factory=list)
 
 
-def discover(paths: Iterable[str | os.PathLike], stats: RunStats) -> SourceFiles:
-    """Sort the files under ``paths`` into CloudTrail and web logs; account for the rest."""
+def discover(
+    paths: Iterable[str | os.PathLike],
+    stats: RunStats,
+    *,
+    key_filter: Any = None,
+    session: Any = None,
+    workers: int | None = None,
+) -> SourceFiles:
+    """Sort the files under ``paths`` into CloudTrail and web logs; account for the rest.
+
+    ``s3://bucket/prefix`` paths are listed with boto3 (``session``, default: the standard
+    credential chain). ``key_filter`` (:class:`imdshunt.sources.s3.KeyFilter`) prunes local and
+    S3 files alike by the CloudTrail key layout (accounts, regions, delivery days).
+    """
+    from imdshunt.sources import s3 as s3src
+
     found = SourceFiles()
-    for path in iter_files(paths, stats):
+    local = []
+    for p in paths:
+        if s3src.is_s3_uri(p):
+            if found.s3_client is None:
+                found.s3_client = s3src.s3_client(session, workers=_s3_workers(workers))
+            found.s3.extend(s3src.list_objects(found.s3_client, str(p), stats, key_filter))
+        else:
+            local.append(p)
+    for path in iter_files(local, stats):
+        if key_filter is not None and not key_filter.is_empty:
+            segs = s3src._segments_after_awslogs(path.parent.as_posix())
+            if segs is not None and not key_filter.keep(segs)[0]:
+                continue  # outside the requested accounts/regions/days: not read, not counted
+        if path.suffix == ".parquet":
+            found.securitylake.append(path)
+            continue
         kind, reason = classify_file(path)
         if kind == CLOUDTRAIL:
             found.cloudtrail.append(path)
@@ -68,7 +102,7 @@ def discover(paths: Iterable[str | os.PathLike], stats: RunStats) -> SourceFiles
 def load_cloudtrail(
     paths: Iterable[str | os.PathLike] | SourceFiles,
     *,
-    engine: DuckDBEngine | None = None,
+    engine: Any = None,
     stats: RunStats | None = None,
     workers: int | None = None,
 ) -> tuple[DuckDBEngine, RunStats]:
@@ -76,29 +110,82 @@ def load_cloudtrail(
     stats = stats if stats is not None else RunStats()
     engine = engine or DuckDBEngine(memory_limit=HUNT_MEMORY_LIMIT)
     files = paths if isinstance(paths, SourceFiles) else discover(paths, stats)
-    if hasattr(engine, "attach_files"):
-        # DuckDB: workers write Parquet scratch files that DuckDB scans in place; only file
-        # names travel between processes and nothing is inserted into the database.
+    if hasattr(engine, "attach_files") and not getattr(engine, "persistent", False):
+        # DuckDB in memory: workers write Parquet scratch files that DuckDB scans in place;
+        # only file names travel between processes and nothing is inserted into the database.
         written = cloudtrail.write_files(
             files.cloudtrail, stats, engine.scratch_dir(), fmt="parquet", workers=workers
         )
         engine.attach_files([p for p, n in written if n], fmt="parquet")
     else:
         engine.load_api_activity(cloudtrail.iter_batches(files.cloudtrail, stats, workers=workers))
+    if files.securitylake:
+        from imdshunt.sources import securitylake
+
+        engine.load_api_activity(securitylake.iter_batches(files.securitylake, stats))
+    if files.s3:
+        from imdshunt.sources.s3 import S3Reader
+
+        reader = S3Reader(files.s3_client, workers=_s3_workers(workers))
+        engine.load_api_activity(reader.iter_batches(files.s3, stats))
     return engine, stats
 
 
-def load_web_logs(files: Sequence[Path], engine: DuckDBEngine, stats: RunStats) -> None:
-    """Parse web logs into ``http_request``; files no web parser recognises are skipped."""
-    try:
-        from imdshunt.sources import weblogs  # noqa: F401
-    except ImportError:
-        for p in files:
-            stats.skip_file(p, "not a log file this version reads")
-        return
+def _s3_workers(workers: int | None) -> int:
+    """Fetch threads for S3: I/O bound, so several per core."""
+    return max(4, 4 * (workers or os.cpu_count() or 1))
+
+
+def load_web_logs(
+    files: Sequence[Path], engine: DuckDBEngine, stats: RunStats, *, log_type: str | None = None
+) -> None:
+    """Parse web logs into ``http_request`` (and ``url_class``); unrecognised files are skipped."""
     from imdshunt.web import load_web_files
 
-    load_web_files(files, engine, stats)
+    load_web_files(files, engine, stats, log_type=log_type)
+
+
+def learned_instance_addresses(engine: DuckDBEngine) -> dict[str, str]:
+    """Private addresses that exactly one instance credential was used from (its own calls
+    through VPC endpoints): enough to name the instance behind an ALB target address when no
+    inventory is given. Addresses shared by several instances are left out."""
+    rows = engine.query(
+        "SELECT src_ip, min(session_name) AS instance FROM credential_activity "
+        "WHERE credential_type = 'ec2-instance' AND network_kind = 'private' "
+        "GROUP BY src_ip HAVING count(DISTINCT session_name) = 1",
+        label="learned instance addresses",
+    ).to_pylist()
+    return {r["src_ip"]: r["instance"] for r in rows}
+
+
+def link_chains(
+    findings: list[dict],
+    engine: DuckDBEngine,
+    instance_by_ip: dict[str, str] | None = None,
+    *,
+    window_hours: float = 24,
+) -> list[dict]:
+    """Name each SSRF target's instance and link attempts to later thefts (``imds_theft_chain``)."""
+    import datetime as dt
+
+    from imdshunt.correlate import correlate_chains
+
+    web = [f for f in findings if f.get("kind") == "web"]
+    cred = [
+        f
+        for f in findings
+        if f.get("kind") == "credential" and f.get("credential_type") == "ec2-instance"
+    ]
+    if not web:
+        return []
+    mapping = learned_instance_addresses(engine) if _table_has_rows(engine, "api_activity") else {}
+    mapping.update(instance_by_ip or {})
+    for f in web:
+        if not f.get("target_instance") and f.get("target_ip"):
+            f["target_instance"] = mapping.get(f["target_ip"])
+    if not cred:
+        return []
+    return correlate_chains(web, cred, mapping, window=dt.timedelta(hours=window_hours))
 
 
 def classify_addresses(engine: DuckDBEngine, classifier: AddressClassifier) -> int:
@@ -136,9 +223,11 @@ def run_detections(
     params = params or {}
     findings: list[dict] = []
     engine.ensure_views()
+    # An engine that queries in place (Athena) may have no http_request table at all.
     has = {
-        "credential": _table_has_rows(engine, "api_activity"),
-        "web": _table_has_rows(engine, "http_request"),
+        kind: engine.table_exists(table) and _table_has_rows(engine, table)
+        for kind, table in (("credential", "api_activity"), ("web", "http_request"))
+        if kind in kinds
     }
     for det in detections.values():
         if det.kind not in kinds or not has.get(det.kind, True):
@@ -167,13 +256,49 @@ def hunt(
     fetch_ip_ranges: bool = True,
     kinds: Sequence[str] = ("credential", "web"),
     store: str | os.PathLike | None = None,
+    memory_limit: str | None = None,
+    web_log_type: str | None = None,
+    instance_by_ip: dict[str, str] | None = None,
+    chain_window_hours: float = 24,
+    since: Any = None,
+    until: Any = None,
+    accounts: Iterable[str] | None = None,
+    regions: Iterable[str] | None = None,
+    session: Any = None,
 ) -> HuntResult:
     """Read CloudTrail (and web logs) under ``paths`` and run the detections on them.
 
-    ``store`` is a folder compiled by :func:`imdshunt.store.ingest`; its records are hunted
-    in place, together with anything under ``paths`` (which may then be empty).
+    ``paths`` may be local files and folders or ``s3://bucket/prefix`` URIs (read in place with
+    ``session``, a :class:`boto3.Session`; default: the standard credential chain).
+    ``since``/``until`` (dates, inclusive), ``accounts`` and ``regions`` restrict the CloudTrail
+    delivery folders read. ``engine`` may be any engine (DuckDB, Spark); an engine that queries
+    data in place (Athena) is driven by :func:`hunt_in_place` instead. ``memory_limit`` (e.g.
+    ``"1GB"``) bounds DuckDB's memory; the data then lives in a temporary on-disk database so
+    that DuckDB can spill instead of failing on inputs larger than memory. ``store`` is a
+    folder compiled by :func:`imdshunt.store.ingest`; its records are hunted in place, together
+    with anything under ``paths`` (which may then be empty).
     """
+    from imdshunt.sources.s3 import KeyFilter
+
+    key_filter = KeyFilter.make(since, until, accounts, regions)
+    if engine is not None and getattr(engine, "in_place", False):
+        return hunt_in_place(
+            engine,
+            ip_ranges=ip_ranges,
+            allowlist=allowlist,
+            key_filter=key_filter,
+            detections=detections,
+            params=params,
+            fetch_ip_ranges=fetch_ip_ranges,
+        )
     stats = RunStats()
+    if engine is None and memory_limit:
+        import tempfile
+
+        tmp = Path(tempfile.mkdtemp(prefix="imdshunt-"))
+        engine = DuckDBEngine(
+            tmp / "hunt.duckdb", memory_limit=memory_limit, temp_directory=tmp / "spill"
+        )
     classifier = load_classifier(ip_ranges, allowlist, fetch=fetch_ip_ranges)
     warnings = []
     age = classifier.info.age_days() if classifier.info else None
@@ -182,19 +307,52 @@ def hunt(
             f"AWS ip-ranges copy {classifier.info.path} is {int(age)} days old; "
             "run 'imdshunt ip-ranges update' (AWS changes it several times a week)"
         )
-    files = discover(paths, stats)
+    files = discover(paths, stats, key_filter=key_filter, session=session, workers=workers)
     engine, stats = load_cloudtrail(files, engine=engine, stats=stats, workers=workers)
     if store is not None:
         from imdshunt import store as store_lib
 
+        if not hasattr(engine, "attach_files"):
+            from imdshunt.errors import UsageError
+
+            raise UsageError("--store is hunted with the DuckDB engine only")
         stats.records_read += store_lib.attach(engine, store)
     if files.web and "web" in kinds:
-        load_web_logs(files.web, engine, stats)
+        load_web_logs(files.web, engine, stats, log_type=web_log_type)
     elif files.web:
         for p in files.web:
             stats.skip_file(p, "web log (not asked for)")
     classify_addresses(engine, classifier)
     stats.duplicate_records = engine.duplicate_records
     findings = run_detections(engine, detections, params, kinds=kinds)
+    findings = sort_findings(
+        findings + link_chains(findings, engine, instance_by_ip, window_hours=chain_window_hours)
+    )
     naive = naive_rule(engine)
+    return HuntResult(findings, stats, naive, classifier.info, warnings, engine)
+
+
+def hunt_in_place(
+    engine: Any,
+    *,
+    ip_ranges: str | os.PathLike | None = None,
+    allowlist: Iterable[str] = (),
+    key_filter: Any = None,
+    detections: dict[str, Detection] | None = None,
+    params: dict[str, dict[str, Any]] | None = None,
+    fetch_ip_ranges: bool = True,
+) -> HuntResult:
+    """Run the credential detections on an engine that queries CloudTrail where it lies (Athena).
+
+    Nothing is downloaded: the engine restricts its canonical view to ``key_filter``'s window
+    (partition columns), the distinct source addresses are classified here by the same
+    classifier as every other engine and handed back as ``ip_class``, then every detection runs.
+    """
+    classifier = load_classifier(ip_ranges, allowlist, fetch=fetch_ip_ranges)
+    stats = RunStats()
+    engine.prepare(key_filter)
+    classify_addresses(engine, classifier)
+    findings = run_detections(engine, detections, params, kinds=("credential",))
+    naive = naive_rule(engine)
+    warnings = list(getattr(engine, "warnings", []))
     return HuntResult(findings, stats, naive, classifier.info, warnings, engine)

@@ -81,8 +81,9 @@ def _common_hunt_options(f):
             "fmt",
             default="table",
             show_default=True,
-            type=click.Choice(["table", "jsonl", "csv"]),
-            help="Output format.",
+            type=click.Choice(["table", "jsonl", "csv", "html", "ocsf", "asff"]),
+            help="Output format: html is a self-contained report (use with -o); ocsf is "
+            "OCSF Detection Finding JSON lines; asff a Security Hub BatchImportFindings body.",
         ),
         click.option(
             "-o",
@@ -107,6 +108,26 @@ def _common_hunt_options(f):
             help="Also say what the naive 'AssumedRole from outside AWS' rule would flag.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr."),
+        click.option(
+            "--state",
+            "state_dir",
+            type=click.Path(file_okay=False),
+            help="Remember processed files and reported findings here; report only "
+            "what is new or changed (for scheduled runs).",
+        ),
+        click.option(
+            "--source",
+            "web_log_type",
+            default=None,
+            type=click.Choice(["alb", "cloudfront", "nginx", "apache", "waf"]),
+            help="Force the web log format (default: detected per file).",
+        ),
+        click.option(
+            "--memory-limit",
+            default=None,
+            metavar="SIZE",
+            help="Bound DuckDB's memory (e.g. 1GB); spills to disk beyond it.",
+        ),
     ]
     for opt in reversed(options):
         f = opt(f)
@@ -128,23 +149,61 @@ def run_hunt(
     quiet,
     kinds=("credential", "web"),
     store=None,
+    state_dir=None,
+    memory_limit=None,
+    web_log_type=None,
+    engine_name="duckdb",
+    since=None,
+    until=None,
+    accounts="",
+    regions="",
+    athena_output=None,
+    athena_database="imdshunt",
+    athena_workgroup=None,
+    spark_master="local[*]",
 ) -> int:
     from imdshunt import api
     from imdshunt.config import load_config
     from imdshunt.enrich.ipranges import load_allowlist
-    from imdshunt.findings import SEVERITY_RANK
     from imdshunt.outputs import OUTPUTS, RunContext
 
     cfg = load_config(config_path)
     allowlist = list(cfg.allowlist) + list(allow_cidrs)
     for f in [*cfg.allowlist_files, *allowlist_files]:
         allowlist.extend(load_allowlist(f))
-    err = click.get_text_stream("stderr")
+    err = sys.stderr
     status = contextlib.nullcontext()
     if not quiet and err.isatty():
         from rich.console import Console
 
         status = Console(stderr=True).status("Reading logs and hunting ...")
+    if state_dir:
+        return _run_incremental(
+            paths,
+            state_dir,
+            ip_ranges=ip_ranges or cfg.ip_ranges,
+            allowlist=allowlist,
+            workers=workers,
+            params=cfg.detection_params,
+            kinds=kinds,
+            fmt=fmt,
+            output=output,
+            quiet=quiet,
+            fail_on=fail_on,
+            memory_limit=memory_limit,
+        )
+    from imdshunt.commands.engines import make_engine, window_kwargs
+
+    engine = make_engine(
+        engine_name,
+        paths,
+        accounts=accounts,
+        regions=regions,
+        athena_output=athena_output,
+        athena_database=athena_database,
+        athena_workgroup=athena_workgroup,
+        spark_master=spark_master,
+    )
     with status:
         result = api.hunt(
             paths,
@@ -153,15 +212,27 @@ def run_hunt(
             workers=workers,
             params=cfg.detection_params,
             kinds=kinds,
+            memory_limit=memory_limit,
+            web_log_type=web_log_type,
+            engine=engine,
+            **window_kwargs(since, until, accounts, regions),
             store=store,
         )
+    cost = getattr(result.engine, "cost_summary", None)
+    if cost is not None and not quiet:
+        click.echo("imdshunt: " + cost(), err=True)
     for w in result.warnings:
         click.echo(f"imdshunt: warning: {w}", err=True)
-    context = RunContext(
-        stats=result.stats,
-        naive=result.naive if (explain or fmt == "table") else {},
-        ip_ranges=result.ip_ranges,
-    )
+    if fmt == "html":
+        from imdshunt.report import report_context
+
+        context = report_context(result, backlog=True, inputs=paths)
+    else:
+        context = RunContext(
+            stats=result.stats,
+            naive=result.naive if (explain or fmt == "table") else {},
+            ip_ranges=result.ip_ranges,
+        )
     writer = OUTPUTS[fmt]()
     with _open_output(output) as stream:
         writer.write(result.findings, stream, context)
@@ -174,9 +245,44 @@ def run_hunt(
                 f"{n['sessions']} sessions; imdshunt reports {len(result.findings)} findings",
                 err=True,
             )
+    return _exit_for(result.findings, fail_on)
+
+
+def _exit_for(findings, fail_on) -> int:
+    from imdshunt.findings import SEVERITY_RANK
+
     threshold = SEVERITY_RANK[fail_on]
-    hit = any(SEVERITY_RANK.get(f.get("severity"), 0) >= threshold for f in result.findings)
+    hit = any(SEVERITY_RANK.get(f.get("severity"), 0) >= threshold for f in findings)
     return EXIT_FINDINGS if hit else EXIT_OK
+
+
+def _run_incremental(paths, state_dir, *, fmt, output, quiet, fail_on, **kw) -> int:
+    from imdshunt.outputs import OUTPUTS, RunContext
+    from imdshunt.state import check_state_dir, hunt_incremental
+
+    check_state_dir(state_dir)
+    writer = OUTPUTS[fmt]()
+    with _open_output(output) as stream:
+
+        def report(changes):
+            writer.write(changes, stream, RunContext())
+            stream.flush()
+
+        result = hunt_incremental(paths, state_dir, report=report, **kw)
+    if not quiet:
+        click.echo(
+            f"imdshunt: {len(result.new)} new, {len(result.updated)} updated findings "
+            f"({len(result.findings)} known); {result.files_already_processed} files "
+            "already processed; " + result.stats.summary(),
+            err=True,
+        )
+    return _exit_for(result.changes, fail_on)
+
+
+def _engine_options(f):
+    from imdshunt.commands.engines import engine_options
+
+    return engine_options(f)
 
 
 @cli.command()
@@ -187,20 +293,41 @@ def run_hunt(
     help="Also hunt a store compiled by 'imdshunt ingest' (PATHS may then be omitted).",
 )
 @_common_hunt_options
+@_engine_options
 def hunt(paths, store, **kw):
     """Hunt CloudTrail (and web logs) for metadata credentials used off their workload.
 
     PATHS are files or folders (searched recursively), e.g. a local mirror of the CloudTrail
-    bucket. Digest and Insights files are skipped and counted.
+    bucket, or s3://bucket/prefix URIs read in place (standard AWS credential chain;
+    AWS_ENDPOINT_URL honoured). Digest and Insights files are skipped and counted.
 
     \b
     Example:
       imdshunt hunt ./AWSLogs/ --allowlist egress.txt --format jsonl -o findings.jsonl
       imdshunt hunt --store ./ct-store --format jsonl -o findings.jsonl
+      imdshunt hunt s3://org-trail/AWSLogs/ --since 2026-03-01 --until 2026-03-07
+      imdshunt hunt s3://org-trail/AWSLogs/o-abc123def4/ --engine athena \\
+          --since 2026-03-01 --until 2026-03-07 --athena-output s3://athena-results/imdshunt/
     """
     if not paths and not store:
         raise click.UsageError("give PATHS to hunt, or --store DIR")
     sys.exit(run_hunt(paths, store=store, **kw))
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@_common_hunt_options
+def ssrf(paths, **kw):
+    """Hunt web logs only (ALB, CloudFront, nginx/Apache, WAF) for metadata-service SSRF.
+
+    Finds the metadata addresses in any disguise (integer, hex, octal, short forms, IPv6,
+    percent-encoding, wildcard DNS names) in URLs, parameters and Host headers.
+
+    \b
+    Example:
+      imdshunt ssrf ./AWSLogs/111122223333/elasticloadbalancing/ --format jsonl
+    """
+    sys.exit(run_hunt(paths, kinds=("web",), **kw))
 
 
 @cli.command()
@@ -239,6 +366,76 @@ def demo(out, records, seed, fmt):
             quiet=False,
         )
     sys.exit(EXIT_OK if code in (EXIT_OK, EXIT_FINDINGS) else code)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--state",
+    "state_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="State folder (processed files, reported findings).",
+)
+@click.option("--interval", default=300.0, show_default=True, help="Seconds between polls.")
+@click.option("--iterations", default=0, help="Stop after this many polls (0: until stopped).")
+@click.option("--ip-ranges", "ip_ranges", type=click.Path(dir_okay=False))
+@click.option(
+    "--allowlist", "allowlist_files", multiple=True, type=click.Path(exists=True, dir_okay=False)
+)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    help="Append JSON lines here (default: standard output).",
+)
+def watch(paths, state_dir, interval, iterations, ip_ranges, allowlist_files, config_path, output):
+    """Poll folders and emit new or updated findings as JSON lines (for a SIEM).
+
+    Each line is a finding of the contract plus "change": "new" or "updated".
+
+    \b
+    Example:
+      imdshunt watch ./AWSLogs/ --state ~/.imdshunt-state --interval 300 -o findings.jsonl
+    """
+    import json
+    import time
+
+    from imdshunt.config import load_config
+    from imdshunt.enrich.ipranges import load_allowlist
+    from imdshunt.findings import ordered
+    from imdshunt.state import check_state_dir, hunt_incremental
+
+    check_state_dir(state_dir)
+    cfg = load_config(config_path)
+    allowlist = list(cfg.allowlist)
+    for f in [*cfg.allowlist_files, *allowlist_files]:
+        allowlist.extend(load_allowlist(f))
+    n = 0
+    while True:
+        opened = (
+            open(output, "a", encoding="utf-8") if output else contextlib.nullcontext(sys.stdout)
+        )
+        with opened as stream:
+
+            def report(changes, stream=stream):
+                for c in changes:
+                    stream.write(json.dumps(ordered(c), ensure_ascii=True, default=str) + "\n")
+                stream.flush()
+
+            hunt_incremental(
+                paths,
+                state_dir,
+                ip_ranges=ip_ranges or cfg.ip_ranges,
+                allowlist=allowlist,
+                params=cfg.detection_params,
+                report=report,
+            )
+        n += 1
+        if iterations and n >= iterations:
+            break
+        time.sleep(interval)
 
 
 @cli.group("ip-ranges")
@@ -326,6 +523,11 @@ def _register_optional_commands() -> None:
     for module, attr in (
         ("imdshunt.commands.synth", "synth"),
         ("imdshunt.commands.store", "ingest"),
+        ("imdshunt.commands.exposure", "exposure"),
+        ("imdshunt.commands.respond", "respond"),
+        ("imdshunt.commands.guardduty", "guardduty"),
+        ("imdshunt.commands.engines", "sql_command"),
+        ("imdshunt.commands.engines", "athena_group"),
     ):
         try:
             mod = importlib.import_module(module)

@@ -60,7 +60,10 @@ class Detection:
                 return _literal(values[name])
             return node
 
-        return tree.transform(substitute).sql(dialect=dialect, pretty=True)
+        from imdshunt.engine.portable import transpile
+
+        # transpile() adds the rewrites sqlglot does not do (see imdshunt.engine.portable).
+        return transpile(tree.transform(substitute), dialect, pretty=True)
 
 
 def _literal(value: Any) -> exp.Expression:

@@ -50,6 +50,11 @@ API_ACTIVITY = pa.schema(
         ("k8s_namespace", pa.string()),  # session tag kubernetes-namespace
         ("k8s_service_account", pa.string()),
         ("k8s_pod", pa.string()),  # session tag kubernetes-pod-name
+        # AssumeRoleWithWebIdentity: responseElements.provider / subjectFromWebIdentityToken
+        # (IRSA: oidc-provider/oidc.eks.<region>.amazonaws.com/id/<id>,
+        # system:serviceaccount:<namespace>:<service account>)
+        ("resp_web_id_provider", pa.string()),
+        ("resp_web_id_subject", pa.string()),
         ("source_file", pa.string()),
         ("source_record", pa.int32()),  # 1-based record index (or line for JSON lines)
     ]

@@ -66,6 +66,9 @@ class DuckDBEngine:
         temp_directory: str | os.PathLike | None = None,
     ):
         self.con = duckdb.connect(str(database))
+        #: Rows loaded into an on-disk database outlive this engine (incremental state), so
+        #: they are inserted; an in-memory engine reads decoded files in place instead.
+        self.persistent = str(database) != ":memory:"
         if memory_limit:
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
         if threads:
@@ -90,6 +93,7 @@ class DuckDBEngine:
         self._external_ready = False
         self._scratch: str | None = None
         self._preset: tuple[int, str, list] | None = None
+        self._materialized = False
         self.dedup_state: tuple[int, str, list] | None = None
         self._set_api_activity_view()
 
@@ -147,6 +151,8 @@ class DuckDBEngine:
         files = list(files)
         if not files:
             return
+        if self._materialized:
+            raise EngineError("api_activity was materialised; files cannot be attached to it")
         if fmt == "ipc":
             import pyarrow.dataset as ds
 
@@ -163,6 +169,18 @@ class DuckDBEngine:
             raise ValueError(f"unknown format {fmt!r}")
         self._preset = duplicates if not self._external[:-1] else None
         self._external_ready = False
+        self._views_ready = False
+
+    def materialize(self) -> None:
+        """Make ``api_activity`` a table holding its rows now, for callers that modify it
+        (``DELETE FROM api_activity ...``). Reads every attached file once into DuckDB, so
+        it costs memory and time on large inputs; nothing can be attached afterwards."""
+        self.ensure_views()
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _api_activity_now AS FROM api_activity")
+        self.con.execute("DROP VIEW api_activity")
+        self.con.execute("CREATE TABLE api_activity AS FROM _api_activity_now")
+        self.con.execute("DROP TABLE _api_activity_now")
+        self._materialized = True
         self._views_ready = False
 
     def register_table(self, name: str, table: pa.Table) -> None:
@@ -188,13 +206,14 @@ class DuckDBEngine:
         raw = self.con.execute("SELECT count(*) FROM api_activity_raw").fetchall()[0][0]
         if not raw:
             return
-        before = self.con.execute("SELECT count(*) FROM api_activity_loaded").fetchall()[0][0]
+        target = "api_activity" if self._materialized else "api_activity_loaded"
+        before = self.con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
         self.con.execute(
-            "INSERT INTO api_activity_loaded SELECT d.* FROM api_activity_dedup d "
+            f"INSERT INTO {target} SELECT d.* FROM api_activity_dedup d "
             "WHERE d.event_id IS NULL OR d.event_id NOT IN "
-            "(SELECT event_id FROM api_activity_loaded WHERE event_id IS NOT NULL)"
+            f"(SELECT event_id FROM {target} WHERE event_id IS NOT NULL)"
         )
-        after = self.con.execute("SELECT count(*) FROM api_activity_loaded").fetchall()[0][0]
+        after = self.con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
         self._settled_duplicates += raw - (after - before)
         self.con.execute("DELETE FROM api_activity_raw")
         self._external_ready = False
@@ -239,6 +258,9 @@ class DuckDBEngine:
         delivery (by file, then record) is kept, as for loaded rows.
         """
         if self._external_ready:
+            return
+        if self._materialized:  # api_activity is a table now; its counts stay as they were
+            self._external_ready = True
             return
         if not self._external:
             self.duplicate_records = self._settled_duplicates

@@ -28,6 +28,7 @@ import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 from isal import igzip
+from isal.igzip_lib import IsalError
 
 from imdshunt.schema import API_ACTIVITY
 from imdshunt.sources.discover import GZIP_MAGIC, RunStats, _read_error_reason
@@ -118,6 +119,8 @@ class _AssumedRoleUser(msgspec.Struct, gc=False):
 class _VendResponse(msgspec.Struct, gc=False):
     credentials: _Credentials | None = None
     assumedRoleUser: _AssumedRoleUser | None = None
+    provider: Str = None  # AssumeRoleWithWebIdentity: the IAM OIDC provider (ARN or host)
+    subjectFromWebIdentityToken: Str = None
 
 
 #: Events that vend role credentials; their parameters are decoded, all others are not.
@@ -146,7 +149,10 @@ _TAG_COLUMNS = {
     "kubernetes-service-account": 2,
     "kubernetes-pod-name": 3,
 }
-_NO_VEND = (None, None, None, None, None, None, None, None, None)
+_NO_VEND = (None,) * 11
+#: IRSA tokens are issued to ``system:serviceaccount:<namespace>:<service account>``
+#: (https://docs.aws.amazon.com/eks/latest/userguide/iam-roles-for-service-accounts.html).
+_SA_SUBJECT = "system:serviceaccount:"
 
 
 def _vending(r: _Record) -> tuple:
@@ -169,6 +175,12 @@ def _vending(r: _Record) -> tuple:
                 tags[i] = t.value
     creds = resp.credentials if resp is not None else None
     aru = resp.assumedRoleUser if resp is not None else None
+    provider = resp.provider if resp is not None else None
+    subject = resp.subjectFromWebIdentityToken if resp is not None else None
+    if subject and subject.startswith(_SA_SUBJECT) and tags[1] is None and tags[2] is None:
+        ns_sa = subject[len(_SA_SUBJECT) :].split(":", 1)
+        if len(ns_sa) == 2:
+            tags[1], tags[2] = ns_sa
     return (
         req.roleArn if req else None,
         req.roleSessionName if req else None,
@@ -176,6 +188,8 @@ def _vending(r: _Record) -> tuple:
         aru.arn if aru else None,
         str(creds.expiration) if creds and creds.expiration is not None else None,
         *tags,
+        provider,
+        subject,
     )
 
 
@@ -329,7 +343,7 @@ _RAW_SCHEMA = pa.schema(
 )
 
 
-def _file_batch(res: FileResult) -> pa.RecordBatch:
+def _file_batch(res: DecodedFile) -> pa.RecordBatch:
     """One file's kept records as raw columns (see _RAW_SCHEMA), converted while hot in cache."""
     recs, index = zip(*res.kept, strict=True)
     n = len(recs)
@@ -378,7 +392,7 @@ def _derive(raw: pa.Table) -> pa.Table:
     return pa.Table.from_arrays([cols[f] for f in API_ACTIVITY.names], schema=API_ACTIVITY)
 
 
-def records_to_batch(results: list[FileResult]) -> pa.RecordBatch:
+def records_to_batch(results: list[DecodedFile]) -> pa.RecordBatch:
     """The canonical batch of the kept records of ``results``.
 
     Equal to ``rows_to_batch`` of their rows, without a tuple per record: for each file (its
@@ -394,7 +408,16 @@ def records_to_batch(results: list[FileResult]) -> pa.RecordBatch:
 
 @dataclass
 class FileResult:
-    """One file's records that have a time, each with its 1-based index (or line number)."""
+    """Canonical row tuples of one file (the row-wise interface other sources share)."""
+
+    rows: list[tuple]
+    stats: RunStats
+
+
+@dataclass
+class DecodedFile:
+    """One CloudTrail file's records that have a time, each with its 1-based index (or line
+    number); ``rows`` gives them as canonical row tuples like :class:`FileResult`."""
 
     kept: list[tuple[_Record, int]]
     stats: RunStats
@@ -421,14 +444,28 @@ def _keep(rec: _Record, rows: list, stats: RunStats, source: str, index: int) ->
     rows.append((rec, index))
 
 
-def decode_records(data: bytes, source: str) -> FileResult:
+def decode_records(data: bytes, source: str) -> DecodedFile:
     """Decode one file's bytes. Never raises on bad content: it accounts for it instead."""
+    try:
+        return _decode_records(data, source)
+    except UnicodeDecodeError as exc:
+        stats = RunStats()
+        stats.skip_file(source, f"invalid JSON (not UTF-8: {exc.reason} at byte {exc.start})")
+        return DecodedFile([], stats, source)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        # msgspec validates while it parses, so a type error can hide a later syntax error.
+        stats = RunStats()
+        stats.skip_file(source, f"invalid JSON ({exc})")
+        return DecodedFile([], stats, source)
+
+
+def _decode_records(data: bytes, source: str) -> DecodedFile:
     stats = RunStats()
     rows: list[tuple[_Record, int]] = []
     text = data.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not text:
         stats.skip_file(source, "empty file")
-        return FileResult(rows, stats, source)
+        return DecodedFile(rows, stats, source)
     if text[:1] == b"{":
         try:
             env = _envelope_decoder.decode(text)
@@ -438,7 +475,7 @@ def decode_records(data: bytes, source: str) -> FileResult:
             if "trailing characters" in str(exc):
                 return _decode_json_lines(data, source)
             stats.skip_file(source, f"invalid JSON ({exc})")
-            return FileResult(rows, stats, source)
+            return DecodedFile(rows, stats, source)
         if env is not None and env.Records is not None:
             recs = env.Records
             times = list(map(_EVENT_TIME, recs))
@@ -449,7 +486,7 @@ def decode_records(data: bytes, source: str) -> FileResult:
                 rows = list(zip(recs, range(1, len(recs) + 1), strict=True))
             stats.files_read += 1
             stats.records_read = len(rows)
-            return FileResult(rows, stats, source)
+            return DecodedFile(rows, stats, source)
         raw_env = _raw_envelope_decoder.decode(text)
         if not raw_env.Records or bytes(raw_env.Records) == b"null":
             # A lone record (one event per file) is accepted; anything else is not CloudTrail.
@@ -457,14 +494,14 @@ def decode_records(data: bytes, source: str) -> FileResult:
                 rec = _record_decoder.decode(text)
             except msgspec.ValidationError as exc:
                 stats.skip_file(source, f"record has unexpected types ({exc})")
-                return FileResult(rows, stats, source)
+                return DecodedFile(rows, stats, source)
             if rec.eventName is None and rec.eventID is None:
                 stats.skip_file(source, "JSON that is not CloudTrail")
-                return FileResult(rows, stats, source)
+                return DecodedFile(rows, stats, source)
             _keep(rec, rows, stats, source, 1)
             stats.files_read += 1
             stats.records_read = len(rows)
-            return FileResult(rows, stats, source)
+            return DecodedFile(rows, stats, source)
         items = raw_env.Records
     elif text[:1] == b"[":
         try:
@@ -473,25 +510,25 @@ def decode_records(data: bytes, source: str) -> FileResult:
                 _keep(rec, rows, stats, source, i)
             stats.files_read += 1
             stats.records_read = len(rows)
-            return FileResult(rows, stats, source)
+            return DecodedFile(rows, stats, source)
         except msgspec.ValidationError:
             items = msgspec.Raw(text)
         except msgspec.DecodeError as exc:
             stats.skip_file(source, f"invalid JSON ({exc})")
-            return FileResult(rows, stats, source)
+            return DecodedFile(rows, stats, source)
     else:
         stats.skip_file(source, "not JSON")
-        return FileResult(rows, stats, source)
+        return DecodedFile(rows, stats, source)
     return _decode_one_by_one(items, source, stats)
 
 
-def _decode_one_by_one(items: msgspec.Raw, source: str, stats: RunStats) -> FileResult:
+def _decode_one_by_one(items: msgspec.Raw, source: str, stats: RunStats) -> DecodedFile:
     rows: list[tuple[_Record, int]] = []
     try:
         raw_records = _raw_array_decoder.decode(items)
     except (msgspec.ValidationError, msgspec.DecodeError):
         stats.skip_file(source, "Records is not a list")
-        return FileResult(rows, stats, source)
+        return DecodedFile(rows, stats, source)
     for i, raw in enumerate(raw_records, 1):
         try:
             rec = _record_decoder.decode(raw)
@@ -506,10 +543,10 @@ def _decode_one_by_one(items: msgspec.Raw, source: str, stats: RunStats) -> File
         _keep(rec, rows, stats, source, i)
     stats.files_read += 1
     stats.records_read = len(rows)
-    return FileResult(rows, stats, source)
+    return DecodedFile(rows, stats, source)
 
 
-def _decode_json_lines(data: bytes, source: str) -> FileResult:
+def _decode_json_lines(data: bytes, source: str) -> DecodedFile:
     stats = RunStats()
     rows: list[tuple[_Record, int]] = []
     for lineno, line in enumerate(data.splitlines(), 1):
@@ -522,24 +559,24 @@ def _decode_json_lines(data: bytes, source: str) -> FileResult:
                 "record field has an unexpected type", example=f"{source}:{lineno}: {exc}"
             )
             continue
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             stats.skip_records("line is not valid JSON", example=f"{source}:{lineno}: {exc}")
             continue
         _keep(rec, rows, stats, source, lineno)
     stats.files_read += 1
     stats.records_read = len(rows)
-    return FileResult(rows, stats, source)
+    return DecodedFile(rows, stats, source)
 
 
-def read_file(path: str | os.PathLike) -> FileResult:
+def read_file(path: str | os.PathLike) -> DecodedFile:
     """Read one CloudTrail file into canonical rows, accounting for everything it skipped."""
     source = str(path)
     try:
         data = read_bytes(path)
-    except (OSError, EOFError, ValueError) as exc:
+    except (OSError, EOFError, ValueError, IsalError) as exc:
         stats = RunStats()
         stats.skip_file(source, _read_error_reason(exc))
-        return FileResult([], stats, source)
+        return DecodedFile([], stats, source)
     return decode_records(data, source)
 
 

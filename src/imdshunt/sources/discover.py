@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from isal import igzip
+from isal.igzip_lib import IsalError
 
 GZIP_MAGIC = b"\x1f\x8b"
 _SNIFF_BYTES = 4096
@@ -194,7 +195,7 @@ def classify_file(path: Path, head: bytes | None = None) -> tuple[str | None, st
     if head is None:
         try:
             head = read_head(path)
-        except (OSError, EOFError, ValueError) as exc:
+        except (OSError, EOFError, ValueError, IsalError) as exc:
             return None, _read_error_reason(exc)
     if not head.strip():
         return None, "empty file"
@@ -219,6 +220,8 @@ def _read_error_reason(exc: BaseException) -> str:
         return "unreadable (permission denied)"
     if isinstance(exc, EOFError):
         return "truncated gzip"
+    if isinstance(exc, IsalError):
+        return f"corrupt gzip ({exc})"
     if isinstance(exc, OSError) and exc.strerror:
         return f"unreadable ({exc.strerror})"
     return (

@@ -1,52 +1,209 @@
 -- Every call made with temporary role credentials, with where it came from and which
--- credential path (EC2 instance profile, ECS task, EKS, Lambda) the session belongs to.
+-- credential path (EC2 instance profile, ECS task, EKS Pod Identity, EKS IRSA, Lambda) the
+-- session belongs to. See docs/credential-paths.md.
 --
 -- Markers, most reliable first:
---   * key provenance: the sts:AssumeRole by AWSService that vended the ASIA key
---     (userIdentity.invokedBy ec2.amazonaws.com, ecs-tasks..., lambda..., pods.eks...);
---   * sessionContext.ec2RoleDelivery (only EC2 instance-profile sessions carry it);
---   * the session name: EC2 names instance-profile sessions after the instance (i-...).
+--   1. key provenance: the credential-vending event whose responseElements carry the session's
+--      ASIA key: sts:AssumeRole by an AWSService (userIdentity.invokedBy ec2.amazonaws.com,
+--      ecs-tasks.amazonaws.com, lambda.amazonaws.com, pods.eks.amazonaws.com) or
+--      sts:AssumeRoleWithWebIdentity from an oidc.eks.<region>.amazonaws.com provider (IRSA);
+--   2. the same vending event found by session instead of key: its assumedRoleUser.arn (or
+--      its roleArn + roleSessionName) is the session's assumed-role ARN. Covers logs where the
+--      key was redacted or differs (older events have no assumedRoleUser; see
+--      https://docs.aws.amazon.com/IAM/latest/UserGuide/cloudtrail-integration.html);
+--   3. with no vending event in the logs, the session's own markers:
+--      sessionContext.ec2RoleDelivery (EC2 instance profiles only),
+--      webIdFederationData.federatedProvider containing oidc.eks. (IRSA),
+--      session name eks-<cluster>-<pod>-<uuid> (Pod Identity; cluster and pod truncated),
+--      session name i-<hex> (EC2 instance id),
+--      session name = ECS task id (UUID, or 32 hex digits for newer task ids),
+--      a Lambda runtime user agent on any call of the session (exec-env/AWS_Lambda_ from the
+--      SDKs, awslambda-worker from the runtime itself).
 -- The EC2 instance identity role (assumed-role/aws:ec2-instance/i-...) is not an instance
 -- profile and is left out.
+
+-- One row per successful credential-vending event, with the path it vends for. Every
+-- AssumeRole* is kept, not only the AWS services' ones: a session vended to a person or by role
+-- chaining is then known not to be a workload's, whatever its name looks like.
+CREATE OR REPLACE VIEW credential_vending AS
+SELECT
+    event_time,
+    event_id,
+    account_id,
+    event_name,
+    region,
+    src_ip,
+    user_agent,
+    -- Who vended: the AWS service, the OIDC provider, or (role chaining, people) the caller.
+    CASE
+        WHEN actor_type = 'AWSService' THEN invoked_by
+        WHEN event_name = 'AssumeRoleWithWebIdentity' THEN resp_web_id_provider
+        ELSE actor_arn
+    END AS vended_by,
+    CASE
+        WHEN event_name = 'AssumeRoleWithWebIdentity' THEN
+            CASE WHEN resp_web_id_provider LIKE '%oidc.eks.%' THEN 'eks-irsa' END
+        WHEN actor_type IS DISTINCT FROM 'AWSService' THEN NULL
+        WHEN invoked_by = 'ec2.amazonaws.com' THEN 'ec2-instance'
+        WHEN invoked_by = 'ecs-tasks.amazonaws.com' THEN 'ecs-task'
+        WHEN invoked_by = 'lambda.amazonaws.com' THEN 'lambda'
+        WHEN invoked_by = 'pods.eks.amazonaws.com' THEN 'eks-pod-identity'
+    END AS vended_type,
+    req_role_arn,
+    req_session_name,
+    resp_access_key_id,
+    -- The session this event opened, as userIdentity.arn will show it. Older events carry no
+    -- assumedRoleUser, so it is rebuilt from roleArn (the role name is its last path element).
+    coalesce(
+        resp_assumed_role_arn,
+        CASE
+            WHEN req_role_arn LIKE 'arn:%:iam::%:role/%' AND req_session_name IS NOT NULL THEN
+                'arn:' || split_part(req_role_arn, ':', 2) || ':sts::'
+                || split_part(req_role_arn, ':', 5) || ':assumed-role/'
+                || regexp_extract(req_role_arn, '[^/]+$') || '/' || req_session_name
+        END
+    ) AS session_arn,
+    eks_cluster,
+    k8s_namespace,
+    k8s_service_account,
+    k8s_pod
+FROM api_activity
+WHERE event_source = 'sts.amazonaws.com'
+  AND error_code IS NULL
+  AND event_name IN ('AssumeRole', 'AssumeRoleWithWebIdentity', 'AssumeRoleWithSAML');
+
+-- ASIA key -> the event that vended it (the first one, should a key be logged twice).
 CREATE OR REPLACE VIEW key_provenance AS
 SELECT
     resp_access_key_id AS access_key_id,
     min(event_time) AS key_issued_at,
-    any_value(invoked_by) AS vended_by,
-    any_value(req_session_name) AS vended_session_name,
-    any_value(req_role_arn) AS vended_role_arn
-FROM api_activity
-WHERE event_source = 'sts.amazonaws.com'
-  AND event_name = 'AssumeRole'
-  AND actor_type = 'AWSService'
-  AND resp_access_key_id IS NOT NULL
+    arg_min(vended_by, event_time) AS vended_by,
+    arg_min(vended_type, event_time) AS vended_type,
+    arg_min(event_id, event_time) AS vending_event_id,
+    arg_min(event_name, event_time) AS vending_event_name,
+    arg_min(req_session_name, event_time) AS vended_session_name,
+    arg_min(req_role_arn, event_time) AS vended_role_arn,
+    arg_min(eks_cluster, event_time) AS eks_cluster,
+    arg_min(k8s_namespace, event_time) AS k8s_namespace,
+    arg_min(k8s_service_account, event_time) AS k8s_service_account,
+    arg_min(k8s_pod, event_time) AS k8s_pod
+FROM credential_vending
+WHERE resp_access_key_id IS NOT NULL
 GROUP BY resp_access_key_id;
 
-CREATE OR REPLACE VIEW credential_activity AS
+-- Assumed-role session ARN -> the latest event that vended a session of that name.
+CREATE OR REPLACE VIEW session_provenance AS
 SELECT
-    a.*,
-    coalesce(ip.network, 'invalid') AS network,
-    coalesce(ip.network_kind, 'invalid') AS network_kind,
-    kp.key_issued_at,
-    kp.vended_by,
+    session_arn,
+    max(event_time) AS session_vended_at,
+    arg_max(vended_by, event_time) AS vended_by,
+    arg_max(vended_type, event_time) AS vended_type,
+    arg_max(event_id, event_time) AS vending_event_id,
+    arg_max(event_name, event_time) AS vending_event_name,
+    arg_max(eks_cluster, event_time) AS eks_cluster,
+    arg_max(k8s_namespace, event_time) AS k8s_namespace,
+    arg_max(k8s_service_account, event_time) AS k8s_service_account,
+    arg_max(k8s_pod, event_time) AS k8s_pod
+FROM credential_vending
+WHERE session_arn IS NOT NULL
+GROUP BY session_arn;
+
+CREATE OR REPLACE VIEW credential_activity AS
+WITH calls AS (
+    SELECT
+        a.*,
+        -- Lambda's runtime and the SDKs inside a function announce themselves in the user
+        -- agent (AWS_EXECUTION_ENV=AWS_Lambda_<runtime>); any such call marks the session.
+        bool_or(
+            coalesce(
+                strpos(a.user_agent, 'exec-env/AWS_Lambda_') > 0
+                    OR a.user_agent = 'awslambda-worker',
+                false
+            )
+        ) OVER (PARTITION BY coalesce(a.actor_arn, a.event_id)) AS session_has_lambda_runtime_ua,
+        bool_or(coalesce(strpos(a.user_agent, 'exec-env/AWS_ECS_') > 0, false))
+            OVER (PARTITION BY coalesce(a.actor_arn, a.event_id)) AS session_has_ecs_runtime_ua
+    FROM api_activity a
+    WHERE a.actor_type = 'AssumedRole'
+      AND coalesce(a.role_name, '') <> 'aws:ec2-instance'
+),
+marked AS (
+    SELECT
+        c.*,
+        coalesce(ip.network, 'invalid') AS network,
+        coalesce(ip.network_kind, 'invalid') AS network_kind,
+        kp.key_issued_at,
+        coalesce(kp.vended_by, sp.vended_by) AS vended_by,
+        coalesce(kp.vending_event_id, sp.vending_event_id) AS vending_event_id,
+        CASE
+            WHEN kp.access_key_id IS NOT NULL THEN 'key'
+            WHEN sp.session_arn IS NOT NULL THEN 'session'
+        END AS provenance_match,
+        coalesce(kp.vending_event_name, sp.vending_event_name) AS vending_event_name,
+        kp.vended_by AS key_vended_by,
+        kp.vended_type AS key_vended_type,
+        sp.vended_by AS session_vended_by,
+        sp.vended_type AS session_vended_type,
+        coalesce(kp.eks_cluster, sp.eks_cluster) AS vended_eks_cluster,
+        coalesce(kp.k8s_namespace, sp.k8s_namespace) AS vended_k8s_namespace,
+        coalesce(kp.k8s_service_account, sp.k8s_service_account) AS vended_k8s_service_account,
+        coalesce(kp.k8s_pod, sp.k8s_pod) AS vended_k8s_pod,
+        regexp_full_match(c.session_name, '[iI]-([0-9a-fA-F]{8}|[0-9a-fA-F]{17})')
+            AS name_is_instance_id,
+        regexp_full_match(
+            c.session_name,
+            '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}'
+        ) AS name_is_task_id,
+        regexp_full_match(
+            c.session_name,
+            'eks-.+-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+        ) AS name_is_pod_identity
+    FROM calls c
+    LEFT JOIN ip_class ip ON ip.src_ip = c.src_ip
+    LEFT JOIN key_provenance kp ON kp.access_key_id = c.access_key_id
+    LEFT JOIN session_provenance sp ON sp.session_arn = c.actor_arn
+)
+SELECT
+    m.*,
     CASE
-        WHEN kp.vended_by = 'ec2.amazonaws.com' THEN 'ec2-instance'
-        WHEN kp.vended_by IS NULL AND a.role_delivery IS NOT NULL THEN 'ec2-instance'
-        WHEN kp.vended_by IS NULL
-             AND regexp_full_match(a.session_name, '[iI]-([0-9a-fA-F]{8}|[0-9a-fA-F]{17})')
-            THEN 'ec2-instance'
+        WHEN m.provenance_match = 'key' THEN m.key_vended_type
+        WHEN m.provenance_match = 'session' THEN m.session_vended_type
+        WHEN m.role_delivery IS NOT NULL THEN 'ec2-instance'
+        WHEN m.web_id_provider LIKE '%oidc.eks.%' THEN 'eks-irsa'
+        WHEN m.name_is_pod_identity THEN 'eks-pod-identity'
+        WHEN m.name_is_instance_id THEN 'ec2-instance'
+        WHEN m.name_is_task_id THEN 'ecs-task'
+        WHEN m.session_has_lambda_runtime_ua THEN 'lambda'
     END AS credential_type,
     CASE
-        WHEN kp.vended_by IS NOT NULL THEN 'key was vended by ' || kp.vended_by
-        WHEN a.role_delivery IS NOT NULL THEN 'session carries ec2RoleDelivery ' || a.role_delivery
-        WHEN regexp_full_match(a.session_name, '[iI]-([0-9a-fA-F]{8}|[0-9a-fA-F]{17})')
-            THEN 'session name is an EC2 instance id'
+        WHEN m.provenance_match = 'key' THEN
+            'key ' || m.access_key_id || ' was vended by sts:' || m.vending_event_name
+            || ' from ' || m.key_vended_by
+        WHEN m.provenance_match = 'session' THEN
+            'session was vended by sts:' || m.vending_event_name || ' from '
+            || m.session_vended_by
+            || ' (matched by role and session name: no vending event carries its key '
+            || coalesce(m.access_key_id, '?') || ')'
+        WHEN m.role_delivery IS NOT NULL THEN
+            'session carries ec2RoleDelivery ' || m.role_delivery
+        WHEN m.web_id_provider LIKE '%oidc.eks.%' THEN
+            'session was federated by the EKS OIDC provider ' || m.web_id_provider
+        WHEN m.name_is_pod_identity THEN
+            'session name has the EKS Pod Identity shape eks-<cluster>-<pod>-<uuid>'
+        WHEN m.name_is_instance_id THEN 'session name is an EC2 instance id'
+        WHEN m.name_is_task_id THEN
+            CASE
+                WHEN m.session_has_ecs_runtime_ua
+                    THEN 'session name is an ECS task id and its calls carry exec-env/AWS_ECS_'
+                ELSE 'session name is an ECS task id'
+            END
+        WHEN m.session_has_lambda_runtime_ua THEN
+            'session made calls with the Lambda runtime user agent'
+            || ' (exec-env/AWS_Lambda_ or awslambda-worker)'
     END AS credential_marker,
+    -- True when the path was read off the session itself because no vending event was found.
+    (m.provenance_match IS NULL) AS vending_event_missing,
     -- The SSM agent talks to its own control channels with the instance credential.
-    (a.event_source IN ('ssm.amazonaws.com', 'ec2messages.amazonaws.com', 'ssmmessages.amazonaws.com')
-        AND a.user_agent ILIKE 'amazon-ssm-agent%') AS is_ssm_agent_channel
-FROM api_activity a
-LEFT JOIN ip_class ip ON ip.src_ip = a.src_ip
-LEFT JOIN key_provenance kp ON kp.access_key_id = a.access_key_id
-WHERE a.actor_type = 'AssumedRole'
-  AND coalesce(a.role_name, '') <> 'aws:ec2-instance';
+    (m.event_source IN ('ssm.amazonaws.com', 'ec2messages.amazonaws.com', 'ssmmessages.amazonaws.com')
+        AND m.user_agent ILIKE 'amazon-ssm-agent%') AS is_ssm_agent_channel
+FROM marked m;

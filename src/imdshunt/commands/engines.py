@@ -1,0 +1,174 @@
+"""Commands about engines: ``imdshunt sql`` (what would run) and ``imdshunt athena ...``."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command("sql")
+@click.option(
+    "--dialect",
+    type=click.Choice(["duckdb", "trino", "athena", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Engine dialect to print.",
+)
+@click.option("--detection", "detection_id", default=None, help="Only this detection.")
+@click.option("--no-views", is_flag=True, help="Leave out the shared views.")
+def sql_command(dialect, detection_id, no_views):
+    """Print the SQL an engine would run: shared views, then each detection.
+
+    Params are at their defaults. On Athena, array columns are returned as JSON text.
+
+    \b
+    Example:
+      imdshunt sql --dialect athena --detection ec2_instance_credential_outside_aws
+    """
+    from imdshunt.detect import load_detections
+    from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, VIEWS_DIR, view_files
+    from imdshunt.engine.golden import render_detection, render_view_file
+    from imdshunt.errors import UsageError
+
+    engine = {"trino": "athena"}.get(dialect, dialect)
+    detections = load_detections()
+    if detection_id is not None:
+        if detection_id not in detections:
+            raise UsageError(f"no detection {detection_id!r}; see 'imdshunt detections list'")
+        detections = {detection_id: detections[detection_id]}
+    if not no_views:
+        views = [*view_files()]
+        if engine != "athena":
+            views.insert(0, VIEWS_DIR / DEDUP_VIEW_FILE)
+        for path in views:
+            click.echo(f"-- view {path.name}")
+            click.echo(render_view_file(path, engine) + ";\n")
+    from imdshunt.engine.golden import runs_on
+
+    for det_id, det in detections.items():
+        click.echo(f"-- detection {det_id}")
+        if not runs_on(det, engine):
+            click.echo(f"-- ({det.kind} detection: not run on {engine})\n")
+            continue
+        click.echo(render_detection(det, engine) + ";\n")
+
+
+@click.group("athena")
+def athena_group():
+    """Run imdshunt on Amazon Athena, over the CloudTrail bucket where it lies.
+
+    \b
+    Example:
+      imdshunt athena ddl s3://org-trail/AWSLogs/o-abc123def4/ --accounts 111122223333
+    """
+
+
+@athena_group.command("ddl")
+@click.argument("trail")
+@click.option("--table", default="cloudtrail", show_default=True, help="Table name.")
+@click.option("--accounts", default="", help="Comma-separated account ids (enum projection).")
+@click.option("--regions", default="", help="Comma-separated regions (default: all public).")
+@click.option("--since", default=None, help="With --until: also print the api_activity view.")
+@click.option("--until", default=None, help="Last day of the window (inclusive).")
+def athena_ddl(trail, table, accounts, regions, since, until):
+    """Print the CREATE TABLE (partition projection) for a CloudTrail bucket.
+
+    TRAIL is s3://bucket/[prefix/]AWSLogs/[o-org/]. With --since/--until the canonical
+    api_activity view for that window is printed too.
+
+    \b
+    Example:
+      imdshunt athena ddl s3://org-trail/AWSLogs/o-abc123def4/ --since 2026-03-01 --until 2026-03-07
+    """
+    from imdshunt.engine.athena import TrailLocation, api_activity_view, cloudtrail_ddl
+    from imdshunt.sources.s3 import KeyFilter
+
+    accts = _split(accounts)
+    regs = _split(regions)
+    click.echo(
+        cloudtrail_ddl(
+            TrailLocation.parse(trail), table=table, accounts=accts, regions=regs or None
+        )
+        + ";"
+    )
+    if since or until:
+        flt = KeyFilter.make(since, until, accts or None, regs or None)
+        click.echo("\n" + api_activity_view(flt, table=table) + ";")
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in (text or "").split(",") if t.strip()]
+
+
+def engine_options(f):
+    """Options of ``hunt`` that pick the engine and the window (applied in cli.py)."""
+    options = [
+        click.option(
+            "--engine",
+            "engine_name",
+            type=click.Choice(["duckdb", "spark", "athena"]),
+            default="duckdb",
+            show_default=True,
+            help="Where the detections run. athena: PATHS is one s3:// trail URI, queried "
+            "in place (needs --since/--until and --athena-output).",
+        ),
+        click.option("--since", default=None, help="First delivery day read (YYYY-MM-DD)."),
+        click.option("--until", default=None, help="Last delivery day read (YYYY-MM-DD)."),
+        click.option("--accounts", default="", help="Comma-separated account ids to read."),
+        click.option("--regions", default="", help="Comma-separated regions to read."),
+        click.option(
+            "--athena-output", default=None, help="s3:// location for Athena query results."
+        ),
+        click.option("--athena-database", default="imdshunt", show_default=True),
+        click.option("--athena-workgroup", default=None),
+        click.option(
+            "--spark-master", default="local[*]", show_default=True, help="Spark master URL."
+        ),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def make_engine(
+    engine_name: str,
+    paths,
+    *,
+    accounts: str = "",
+    regions: str = "",
+    athena_output: str | None = None,
+    athena_database: str = "imdshunt",
+    athena_workgroup: str | None = None,
+    spark_master: str = "local[*]",
+):
+    """The engine a ``hunt`` asked for (None for the default DuckDB)."""
+    from imdshunt.errors import UsageError
+
+    if engine_name == "spark":
+        from imdshunt.engine.spark import SparkEngine
+
+        return SparkEngine(master=spark_master)
+    if engine_name == "athena":
+        from imdshunt.engine.athena import AthenaEngine
+
+        if len(paths) != 1 or not str(paths[0]).startswith("s3://"):
+            raise UsageError("--engine athena takes one s3:// trail URI")
+        if not athena_output:
+            raise UsageError("--engine athena needs --athena-output s3://bucket/prefix/")
+        return AthenaEngine(
+            trail=str(paths[0]),
+            output=athena_output,
+            database=athena_database,
+            workgroup=athena_workgroup,
+            accounts=tuple(_split(accounts)),
+            regions=tuple(_split(regions)),
+        )
+    return None
+
+
+def window_kwargs(since, until, accounts, regions) -> dict:
+    return {
+        "since": since,
+        "until": until,
+        "accounts": _split(accounts) or None,
+        "regions": _split(regions) or None,
+    }

@@ -1,0 +1,194 @@
+"""Correlation: an SSRF attempt against an instance, then its credentials used off the box.
+
+``imds_theft_chain`` links a web finding (``imds_ssrf_attempt``: a client sent the metadata
+address to the web tier in front of an instance) to a credential-theft finding for the same
+instance (``credential_id`` is the instance id: EC2 names the role session after the instance,
+see "Retrieve security credentials from instance metadata" in the EC2 User Guide) whose first
+off-box use follows the attempt within a window (24 hours by default).
+
+The web side knows the *target address* (the ALB target); inventory maps it to an instance id
+(``target_ip -> instance_id``). A web finding that already carries ``target_instance`` is used
+as is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from imdshunt.errors import UsageError
+
+__all__ = ["CHAIN_DETECTION", "correlate_chains"]
+
+CHAIN_DETECTION = "imds_theft_chain"
+#: Credential types whose ``credential_id`` is an EC2 instance id.
+_INSTANCE_CREDENTIALS = {None, "", "ec2-instance"}
+
+
+def _time(value: Any, what: str) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        t = value
+    elif isinstance(value, str):
+        try:
+            t = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise UsageError(f"{what}: not an ISO 8601 time: {value!r}") from exc
+    else:
+        raise UsageError(f"{what}: not a time: {value!r}")
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+
+
+def _iso(t: dt.datetime) -> str:
+    t = t.astimezone(dt.UTC)
+    text = t.isoformat(timespec="milliseconds" if t.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def _urls(web: Mapping[str, Any]) -> list[str]:
+    out = []
+    for item in web.get("request_urls") or []:
+        url = item.get("url") if isinstance(item, Mapping) else item
+        if url:
+            out.append(url)
+    if not out and web.get("request_url"):
+        out.append(web["request_url"])
+    return out
+
+
+def correlate_chains(
+    web_findings: Iterable[Mapping[str, Any]],
+    theft_findings: Iterable[Mapping[str, Any]],
+    instance_by_ip: Mapping[str, str] | None = None,
+    *,
+    window: dt.timedelta = dt.timedelta(hours=24),
+    skew: dt.timedelta = dt.timedelta(minutes=5),
+) -> list[dict[str, Any]]:
+    """Link SSRF attempts to later off-box use of the target instance's credentials.
+
+    ``web_findings`` are web-contract dicts (``client_ip``, ``target_ip``, ``target_instance``,
+    ``time``/``first_seen``, ``request_url(s)``, ``endpoint``, ``encoding``, ``status``);
+    ``theft_findings`` are credential-contract dicts (``credential_id`` = instance id,
+    ``first_seen``, ``access_key_ids``, ``source_ip``, ``actions`` ...). ``instance_by_ip`` maps
+    a target address to its instance id. A theft is chained to every attempt against its
+    instance made at most ``window`` before its first use (and at most ``skew`` after it:
+    web-tier and CloudTrail clocks differ). One chain per theft finding, listing all its
+    attempts. Times are ISO 8601 strings or datetimes; the output uses ISO ``Z`` strings.
+    """
+    if window <= dt.timedelta(0):
+        raise UsageError("window must be positive")
+    ip_map = dict(instance_by_ip or {})
+    attempts_by_instance: dict[str, list[tuple[dt.datetime, Mapping[str, Any]]]] = {}
+    for web in web_findings:
+        if web.get("endpoint") is None:
+            continue
+        instance = web.get("target_instance") or ip_map.get(web.get("target_ip") or "")
+        when = _time(web.get("first_seen") or web.get("time"), "web finding time")
+        if not instance or when is None:
+            continue
+        attempts_by_instance.setdefault(instance, []).append((when, web))
+
+    chains: list[dict[str, Any]] = []
+    for theft in theft_findings:
+        if theft.get("credential_type") not in _INSTANCE_CREDENTIALS:
+            continue
+        instance = theft.get("credential_id")
+        used = _time(theft.get("first_seen"), "theft first_seen")
+        if not instance or used is None or instance not in attempts_by_instance:
+            continue
+        linked = sorted(
+            (
+                (t, w)
+                for t, w in attempts_by_instance[instance]
+                if used - window <= t <= used + skew
+            ),
+            key=lambda tw: tw[0],
+        )
+        if not linked:
+            continue
+        chains.append(_chain(instance, linked, theft, used))
+    chains.sort(key=lambda c: (c["first_attempt"], c["target_instance"]))
+    return chains
+
+
+def _chain(
+    instance: str,
+    linked: list[tuple[dt.datetime, Mapping[str, Any]]],
+    theft: Mapping[str, Any],
+    used: dt.datetime,
+) -> dict[str, Any]:
+    first_attempt = linked[0][0]
+    last_attempt = max(_time(w.get("last_seen"), "web last_seen") or t for t, w in linked)
+    clients = sorted({w.get("client_ip") for _, w in linked if w.get("client_ip")})
+    urls = list(dict.fromkeys(u for _, w in linked for u in _urls(w)))
+    endpoints = sorted({w["endpoint"] for _, w in linked})
+    targets = sorted({w.get("target_ip") for _, w in linked if w.get("target_ip")})
+    actions = list(theft.get("actions") or [])
+    last_use = _time(theft.get("last_seen"), "theft last_seen")
+    timeline = [
+        {
+            "time": _iso(t),
+            "event": "ssrf_attempt",
+            "detail": f"{w.get('client_ip')} -> {w.get('target_ip') or instance}: "
+            f"{w.get('decoded') or w.get('request_url')} "
+            f"({w.get('encoding')}, status {w.get('status')})",
+        }
+        for t, w in linked
+    ]
+    timeline.append(
+        {
+            "time": _iso(used),
+            "event": "first_off_box_use",
+            "detail": f"{instance}'s credential used from {theft.get('source_ip')}"
+            f" ({theft.get('network') or 'unclassified'})",
+        }
+    )
+    if last_use is not None:
+        timeline.append(
+            {
+                "time": _iso(last_use),
+                "event": "last_use",
+                "detail": f"{theft.get('event_count') or '?'} calls: {', '.join(actions[:10])}",
+            }
+        )
+    key = f"{CHAIN_DETECTION}|{instance}|{theft.get('finding_id') or theft.get('source_ip')}"
+    return {
+        "finding_id": hashlib.sha256(key.encode()).hexdigest()[:16],
+        "detection": CHAIN_DETECTION,
+        "severity": "critical",
+        "kind": "correlation",
+        "target_instance": instance,
+        "target_ips": targets,
+        # the attempt
+        "ssrf_client_ips": clients,
+        "ssrf_request_urls": urls,
+        "ssrf_endpoints": endpoints,
+        "ssrf_finding_ids": [w.get("finding_id") for _, w in linked if w.get("finding_id")],
+        "first_attempt": _iso(first_attempt),
+        "last_attempt": _iso(last_attempt),
+        # the theft
+        "account_id": theft.get("account_id"),
+        "role": theft.get("role"),
+        "role_arn": theft.get("role_arn"),
+        "credential_id": theft.get("credential_id"),
+        "access_key_ids": list(theft.get("access_key_ids") or []),
+        "source_ip": theft.get("source_ip"),
+        "network": theft.get("network"),
+        "actions": actions,
+        "event_count": theft.get("event_count"),
+        "theft_detection": theft.get("detection"),
+        "theft_finding_id": theft.get("finding_id"),
+        "first_off_box_use": _iso(used),
+        "last_seen": _iso(last_use) if last_use else None,
+        "minutes_attempt_to_use": round((used - first_attempt).total_seconds() / 60, 1),
+        "timeline": timeline,
+        "reasons": [
+            f"{', '.join(clients) or 'a client'} sent the {'/'.join(endpoints)} address to the "
+            f"web tier of {instance} at {_iso(first_attempt)}",
+            f"{instance}'s instance credential was then used from {theft.get('source_ip')} at "
+            f"{_iso(used)} ({round((used - first_attempt).total_seconds() / 60, 1)} min later)",
+        ],
+    }

@@ -1,0 +1,112 @@
+"""Shared helpers of the standard-format outputs (OCSF, ASFF) and the HTML report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+#: MITRE ATT&CK techniques our detections cite: id -> (technique, sub-technique, tactics).
+#: Names as published in ATT&CK Enterprise (attack.mitre.org).
+MITRE: dict[str, tuple[tuple[str, str], tuple[str, str] | None, tuple[tuple[str, str], ...]]] = {
+    "T1552.005": (
+        ("T1552", "Unsecured Credentials"),
+        ("T1552.005", "Cloud Instance Metadata API"),
+        (("TA0006", "Credential Access"),),
+    ),
+    "T1078.004": (
+        ("T1078", "Valid Accounts"),
+        ("T1078.004", "Cloud Accounts"),
+        (("TA0005", "Defense Evasion"), ("TA0003", "Persistence")),
+    ),
+    "T1190": (
+        ("T1190", "Exploit Public-Facing Application"),
+        None,
+        (("TA0001", "Initial Access"),),
+    ),
+}
+
+DEFAULT_MITRE = ("T1552.005",)
+
+
+@functools.cache
+def _detection_meta() -> dict[str, Any]:
+    from imdshunt.detect import load_detections
+
+    try:
+        return load_detections()
+    except Exception:  # a broken detection folder must not break an output
+        return {}
+
+
+def mitre_ids(detection: str) -> tuple[str, ...]:
+    """The ATT&CK ids a detection's metadata cites (T1552.005 when it cites none)."""
+    det = _detection_meta().get(detection)
+    ids = tuple(getattr(det, "mitre", ()) or ())
+    return ids or DEFAULT_MITRE
+
+
+def description_of(detection: str) -> str:
+    det = _detection_meta().get(detection)
+    return (getattr(det, "description", "") or "").strip()
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """An ISO 8601 string (``Z`` or offset) or datetime as an aware UTC datetime."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, dt.datetime):
+        t = value
+    else:
+        try:
+            t = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return (t if t.tzinfo else t.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+
+
+def epoch_ms(value: Any) -> int | None:
+    t = parse_time(value)
+    return int(t.timestamp() * 1000) if t else None
+
+
+def iso_ms(value: Any) -> str | None:
+    """``2026-11-02T10:01:00.000Z``: the millisecond form ASFF documents."""
+    t = parse_time(value)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z" if t else None
+
+
+def first_time(finding: dict[str, Any]) -> Any:
+    return (
+        finding.get("first_seen")
+        or finding.get("first_attempt")
+        or finding.get("time")
+        or finding.get("first_off_box_use")
+    )
+
+
+def last_time(finding: dict[str, Any]) -> Any:
+    return finding.get("last_seen") or finding.get("time") or first_time(finding)
+
+
+def one_line_description(finding: dict[str, Any]) -> str:
+    reasons = [str(r) for r in (finding.get("reasons") or [])]
+    if reasons:
+        return " ".join(r if r.endswith(".") else r + "." for r in reasons)
+    if finding.get("kind") == "web":
+        return (
+            f"{finding.get('client_ip')} sent a request for the metadata service "
+            f"({finding.get('endpoint')}, {finding.get('encoding')}) to "
+            f"{finding.get('target_instance') or finding.get('target_ip')}: "
+            f"{finding.get('request_url')}"
+        )
+    return description_of(str(finding.get("detection"))) or str(finding.get("title") or "")
+
+
+def title_of(finding: dict[str, Any]) -> str:
+    title = finding.get("title") or finding.get("detection") or "imdshunt finding"
+    subject = finding.get("credential_id") or finding.get("target_instance")
+    where = finding.get("source_ip") or finding.get("client_ip")
+    if subject and where:
+        return f"{title}: {subject} from {where}"
+    return str(title)

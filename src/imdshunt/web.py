@@ -1,0 +1,61 @@
+"""Glue between the web log sources and an engine: load ``http_request``, build ``url_class``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from imdshunt.errors import InputError
+from imdshunt.sources.weblogs import ParseAccounting, read_web_log
+from imdshunt.ssrf.urlclass import classify_urls
+
+__all__ = ["build_url_class", "load_web_files"]
+
+
+def load_web_files(
+    files: Sequence[Path],
+    engine: Any,
+    stats: Any,
+    *,
+    log_type: str | None = None,
+) -> ParseAccounting:
+    """Parse web logs into the engine's ``http_request`` and register ``url_class``.
+
+    ``engine`` needs ``load_http_requests``, ``query`` and ``register_table`` (the DuckDB
+    engine); ``stats`` is the run's ``RunStats``: unrecognised files are skipped there with
+    the reason, and skipped lines are counted as ``web: <reason>`` with a ``file:line`` example.
+    ``log_type`` forces one format (``--source``). Returns the detailed accounting.
+    """
+    acc = ParseAccounting()
+    for path in files:
+        mine = ParseAccounting()
+        try:
+            engine.load_http_requests(read_web_log(path, log_type, accounting=mine))
+        except InputError as exc:
+            stats.skip_file(path, exc.message)
+            continue
+        acc.merge(mine)
+        stats.web_files_read += mine.files
+        stats.web_lines_read += mine.lines_read
+        for reason, n in mine.skipped.items():
+            ex = mine.examples[reason][0]
+            stats.skip_records(f"web: {reason}", n, f"{ex.source_file}:{ex.line_number}: {ex.text}")
+        for err in mine.file_errors:
+            stats.skip_records(
+                "web: file unreadable to the end",
+                1,
+                f"{err.source_file}:{err.line_number}: {err.reason}",
+            )
+    build_url_class(engine)
+    return acc
+
+
+def build_url_class(engine: Any) -> int:
+    """Classify each distinct request shape once and register ``url_class``; returns its rows."""
+    distinct = engine.query(
+        "SELECT DISTINCT url, host, headers, body FROM http_request", label="distinct requests"
+    )
+    table = classify_urls(distinct)
+    engine.register_table("url_class", table)
+    return table.num_rows

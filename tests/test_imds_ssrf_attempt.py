@@ -1,0 +1,79 @@
+"""The imds_ssrf_attempt detection, run on DuckDB over its raw-format fixtures.
+
+Until the engine's detection runner is merged, the query runs here directly: ``http_request``
+and ``url_class`` are registered from Arrow tables and ``$params`` replaced by their defaults.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+import yaml
+
+from imdshunt.schema import HTTP_REQUEST
+from imdshunt.sources.weblogs import read_web_log
+from imdshunt.ssrf import URL_CLASS, classify_urls
+
+FOLDER = Path(__file__).resolve().parents[1] / "src/imdshunt/detections/imds_ssrf_attempt"
+FIXTURES = sorted((FOLDER / "tests").glob("*match_*"))
+
+
+def run(paths: list[Path], **params) -> list[dict]:
+    meta = yaml.safe_load((FOLDER / "detection.yml").read_text())
+    values = {k: v["default"] for k, v in meta["params"].items()} | params
+    sql = (FOLDER / "query.sql").read_text()
+    for k, v in values.items():
+        sql = sql.replace(f"${k}", f"'{v}'" if isinstance(v, str) else str(v))
+    batches = [b for p in paths for b in read_web_log(p)]
+    requests = pa.Table.from_batches(batches, schema=HTTP_REQUEST)
+    url_class = classify_urls(requests)
+    assert url_class.schema == URL_CLASS
+    con = duckdb.connect()
+    con.register("http_request", requests)
+    con.register("url_class", url_class)
+    return con.sql(sql).to_arrow_table().to_pylist()
+
+
+def test_metadata_declares_what_the_loader_needs():
+    meta = yaml.safe_load((FOLDER / "detection.yml").read_text())
+    assert meta["id"] == FOLDER.name and meta["kind"] == "web"
+    assert {"title", "severity", "mitre", "description", "runbook", "params"} <= set(meta)
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.name for p in FIXTURES])
+def test_fixture(path):
+    findings = run([path])
+    if path.name.startswith("match_"):
+        assert findings, f"{path.name} produced no finding"
+    else:
+        assert findings == [], f"{path.name} produced {findings}"
+
+
+def test_many_requests_of_one_client_collapse_into_one_finding_listing_every_url():
+    [f] = run([FOLDER / "tests/match_alb_one_client_many_encodings.log"])
+    assert f["client_ip"] == "203.0.113.9" and f["target_ip"] == "10.0.1.17"
+    assert f["endpoint"] == "ec2-imds-ipv4" and f["log_type"] == "alb"
+    assert f["request_count"] == 5
+    urls = {u["url"]: u["count"] for u in f["request_urls"]}
+    assert len(urls) == 4 and urls["https://shop.example.com:443/fetch?url=http://2852039166/"] == 2
+    # the representative request is the strongest one (a credentials path), as logged
+    assert "security-credentials" in f["decoded"] and "%252F" in f["request_url"]
+    assert "double-percent-encoded" in f["encoding"] and f["confidence"] == "high"
+    assert f["line_number"] == 4 and f["source_file"].endswith("many_encodings.log")
+    assert f["severity"] == "critical"  # a credentials path answered 200
+    assert f["target_instance"] is None
+
+
+def test_host_header_attempt_reports_the_status_and_keeps_high_severity_when_refused():
+    [f] = run([FOLDER / "tests/match_alb_host_header.log"])
+    assert "host-header" in f["encoding"] and f["status"] == 404 and f["severity"] == "high"
+
+
+def test_min_confidence_param_filters():
+    assert run([FOLDER / "tests/match_nginx_flaws_style_proxy.log"], min_confidence="high")
+    assert not run([FOLDER / "tests/match_alb_host_header.log"], min_confidence="high") == []
+    low_only = FOLDER / "tests/match_waf_forwarded_host.jsonl"
+    assert run([low_only], min_confidence="high") == []

@@ -1,0 +1,74 @@
+"""On a generated organisation: the naive rule drowns, imdshunt reports only what was planted."""
+
+from __future__ import annotations
+
+import pytest
+
+from imdshunt import api
+from imdshunt.detect import load_detections
+from imdshunt.synth import generate_org
+
+
+@pytest.fixture(scope="module")
+def org(tmp_path_factory):
+    root = tmp_path_factory.mktemp("org")
+    truth = generate_org(root, seed=11, records=20_000)
+    result = api.hunt(
+        [root / "AWSLogs"], ip_ranges=root / "ip-ranges.json", fetch_ip_ranges=False, workers=2
+    )
+    return truth, result
+
+
+def _credential_findings(result):
+    return [f for f in result.findings if f.get("kind") == "credential"]
+
+
+def test_naive_rule_flags_thousands_and_imdshunt_only_the_thefts(org):
+    truth, result = org
+    assert result.naive["events"] >= 1000
+    planted = {(a["credential_id"], a["source_ip"]) for a in truth.attacks}
+    for f in _credential_findings(result):
+        assert (f["credential_id"], f["source_ip"]) in planted, f"false positive: {f}"
+
+
+def test_every_planted_theft_a_loaded_detection_covers_is_found(org):
+    truth, result = org
+    loaded = set(load_detections())
+    found = {(f["credential_id"], f["source_ip"]): f for f in _credential_findings(result)}
+    for attack in truth.attacks:
+        if attack["detection"] not in loaded:
+            continue
+        f = found.get((attack["credential_id"], attack["source_ip"]))
+        assert f is not None, f"missed {attack['kind']}: {attack['credential_id']}"
+        assert set(attack["access_keys"]) <= set(f["access_key_ids"])
+
+
+def test_no_instance_behind_nat_vpc_endpoint_or_own_public_ip_is_outside_aws(org):
+    truth, result = org
+    outside = [
+        f
+        for f in _credential_findings(result)
+        if f["network"] != "internet" and f["detection"].endswith("outside_aws")
+    ]
+    assert outside == []
+
+
+def test_every_ssrf_attempt_is_found_and_no_decoy(org):
+    truth, result = org
+    web = [f for f in result.findings if f.get("kind") == "web"]
+    seen_urls = {
+        u["url"] if isinstance(u, dict) else u
+        for f in web
+        for u in (f.get("request_urls") or [f.get("request_url")])
+    }
+    for attempt in truth.ssrf["attempts"]:
+        assert attempt["request_url"] in seen_urls, attempt
+    for decoy in truth.ssrf["decoys"]:
+        assert decoy["request_url"] not in seen_urls, decoy
+
+
+def test_accounting_adds_up(org):
+    truth, result = org
+    assert result.stats.records_read == truth.records_delivered
+    assert result.stats.duplicate_records == len(truth.duplicates)
+    assert sum(result.stats.records_skipped.values()) == 0
