@@ -55,6 +55,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from imdshunt.sources.cloudtrail import (
+    _NO_VEND,
     BATCH_ROWS,
     VENDING_EVENTS,
     FileResult,
@@ -136,7 +137,7 @@ def ocsf_row(row: dict, source_file: str, index: int) -> tuple | None:
             if role_name is None:
                 role_name = parts[0]
     event_name = _get(row, "api", "operation")
-    vend: tuple = (None,) * 9
+    vend: tuple = _NO_VEND
     if event_name in VENDING_EVENTS:
         rec = _Record(
             eventName=event_name,

@@ -66,7 +66,9 @@ SELECT
     eks_cluster,
     k8s_namespace,
     k8s_service_account,
-    k8s_pod
+    k8s_pod,
+    -- A total order of vending events: time, then event id (ties in the same second happen).
+    CAST(event_time AS VARCHAR) || '|' || coalesce(event_id, '') AS vend_order
 FROM api_activity
 WHERE event_source = 'sts.amazonaws.com'
   AND error_code IS NULL
@@ -77,16 +79,16 @@ CREATE OR REPLACE VIEW key_provenance AS
 SELECT
     resp_access_key_id AS access_key_id,
     min(event_time) AS key_issued_at,
-    arg_min(vended_by, event_time) AS vended_by,
-    arg_min(vended_type, event_time) AS vended_type,
-    arg_min(event_id, event_time) AS vending_event_id,
-    arg_min(event_name, event_time) AS vending_event_name,
-    arg_min(req_session_name, event_time) AS vended_session_name,
-    arg_min(req_role_arn, event_time) AS vended_role_arn,
-    arg_min(eks_cluster, event_time) AS eks_cluster,
-    arg_min(k8s_namespace, event_time) AS k8s_namespace,
-    arg_min(k8s_service_account, event_time) AS k8s_service_account,
-    arg_min(k8s_pod, event_time) AS k8s_pod
+    arg_min(vended_by, vend_order) AS vended_by,
+    arg_min(vended_type, vend_order) AS vended_type,
+    arg_min(event_id, vend_order) AS vending_event_id,
+    arg_min(event_name, vend_order) AS vending_event_name,
+    arg_min(req_session_name, vend_order) AS vended_session_name,
+    arg_min(req_role_arn, vend_order) AS vended_role_arn,
+    arg_min(eks_cluster, vend_order) AS eks_cluster,
+    arg_min(k8s_namespace, vend_order) AS k8s_namespace,
+    arg_min(k8s_service_account, vend_order) AS k8s_service_account,
+    arg_min(k8s_pod, vend_order) AS k8s_pod
 FROM credential_vending
 WHERE resp_access_key_id IS NOT NULL
 GROUP BY resp_access_key_id;
@@ -96,14 +98,14 @@ CREATE OR REPLACE VIEW session_provenance AS
 SELECT
     session_arn,
     max(event_time) AS session_vended_at,
-    arg_max(vended_by, event_time) AS vended_by,
-    arg_max(vended_type, event_time) AS vended_type,
-    arg_max(event_id, event_time) AS vending_event_id,
-    arg_max(event_name, event_time) AS vending_event_name,
-    arg_max(eks_cluster, event_time) AS eks_cluster,
-    arg_max(k8s_namespace, event_time) AS k8s_namespace,
-    arg_max(k8s_service_account, event_time) AS k8s_service_account,
-    arg_max(k8s_pod, event_time) AS k8s_pod
+    arg_max(vended_by, vend_order) AS vended_by,
+    arg_max(vended_type, vend_order) AS vended_type,
+    arg_max(event_id, vend_order) AS vending_event_id,
+    arg_max(event_name, vend_order) AS vending_event_name,
+    arg_max(eks_cluster, vend_order) AS eks_cluster,
+    arg_max(k8s_namespace, vend_order) AS k8s_namespace,
+    arg_max(k8s_service_account, vend_order) AS k8s_service_account,
+    arg_max(k8s_pod, vend_order) AS k8s_pod
 FROM credential_vending
 WHERE session_arn IS NOT NULL
 GROUP BY session_arn;

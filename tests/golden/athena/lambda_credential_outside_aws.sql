@@ -51,7 +51,15 @@ SELECT
       CAST(', an address outside AWS''s published ranges, private ranges and the allowlisted egress' AS VARCHAR)
     ), CONCAT(
       CAST('identified as a Lambda credential because the ' AS VARCHAR),
-      CAST(MIN_BY(credential_marker, vending_event_missing) AS VARCHAR),
+      CAST(SUBSTR(
+        MIN(
+          CONCAT(
+            CAST(CASE WHEN vending_event_missing THEN '1' ELSE '0' END AS VARCHAR),
+            CAST(credential_marker AS VARCHAR)
+          )
+        ),
+        2
+      ) AS VARCHAR),
       CAST(CASE
         WHEN BOOL_AND(vending_event_missing)
         THEN '; the vending sts:AssumeRole by lambda.amazonaws.com is not in the logs'

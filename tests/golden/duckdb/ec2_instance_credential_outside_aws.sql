@@ -25,7 +25,7 @@ SELECT
     NOT role_delivery IS NULL)) AS role_deliveries,
   [
     'EC2 instance credential of ' || session_name || ' (role ' || COALESCE(role_name, '?') || ') was used from ' || src_ip || ', an address outside AWS''s published ranges, private ranges and the allowlisted egress',
-    'identified as an instance credential because the ' || ANY_VALUE(credential_marker)
+    'identified as an instance credential because the ' || MIN(credential_marker)
   ] AS reasons,
   LIST_SLICE(LIST_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS event_ids
 FROM credential_activity

@@ -112,7 +112,7 @@ SELECT
         ' (service account ' || MAX(vended_k8s_namespace) || '/' || MAX(vended_k8s_service_account) || ')',
         ''
       ) || ', role ' || COALESCE(role_name, '?') || ', was used from ' || src_ip || ', an address outside AWS''s published ranges, private ranges and the allowlisted egress',
-      'identified as an EKS pod credential because the ' || ARG_MIN(credential_marker, vending_event_missing) || CASE
+      'identified as an EKS pod credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2) || CASE
         WHEN BOOL_AND(CAST(vending_event_missing AS BOOLEAN))
         THEN CASE credential_type
           WHEN 'eks-pod-identity'

@@ -59,7 +59,7 @@ SELECT
   ) AS role_deliveries,
   ARRAY(
     'EC2 instance credential of ' || session_name || ' (role ' || COALESCE(role_name, '?') || ') was used from ' || src_ip || ', an address outside AWS\'s published ranges, private ranges and the allowlisted egress',
-    'identified as an instance credential because the ' || ANY_VALUE(credential_marker) IGNORE NULLS
+    'identified as an instance credential because the ' || MIN(credential_marker)
   ) AS reasons,
   SLICE(
     ARRAY_SORT(

@@ -53,7 +53,7 @@ SELECT
   BOOL_AND(vending_event_missing) AS vending_event_missing,
   ARRAY(
     'ECS task credential of task ' || session_name || ' (role ' || COALESCE(role_name, '?') || ') was used from ' || src_ip || ', an address outside AWS\'s published ranges, private ranges and the allowlisted egress',
-    'identified as an ECS task credential because the ' || MIN_BY(credential_marker, vending_event_missing) || CASE
+    'identified as an ECS task credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2) || CASE
       WHEN BOOL_AND(vending_event_missing)
       THEN '; the vending sts:AssumeRole by ecs-tasks.amazonaws.com is not in the logs'
       ELSE ''

@@ -53,7 +53,7 @@ SELECT
   BOOL_AND(vending_event_missing) AS vending_event_missing,
   ARRAY(
     'Lambda execution-role credential of function ' || session_name || ' (role ' || COALESCE(role_name, '?') || ') was used from ' || src_ip || ', an address outside AWS\'s published ranges, private ranges and the allowlisted egress',
-    'identified as a Lambda credential because the ' || MIN_BY(credential_marker, vending_event_missing) || CASE
+    'identified as a Lambda credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2) || CASE
       WHEN BOOL_AND(vending_event_missing)
       THEN '; the vending sts:AssumeRole by lambda.amazonaws.com is not in the logs'
       ELSE ''

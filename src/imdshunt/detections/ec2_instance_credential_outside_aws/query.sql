@@ -22,7 +22,7 @@ SELECT
         'EC2 instance credential of ' || session_name || ' (role ' || coalesce(role_name, '?')
             || ') was used from ' || src_ip
             || ', an address outside AWS''s published ranges, private ranges and the allowlisted egress',
-        'identified as an instance credential because the ' || any_value(credential_marker)
+        'identified as an instance credential because the ' || min(credential_marker)
     ] AS reasons,
     list_slice(list_sort(list(DISTINCT event_id)), 1, $max_event_ids) AS event_ids
 FROM credential_activity

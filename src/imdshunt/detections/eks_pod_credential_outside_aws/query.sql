@@ -91,7 +91,7 @@ SELECT
                 || ', role ' || coalesce(role_name, '?') || ', was used from ' || src_ip
                 || ', an address outside AWS''s published ranges, private ranges and the allowlisted egress',
             'identified as an EKS pod credential because the '
-                || arg_min(credential_marker, vending_event_missing)
+                || substr(min(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
                 || CASE
                     WHEN bool_and(vending_event_missing) THEN
                         CASE credential_type

@@ -67,7 +67,8 @@ SELECT
   eks_cluster,
   k8s_namespace,
   k8s_service_account,
-  k8s_pod
+  k8s_pod,
+  CAST(event_time AS TEXT) /* A total order of vending events: time, then event id (ties in the same second happen). */ || '|' || COALESCE(event_id, '') AS vend_order
 FROM api_activity
 WHERE
   event_source = 'sts.amazonaws.com'
@@ -79,16 +80,16 @@ CREATE OR REPLACE VIEW key_provenance AS
 SELECT
   resp_access_key_id AS access_key_id,
   MIN(event_time) AS key_issued_at,
-  ARG_MIN(vended_by, event_time) AS vended_by,
-  ARG_MIN(vended_type, event_time) AS vended_type,
-  ARG_MIN(event_id, event_time) AS vending_event_id,
-  ARG_MIN(event_name, event_time) AS vending_event_name,
-  ARG_MIN(req_session_name, event_time) AS vended_session_name,
-  ARG_MIN(req_role_arn, event_time) AS vended_role_arn,
-  ARG_MIN(eks_cluster, event_time) AS eks_cluster,
-  ARG_MIN(k8s_namespace, event_time) AS k8s_namespace,
-  ARG_MIN(k8s_service_account, event_time) AS k8s_service_account,
-  ARG_MIN(k8s_pod, event_time) AS k8s_pod
+  ARG_MIN(vended_by, vend_order) AS vended_by,
+  ARG_MIN(vended_type, vend_order) AS vended_type,
+  ARG_MIN(event_id, vend_order) AS vending_event_id,
+  ARG_MIN(event_name, vend_order) AS vending_event_name,
+  ARG_MIN(req_session_name, vend_order) AS vended_session_name,
+  ARG_MIN(req_role_arn, vend_order) AS vended_role_arn,
+  ARG_MIN(eks_cluster, vend_order) AS eks_cluster,
+  ARG_MIN(k8s_namespace, vend_order) AS k8s_namespace,
+  ARG_MIN(k8s_service_account, vend_order) AS k8s_service_account,
+  ARG_MIN(k8s_pod, vend_order) AS k8s_pod
 FROM credential_vending
 WHERE
   NOT resp_access_key_id IS NULL
@@ -100,14 +101,14 @@ CREATE OR REPLACE VIEW session_provenance AS
 SELECT
   session_arn,
   MAX(event_time) AS session_vended_at,
-  ARG_MAX(vended_by, event_time) AS vended_by,
-  ARG_MAX(vended_type, event_time) AS vended_type,
-  ARG_MAX(event_id, event_time) AS vending_event_id,
-  ARG_MAX(event_name, event_time) AS vending_event_name,
-  ARG_MAX(eks_cluster, event_time) AS eks_cluster,
-  ARG_MAX(k8s_namespace, event_time) AS k8s_namespace,
-  ARG_MAX(k8s_service_account, event_time) AS k8s_service_account,
-  ARG_MAX(k8s_pod, event_time) AS k8s_pod
+  ARG_MAX(vended_by, vend_order) AS vended_by,
+  ARG_MAX(vended_type, vend_order) AS vended_type,
+  ARG_MAX(event_id, vend_order) AS vending_event_id,
+  ARG_MAX(event_name, vend_order) AS vending_event_name,
+  ARG_MAX(eks_cluster, vend_order) AS eks_cluster,
+  ARG_MAX(k8s_namespace, vend_order) AS k8s_namespace,
+  ARG_MAX(k8s_service_account, vend_order) AS k8s_service_account,
+  ARG_MAX(k8s_pod, vend_order) AS k8s_pod
 FROM credential_vending
 WHERE
   NOT session_arn IS NULL

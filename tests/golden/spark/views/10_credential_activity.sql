@@ -67,7 +67,8 @@ SELECT
   eks_cluster,
   k8s_namespace,
   k8s_service_account,
-  k8s_pod
+  k8s_pod,
+  CAST(event_time AS STRING) /* A total order of vending events: time, then event id (ties in the same second happen). */ || '|' || COALESCE(event_id, '') AS vend_order
 FROM api_activity
 WHERE
   event_source = 'sts.amazonaws.com'
@@ -79,16 +80,16 @@ CREATE OR REPLACE TEMPORARY VIEW key_provenance AS
 SELECT
   resp_access_key_id AS access_key_id,
   MIN(event_time) AS key_issued_at,
-  MIN_BY(vended_by, event_time) AS vended_by,
-  MIN_BY(vended_type, event_time) AS vended_type,
-  MIN_BY(event_id, event_time) AS vending_event_id,
-  MIN_BY(event_name, event_time) AS vending_event_name,
-  MIN_BY(req_session_name, event_time) AS vended_session_name,
-  MIN_BY(req_role_arn, event_time) AS vended_role_arn,
-  MIN_BY(eks_cluster, event_time) AS eks_cluster,
-  MIN_BY(k8s_namespace, event_time) AS k8s_namespace,
-  MIN_BY(k8s_service_account, event_time) AS k8s_service_account,
-  MIN_BY(k8s_pod, event_time) AS k8s_pod
+  MIN_BY(vended_by, vend_order) AS vended_by,
+  MIN_BY(vended_type, vend_order) AS vended_type,
+  MIN_BY(event_id, vend_order) AS vending_event_id,
+  MIN_BY(event_name, vend_order) AS vending_event_name,
+  MIN_BY(req_session_name, vend_order) AS vended_session_name,
+  MIN_BY(req_role_arn, vend_order) AS vended_role_arn,
+  MIN_BY(eks_cluster, vend_order) AS eks_cluster,
+  MIN_BY(k8s_namespace, vend_order) AS k8s_namespace,
+  MIN_BY(k8s_service_account, vend_order) AS k8s_service_account,
+  MIN_BY(k8s_pod, vend_order) AS k8s_pod
 FROM credential_vending
 WHERE
   NOT resp_access_key_id IS NULL
@@ -100,14 +101,14 @@ CREATE OR REPLACE TEMPORARY VIEW session_provenance AS
 SELECT
   session_arn,
   MAX(event_time) AS session_vended_at,
-  MAX_BY(vended_by, event_time) AS vended_by,
-  MAX_BY(vended_type, event_time) AS vended_type,
-  MAX_BY(event_id, event_time) AS vending_event_id,
-  MAX_BY(event_name, event_time) AS vending_event_name,
-  MAX_BY(eks_cluster, event_time) AS eks_cluster,
-  MAX_BY(k8s_namespace, event_time) AS k8s_namespace,
-  MAX_BY(k8s_service_account, event_time) AS k8s_service_account,
-  MAX_BY(k8s_pod, event_time) AS k8s_pod
+  MAX_BY(vended_by, vend_order) AS vended_by,
+  MAX_BY(vended_type, vend_order) AS vended_type,
+  MAX_BY(event_id, vend_order) AS vending_event_id,
+  MAX_BY(event_name, vend_order) AS vending_event_name,
+  MAX_BY(eks_cluster, vend_order) AS eks_cluster,
+  MAX_BY(k8s_namespace, vend_order) AS k8s_namespace,
+  MAX_BY(k8s_service_account, vend_order) AS k8s_service_account,
+  MAX_BY(k8s_pod, vend_order) AS k8s_pod
 FROM credential_vending
 WHERE
   NOT session_arn IS NULL
