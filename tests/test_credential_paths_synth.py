@@ -90,6 +90,7 @@ def test_without_any_vending_event_the_session_markers_still_find_every_theft(or
     """Trails that miss STS management events: drop every AssumeRole* and hunt again."""
     out, truth, _ = org
     engine, _ = api.load_cloudtrail([out / "AWSLogs"], workers=1)
+    engine.materialize()  # api_activity reads files in place; make it a table to edit it
     engine.query(
         "DELETE FROM api_activity WHERE event_source = 'sts.amazonaws.com' "
         f"AND event_name IN {VENDING}",

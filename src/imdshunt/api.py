@@ -32,6 +32,10 @@ from imdshunt.sources.discover import CLOUDTRAIL, WEB, RunStats, classify_file, 
 
 Progress = Callable[[str, int, int], None]
 
+#: DuckDB's memory limit for hunts that make their own engine: queries read files in place
+#: and spill to the engine's scratch folder beyond it, so memory does not grow with the input.
+HUNT_MEMORY_LIMIT = os.environ.get("IMDSHUNT_MEMORY_LIMIT", "512MB")
+
 
 @dataclass
 class HuntResult:
@@ -109,9 +113,17 @@ def load_cloudtrail(
 ) -> tuple[DuckDBEngine, RunStats]:
     """Decode CloudTrail files under ``paths`` into ``engine`` (a new in-memory DuckDB if None)."""
     stats = stats if stats is not None else RunStats()
-    engine = engine or DuckDBEngine()
+    engine = engine or DuckDBEngine(memory_limit=HUNT_MEMORY_LIMIT)
     files = paths if isinstance(paths, SourceFiles) else discover(paths, stats)
-    engine.load_api_activity(cloudtrail.iter_batches(files.cloudtrail, stats, workers=workers))
+    if hasattr(engine, "attach_files") and not getattr(engine, "persistent", False):
+        # DuckDB in memory: workers write Parquet scratch files that DuckDB scans in place;
+        # only file names travel between processes and nothing is inserted into the database.
+        written = cloudtrail.write_files(
+            files.cloudtrail, stats, engine.scratch_dir(), fmt="parquet", workers=workers
+        )
+        engine.attach_files([p for p, n in written if n], fmt="parquet")
+    else:
+        engine.load_api_activity(cloudtrail.iter_batches(files.cloudtrail, stats, workers=workers))
     if files.securitylake:
         from imdshunt.sources import securitylake
 
@@ -298,6 +310,7 @@ def hunt(
     params: dict[str, dict[str, Any]] | None = None,
     fetch_ip_ranges: bool = True,
     kinds: Sequence[str] = ("credential", "web"),
+    store: str | os.PathLike | None = None,
     memory_limit: str | None = None,
     web_log_type: str | None = None,
     instance_by_ip: dict[str, str] | None = None,
@@ -318,7 +331,9 @@ def hunt(
     delivery folders read. ``engine`` may be any engine (DuckDB, Spark); an engine that queries
     data in place (Athena) is driven by :func:`hunt_in_place` instead. ``memory_limit`` (e.g.
     ``"1GB"``) bounds DuckDB's memory; the data then lives in a temporary on-disk database so
-    that DuckDB can spill instead of failing on inputs larger than memory.
+    that DuckDB can spill instead of failing on inputs larger than memory. ``store`` is a
+    folder compiled by :func:`imdshunt.store.ingest`; its records are hunted in place, together
+    with anything under ``paths`` (which may then be empty).
     ``inventory`` names AWS CLI JSON files or folders (see :mod:`imdshunt.enrich.inventory`)
     or is an already loaded :class:`Inventory`; ``org_accounts`` adds account ids directly.
     """
@@ -360,6 +375,14 @@ def hunt(
         )
     files = discover(paths, stats, key_filter=key_filter, session=session, workers=workers)
     engine, stats = load_cloudtrail(files, engine=engine, stats=stats, workers=workers)
+    if store is not None:
+        from imdshunt import store as store_lib
+
+        if not hasattr(engine, "attach_files"):
+            from imdshunt.errors import UsageError
+
+            raise UsageError("--store is hunted with the DuckDB engine only")
+        stats.records_read += store_lib.attach(engine, store)
     if files.web and "web" in kinds:
         load_web_logs(files.web, engine, stats, log_type=web_log_type)
     elif files.web:

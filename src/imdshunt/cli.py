@@ -165,6 +165,7 @@ def run_hunt(
     explain,
     quiet,
     kinds=("credential", "web"),
+    store=None,
     state_dir=None,
     memory_limit=None,
     web_log_type=None,
@@ -246,6 +247,7 @@ def run_hunt(
             **window_kwargs(since, until, accounts, regions),
             inventory=inventory,
             org_accounts=org_ids,
+            store=store,
         )
     cost = getattr(result.engine, "cost_summary", None)
     if cost is not None and not quiet:
@@ -318,10 +320,15 @@ def _engine_options(f):
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=False, type=click.Path())
+@click.option(
+    "--store",
+    type=click.Path(file_okay=False, exists=True),
+    help="Also hunt a store compiled by 'imdshunt ingest' (PATHS may then be omitted).",
+)
 @_common_hunt_options
 @_engine_options
-def hunt(paths, **kw):
+def hunt(paths, store, **kw):
     """Hunt CloudTrail (and web logs) for metadata credentials used off their workload.
 
     PATHS are files or folders (searched recursively), e.g. a local mirror of the CloudTrail
@@ -331,11 +338,14 @@ def hunt(paths, **kw):
     \b
     Example:
       imdshunt hunt ./AWSLogs/ --allowlist egress.txt --format jsonl -o findings.jsonl
+      imdshunt hunt --store ./ct-store --format jsonl -o findings.jsonl
       imdshunt hunt s3://org-trail/AWSLogs/ --since 2026-03-01 --until 2026-03-07
       imdshunt hunt s3://org-trail/AWSLogs/o-abc123def4/ --engine athena \\
           --since 2026-03-01 --until 2026-03-07 --athena-output s3://athena-results/imdshunt/
     """
-    sys.exit(run_hunt(paths, **kw))
+    if not paths and not store:
+        raise click.UsageError("give PATHS to hunt, or --store DIR")
+    sys.exit(run_hunt(paths, store=store, **kw))
 
 
 @cli.command()
@@ -546,6 +556,7 @@ def _register_optional_commands() -> None:
 
     for module, attr in (
         ("imdshunt.commands.synth", "synth"),
+        ("imdshunt.commands.store", "ingest"),
         ("imdshunt.commands.exposure", "exposure"),
         ("imdshunt.commands.respond", "respond"),
         ("imdshunt.commands.guardduty", "guardduty"),

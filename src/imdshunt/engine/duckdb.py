@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -67,15 +70,21 @@ class DuckDBEngine:
         temp_directory: str | os.PathLike | None = None,
     ):
         self.con = duckdb.connect(str(database))
+        #: Rows loaded into an on-disk database outlive this engine (incremental state), so
+        #: they are inserted; an in-memory engine reads decoded files in place instead.
+        self.persistent = str(database) != ":memory:"
         if memory_limit:
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
+        self._temp_set = bool(temp_directory)
         if temp_directory:
             self.con.execute(f"SET temp_directory = '{temp_directory}'")
         self.con.execute(_ddl("api_activity_raw", API_ACTIVITY))
         self.con.execute(_ddl("http_request", HTTP_REQUEST))
-        self.con.execute(_ddl("api_activity", API_ACTIVITY))
+        # Settled rows appended through load_api_activity(); ``api_activity`` is a view over
+        # them and over any attached files (see attach_files).
+        self.con.execute(_ddl("api_activity_loaded", API_ACTIVITY))
         self.con.execute(
             "CREATE TABLE IF NOT EXISTS ip_class (src_ip VARCHAR, network VARCHAR, "
             "network_kind VARCHAR, is_aws BOOLEAN)"
@@ -87,6 +96,14 @@ class DuckDBEngine:
         self._views_ready = False
         self._to_materialize: list[str] = []
         self.duplicate_records = 0
+        self._settled_duplicates = 0
+        self._external: list[str] = []  # SELECTs over attached files, in canonical columns
+        self._external_ready = False
+        self._scratch: str | None = None
+        self._preset: tuple[int, str, list] | None = None
+        self._materialized = False
+        self.dedup_state: tuple[int, str, list] | None = None
+        self._set_api_activity_view()
 
     # -- loading -------------------------------------------------------------------------
     def append(self, table: str, batch: pa.RecordBatch | pa.Table) -> None:
@@ -113,6 +130,67 @@ class DuckDBEngine:
                 n += b.num_rows
         return n
 
+    def scratch_dir(self) -> str:
+        """A private temporary folder that lives as long as this engine (decoded batches)."""
+        if self._scratch is None:
+            self._scratch = tempfile.mkdtemp(prefix="imdshunt-")
+            self._finalizer = weakref.finalize(self, shutil.rmtree, self._scratch, True)
+            if not self._temp_set:  # spill here rather than into ./.tmp
+                spill = os.path.join(self._scratch, "spill")
+                self.con.execute(f"SET temp_directory = {_sql_str(spill)}")
+        return self._scratch
+
+    def attach_files(
+        self,
+        files: Sequence[str],
+        *,
+        fmt: str,
+        hive: bool = False,
+        duplicates: tuple[int, str, list] | None = None,
+    ) -> None:
+        """Let ``api_activity`` also read ``files`` in place, without loading them.
+
+        ``fmt`` is ``ipc`` (Arrow IPC files, scanned zero-copy through a pyarrow dataset) or
+        ``parquet`` (a list of files or a glob, read by DuckDB; ``hive`` for ``key=value``
+        partition folders, whose partition columns are not part of the view). Files must hold
+        the canonical ``api_activity`` columns.
+        """
+        cols = ", ".join(f'"{c}"' for c in API_ACTIVITY.names)
+        files = list(files)
+        if not files:
+            return
+        if self._materialized:
+            raise EngineError("api_activity was materialised; files cannot be attached to it")
+        if fmt == "ipc":
+            import pyarrow.dataset as ds
+
+            name = f"_api_activity_ext{len(self._external)}"
+            self.con.register(name, ds.dataset(files, format="ipc", schema=API_ACTIVITY))
+            self._external.append(f"SELECT {cols} FROM {name}")
+        elif fmt == "parquet":
+            listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
+            hp = "true" if hive else "false"
+            self._external.append(
+                f"SELECT {cols} FROM read_parquet({listing}, hive_partitioning = {hp})"
+            )
+        else:
+            raise ValueError(f"unknown format {fmt!r}")
+        self._preset = duplicates if not self._external[:-1] else None
+        self._external_ready = False
+        self._views_ready = False
+
+    def materialize(self) -> None:
+        """Make ``api_activity`` a table holding its rows now, for callers that modify it
+        (``DELETE FROM api_activity ...``). Reads every attached file once into DuckDB, so
+        it costs memory and time on large inputs; nothing can be attached afterwards."""
+        self.ensure_views()
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _api_activity_now AS FROM api_activity")
+        self.con.execute("DROP VIEW api_activity")
+        self.con.execute("CREATE TABLE api_activity AS FROM _api_activity_now")
+        self.con.execute("DROP TABLE _api_activity_now")
+        self._materialized = True
+        self._views_ready = False
+
     def register_table(self, name: str, table: pa.Table) -> None:
         """Materialise a reference table (address classes, inventory ...) under ``name``."""
         self.con.register("_ref", table)
@@ -132,24 +210,127 @@ class DuckDBEngine:
 
     # -- views and queries -----------------------------------------------------------------
     def _settle_api_activity(self) -> None:
-        """Move newly loaded raw rows into ``api_activity``, once per eventID."""
+        """Move newly loaded raw rows into ``api_activity_loaded``, once per eventID."""
         raw = self.con.execute("SELECT count(*) FROM api_activity_raw").fetchall()[0][0]
         if not raw:
             return
-        before = self.con.execute("SELECT count(*) FROM api_activity").fetchall()[0][0]
+        target = "api_activity" if self._materialized else "api_activity_loaded"
+        before = self.con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
         self.con.execute(
-            "INSERT INTO api_activity SELECT d.* FROM api_activity_dedup d "
+            f"INSERT INTO {target} SELECT d.* FROM api_activity_dedup d "
             "WHERE d.event_id IS NULL OR d.event_id NOT IN "
-            "(SELECT event_id FROM api_activity WHERE event_id IS NOT NULL)"
+            f"(SELECT event_id FROM {target} WHERE event_id IS NOT NULL)"
         )
-        after = self.con.execute("SELECT count(*) FROM api_activity").fetchall()[0][0]
-        self.duplicate_records += raw - (after - before)
+        after = self.con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+        self._settled_duplicates += raw - (after - before)
         self.con.execute("DELETE FROM api_activity_raw")
+        self._external_ready = False
+
+    def _set_api_activity_view(self, *, dedup: str = "", drops: list[tuple] = ()) -> None:
+        """``api_activity`` over the union: as is, minus ``drops``, or through a window."""
+        union = " UNION ALL ".join(["SELECT * FROM api_activity_loaded", *self._external])
+        self.con.execute(f"CREATE OR REPLACE VIEW api_activity_union AS {union}")
+        if dedup == "drops":
+            # The later copies, named by file and record as literals: rows of other files
+            # pass the first test without evaluating the second, and no join runs per query.
+            files = ", ".join(sorted({_sql_str(f) for f, _ in drops}))
+            keys = ", ".join(_sql_str(f"{f}#{r}") for f, r in drops)
+            self.con.execute(
+                "CREATE OR REPLACE VIEW api_activity AS SELECT * FROM api_activity_union "
+                f"WHERE NOT coalesce(source_file IN ({files}) AND "
+                f"source_file || '#' || CAST(source_record AS VARCHAR) IN ({keys}), false)"
+            )
+        elif dedup == "window":
+            # Only the repeated eventIDs go through the window; every other row passes a hash
+            # anti-join against that small set.
+            self.con.execute(
+                "CREATE OR REPLACE VIEW api_activity AS "
+                "SELECT * FROM api_activity_union u "
+                "WHERE u.event_id IS NULL OR u.event_id NOT IN (SELECT event_id FROM _dup_ids) "
+                "UNION ALL "
+                "SELECT * FROM api_activity_union u "
+                "WHERE u.event_id IN (SELECT event_id FROM _dup_ids) "
+                "QUALIFY row_number() OVER "
+                "(PARTITION BY u.event_id ORDER BY u.source_file, u.source_record) = 1"
+            )
+        else:
+            self.con.execute("CREATE OR REPLACE VIEW api_activity AS FROM api_activity_union")
+
+    #: Above this many later copies the view de-duplicates with a window instead of literals.
+    MAX_LITERAL_DROPS = 20_000
+
+    def _settle_external(self) -> None:
+        """Point ``api_activity`` at loaded rows and attached files, each eventID once.
+
+        CloudTrail delivers at least once, so a repeated eventID is expected; the first
+        delivery (by file, then record) is kept, as for loaded rows.
+        """
+        if self._external_ready:
+            return
+        if self._materialized:  # api_activity is a table now; its counts stay as they were
+            self._external_ready = True
+            return
+        if not self._external:
+            self.duplicate_records = self._settled_duplicates
+            self._external_ready = True
+            return
+        if (
+            self._preset is not None
+            and len(self._external) == 1
+            and self._preset[1] in ("", "drops")
+            and not self.con.execute("SELECT count(*) FROM api_activity_loaded").fetchall()[0][0]
+        ):
+            extra, mode, drops = self._preset
+            self._set_api_activity_view(dedup=mode, drops=[tuple(d) for d in drops])
+            self.duplicate_records = self._settled_duplicates + int(extra)
+            self.dedup_state = self._preset
+            self._external_ready = True
+            return
+        self._set_api_activity_view()
+        # Group on the 64-bit hash first: a few hundred MB less than grouping 10 M strings;
+        # a collision only sends a few more rows to the exact second step.
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _dup_hashes AS "
+            "SELECT hash(event_id) AS h FROM api_activity_union WHERE event_id IS NOT NULL "
+            "GROUP BY h HAVING count(*) > 1"
+        )
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE _dup_ids AS "
+            "SELECT event_id, count(*) - 1 AS extra FROM api_activity_union "
+            "WHERE event_id IS NOT NULL AND hash(event_id) IN (SELECT h FROM _dup_hashes) "
+            "GROUP BY event_id HAVING count(*) > 1"
+        )
+        extra = int(
+            self.con.execute("SELECT coalesce(sum(extra), 0) FROM _dup_ids").fetchall()[0][0]
+        )
+        mode, drops = "", []
+        if extra:
+            ranked = self.con.execute(
+                "SELECT source_file, source_record, row_number() OVER (PARTITION BY event_id "
+                "ORDER BY source_file, source_record) AS rn FROM api_activity_union "
+                "WHERE event_id IN (SELECT event_id FROM _dup_ids)"
+            ).fetchall()
+            kept = {(f, r) for f, r, rn in ranked if rn == 1}
+            drops = sorted({(f, r) for f, r, rn in ranked if rn > 1})
+            # A copy indistinguishable from the kept one (the same file read twice) or too
+            # many copies: the exact window.
+            literal = (
+                len(drops) <= self.MAX_LITERAL_DROPS
+                and not kept.intersection(drops)
+                and all(f is not None and r is not None for f, r in drops)
+            )
+            mode = "drops" if literal else "window"
+        self._set_api_activity_view(dedup=mode, drops=drops)
+        self.duplicate_records = self._settled_duplicates + extra
+        #: (later copies, view mode, [(file, record) dropped]): reusable for the same files.
+        self.dedup_state = (extra, mode, [list(d) for d in drops] if mode == "drops" else [])
+        self._external_ready = True
 
     def ensure_views(self) -> None:
         if self._views_ready:
             return
         self._settle_api_activity()
+        self._settle_external()
         pending = []
         for path in view_files():
             sql = path.read_text()
@@ -202,3 +383,9 @@ class DuckDBEngine:
 
     def close(self) -> None:
         self.con.close()
+        if self._scratch is not None:
+            self._finalizer()
+
+
+def _sql_str(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"

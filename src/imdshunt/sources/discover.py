@@ -108,6 +108,9 @@ _DIGEST = re.compile(r"CloudTrail-Digest", re.I)
 _INSIGHT = re.compile(r"CloudTrail-Insight", re.I)
 _CT_LAYOUT = re.compile(r"(^|/)CloudTrail/", re.I)
 _ELB_LAYOUT = re.compile(r"(^|/)elasticloadbalancing/", re.I)
+#: ``<account>_CloudTrail_<region>_<YYYYMMDDTHHmmZ>_<unique>.json.gz``, the name CloudTrail gives
+#: its log files (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/get-and-view-cloudtrail-log-files.html).
+_CT_NAME = re.compile(r"^\d{12}_CloudTrail_[a-z0-9-]+_\d{8}T\d{4}Z_[A-Za-z0-9]+\.json(\.gz)?$")
 
 
 def iter_files(paths: Iterable[str | os.PathLike], stats: RunStats) -> Iterator[Path]:
@@ -185,6 +188,10 @@ def classify_file(path: Path, head: bytes | None = None) -> tuple[str | None, st
         return None, "CloudTrail digest file"
     if _INSIGHT.search(posix):
         return None, "CloudTrail Insights file"
+    if head is None and _CT_NAME.match(name) and _CT_LAYOUT.search(posix):
+        # Named and placed as CloudTrail delivers: the decoder reads it (and accounts for an
+        # empty, truncated or non-JSON file with the same reasons), so it is not opened twice.
+        return CLOUDTRAIL, None
     if head is None:
         try:
             head = read_head(path)

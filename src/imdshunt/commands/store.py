@@ -1,0 +1,53 @@
+"""``imdshunt ingest``: compile raw CloudTrail once into a Parquet store, then hunt it often."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import click
+
+
+@click.command("ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--store",
+    "store",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Store folder (created when absent). Only files it has not seen are read.",
+)
+@click.option(
+    "--workers", type=int, default=None, help="Decoder processes (default: one per core)."
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr.")
+def ingest(paths, store, workers, quiet):
+    """Convert CloudTrail logs into the canonical view, as Parquet partitioned by date and account.
+
+    Incremental: the store remembers each file read (path, size, mtime), so running the same
+    command again after new logs arrive reads only the new files. Hunt the store with
+    'imdshunt hunt --store DIR'; Athena and Spark can read the same folder.
+
+    \b
+    Example:
+      imdshunt ingest ./AWSLogs/ --store ./ct-store
+      imdshunt hunt --store ./ct-store --format jsonl -o findings.jsonl
+    """
+    from imdshunt import store as store_lib
+
+    progress = None
+    bar = contextlib.nullcontext()
+    if not quiet and sys.stderr.isatty():
+        from rich.progress import Progress
+
+        bar = Progress(transient=True)
+    with bar as p:
+        if p is not None:
+            task = p.add_task("Ingesting CloudTrail", total=None)
+
+            def progress(done: int, total: int) -> None:
+                p.update(task, completed=done, total=total)
+
+        result = store_lib.ingest(paths, store, workers=workers, progress=progress)
+    if not quiet:
+        click.echo("imdshunt: " + result.summary(), err=True)

@@ -1,0 +1,241 @@
+"""Compile once, hunt many: a store of CloudTrail in the canonical ``api_activity`` view.
+
+``ingest`` decodes raw CloudTrail files once into zstd Parquet, partitioned Hive-style by
+event date and account::
+
+    STORE/date=2026-11-01/account=111122223333/part-<uuid>.parquet
+
+Every later hunt reads the Parquet files in place (DuckDB ``read_parquet``), which is far
+cheaper than inflating and parsing JSON again. The files hold exactly the canonical columns
+(see :mod:`imdshunt.schema`), so Athena or Spark can be pointed at the same folder.
+
+Ingest is incremental: ``_imdshunt_manifest.jsonl`` lists each source file read, with its size
+and modification time, one JSON object per line, appended as each chunk of files is written
+(an interrupted ingest loses at most the chunks in flight). A later ingest reads only files
+that are new or whose size or mtime changed. A changed file is read again in full; its
+records are then in the store twice, and the hunt counts each eventID once (CloudTrail's
+at-least-once delivery already requires that, see :mod:`imdshunt.engine.duckdb`).
+
+Example::
+
+    from imdshunt import store, api
+    store.ingest(["./AWSLogs"], "./ct-store")
+    result = api.hunt([], store="./ct-store", ip_ranges="ip-ranges.json")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imdshunt.errors import InputError
+from imdshunt.sources import cloudtrail
+from imdshunt.sources.discover import RunStats
+
+MANIFEST = "_imdshunt_manifest.jsonl"
+STORE_INFO = "_imdshunt_store.json"
+#: The store's repeated eventIDs, found once by ingest, for the Parquet files it then held.
+DUPLICATES = "_imdshunt_duplicates.json"
+STORE_FORMAT = 1
+
+
+@dataclass
+class IngestResult:
+    """What one ingest did."""
+
+    store: Path
+    files_new: int = 0
+    files_unchanged: int = 0
+    records: int = 0
+    parquet_files: int = 0
+    stats: RunStats = field(default_factory=RunStats)
+
+    def summary(self) -> str:
+        return (
+            f"{self.files_new} new files ingested ({self.records} records, "
+            f"{self.parquet_files} Parquet files written); {self.files_unchanged} files "
+            f"already in the store; {self.stats.summary()}"
+        )
+
+
+def _key(path: Path) -> tuple[str, int, int]:
+    st = path.stat()
+    return str(path.resolve()), st.st_size, st.st_mtime_ns
+
+
+def read_manifest(store: str | os.PathLike) -> dict[str, tuple[int, int]]:
+    """Source files already in the store: resolved path -> (size, mtime_ns)."""
+    path = Path(store) / MANIFEST
+    seen: dict[str, tuple[int, int]] = {}
+    if not path.exists():
+        return seen
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                entry = json.loads(line)
+                seen[entry["path"]] = (int(entry["size"]), int(entry["mtime_ns"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                if lineno == 1 or not line.endswith("}"):
+                    # A torn last line from an interrupted ingest: that chunk is read again.
+                    continue
+                raise InputError(str(path), f"corrupt manifest ({exc})", line=lineno) from exc
+    return seen
+
+
+def _check_store(store: Path, *, create: bool) -> None:
+    info = store / STORE_INFO
+    if info.exists():
+        try:
+            doc = json.loads(info.read_text())
+        except ValueError as exc:
+            raise InputError(str(info), f"not an imdshunt store ({exc})") from exc
+        if doc.get("format") != STORE_FORMAT:
+            raise InputError(
+                str(info), f"store format {doc.get('format')!r}; this version reads {STORE_FORMAT}"
+            )
+        return
+    if not create:
+        raise InputError(str(store), "not an imdshunt store (run 'imdshunt ingest' first)")
+    store.mkdir(parents=True, exist_ok=True)
+    if any(store.iterdir()):
+        raise InputError(str(store), "folder is not empty and not an imdshunt store")
+    info.write_text(
+        json.dumps(
+            {
+                "format": STORE_FORMAT,
+                "view": "api_activity",
+                "partitioning": ["date", "account"],
+                "columns": list(cloudtrail.API_ACTIVITY.names),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+def ingest(
+    paths: Iterable[str | os.PathLike],
+    store: str | os.PathLike,
+    *,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestResult:
+    """Add the CloudTrail files under ``paths`` that the store has not seen to ``store``.
+
+    ``progress(done_files, total_files)`` is called as chunks finish.
+    """
+    from imdshunt.api import discover
+
+    root = Path(store)
+    _check_store(root, create=True)
+    result = IngestResult(store=root)
+    stats = result.stats
+    found = discover(paths, stats)
+    for p in found.web:
+        stats.skip_file(p, "web log (the store holds CloudTrail)")
+    seen = read_manifest(root)
+    todo: list[Path] = []
+    keys: dict[str, tuple[str, int, int]] = {}
+    for p in found.cloudtrail:
+        try:
+            k = _key(p)
+        except OSError as exc:
+            stats.skip_file(p, f"unreadable ({exc.strerror})")
+            continue
+        if seen.get(k[0]) == (k[1], k[2]):
+            result.files_unchanged += 1
+            continue
+        todo.append(p)
+        keys[str(p)] = k
+    done = 0
+    with open(root / MANIFEST, "a", encoding="utf-8") as manifest:
+
+        def on_chunk(sources: list[str], out: cloudtrail.ChunkOutput) -> None:
+            nonlocal done
+            failed = {s.path for s in out.stats.files_skipped}
+            for src in sources:
+                if src in failed:
+                    continue  # unreadable now: tried again next time
+                path, size, mtime = keys[src]
+                manifest.write(json.dumps({"path": path, "size": size, "mtime_ns": mtime}) + "\n")
+            manifest.flush()
+            result.records += out.stats.records_read
+            result.parquet_files += len(out.files)
+            done += len(sources)
+            if progress is not None:
+                progress(done, len(todo))
+
+        cloudtrail.write_files(
+            todo, stats, root, fmt="parquet", partition=True, workers=workers, on_chunk=on_chunk
+        )
+    result.files_new = stats.files_read
+    if result.parquet_files or not (root / DUPLICATES).exists():
+        _save_duplicates(root)
+    return result
+
+
+def _fingerprint(root: Path) -> str:
+    import hashlib
+
+    names = sorted(p.relative_to(root).as_posix() for p in root.glob(PARQUET_GLOB))
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()
+
+
+def _save_duplicates(root: Path) -> None:
+    """Find the store's repeated eventIDs once, so that hunts need not group every eventID."""
+    from imdshunt.engine.duckdb import DuckDBEngine
+
+    engine = DuckDBEngine(memory_limit=os.environ.get("IMDSHUNT_MEMORY_LIMIT", "512MB"))
+    engine.scratch_dir()  # spill there
+    try:
+        if next(root.glob(PARQUET_GLOB), None) is None:
+            return
+        engine.attach_files([str(root.resolve() / PARQUET_GLOB)], fmt="parquet", hive=True)
+        engine.ensure_views()
+        state = engine.dedup_state
+    finally:
+        engine.close()
+    doc = {"fingerprint": _fingerprint(root), "dedup_state": state}
+    tmp = root / (DUPLICATES + ".tmp")
+    tmp.write_text(json.dumps(doc))
+    tmp.replace(root / DUPLICATES)
+
+
+def _load_duplicates(root: Path) -> tuple[int, str, list] | None:
+    try:
+        doc = json.loads((root / DUPLICATES).read_text())
+    except (OSError, ValueError):
+        return None
+    if doc.get("fingerprint") != _fingerprint(root) or not doc.get("dedup_state"):
+        return None  # files added or removed since: found again by the hunt
+    extra, mode, drops = doc["dedup_state"]
+    return int(extra), str(mode), drops
+
+
+#: The store's files, as a DuckDB glob under the store folder.
+PARQUET_GLOB = "date=*/account=*/*.parquet"
+
+
+def attach(engine, store: str | os.PathLike) -> int:
+    """Let ``engine``'s ``api_activity`` read ``store`` in place; returns its record count.
+
+    ``engine`` is a :class:`imdshunt.engine.duckdb.DuckDBEngine` (any engine with
+    ``attach_files``); the Parquet footers give the count without reading data.
+    """
+    root = Path(store)
+    _check_store(root, create=False)
+    if next(root.glob(PARQUET_GLOB), None) is None:
+        return 0
+    pattern = str(root.resolve() / PARQUET_GLOB)
+    engine.attach_files([pattern], fmt="parquet", hive=True, duplicates=_load_duplicates(root))
+    return int(
+        engine.con.execute(
+            "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [pattern]
+        ).fetchall()[0][0]
+    )
