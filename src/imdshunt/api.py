@@ -383,12 +383,12 @@ def hunt(
 
             raise UsageError("--store is hunted with the DuckDB engine only")
         stats.records_read += store_lib.attach(engine, store)
+    register_inventory(engine, inv)  # before any view is built: the binding views read it
     if files.web and "web" in kinds:
         load_web_logs(files.web, engine, stats, log_type=web_log_type)
     elif files.web:
         for p in files.web:
             stats.skip_file(p, "web log (not asked for)")
-    register_inventory(engine, inv)  # before any view is built: the binding views read it
     classify_addresses(engine, classifier)
     stats.duplicate_records = engine.duplicate_records
     findings = run_detections(engine, detections, params, kinds=kinds)

@@ -39,9 +39,9 @@ WHERE c.credential_type = 'ec2-instance'
 CREATE OR REPLACE VIEW ec2_key_binding AS
 SELECT
     access_key_id,
-    any_value(account_id) AS account_id,
-    any_value(instance_id) AS instance_id,
-    any_value(role_name) AS role_name,
+    min(account_id) AS account_id,
+    min(instance_id) AS instance_id,
+    min(role_name) AS role_name,
     min(key_issued_at) AS key_issued_at,
     min(session_created) AS session_created,
     CASE
@@ -151,14 +151,14 @@ CREATE OR REPLACE VIEW ec2_place_binding AS
 WITH t0 AS (
     SELECT
         bind_key,
-        any_value(account_id) AS account_id,
-        any_value(instance_id) AS instance_id,
-        any_value(egress_path) AS egress_path,
-        any_value(ip_family) AS ip_family,
-        any_value(place) AS place,
-        any_value(src_ip) AS src_ip,
-        any_value(vpce_id) AS vpce_id,
-        any_value(vpce_account_id) AS vpce_account_id
+        min(account_id) AS account_id,
+        min(instance_id) AS instance_id,
+        min(egress_path) AS egress_path,
+        min(ip_family) AS ip_family,
+        min(place) AS place,
+        min(src_ip) AS src_ip,
+        min(vpce_id) AS vpce_id,
+        min(vpce_account_id) AS vpce_account_id
     FROM ec2_credential_call
     GROUP BY bind_key
 ),

@@ -120,7 +120,15 @@ SELECT
     ARRAY_SORT(ARRAY_AGG(DISTINCT why)),
     ARRAY[CONCAT(
       CAST('identified as an instance credential because the ' AS VARCHAR),
-      CAST(ARBITRARY(credential_marker) AS VARCHAR)
+      CAST(SUBSTR(
+        MIN(
+          CONCAT(
+            CAST(CASE WHEN vending_event_missing THEN '1' ELSE '0' END AS VARCHAR),
+            CAST(credential_marker AS VARCHAR)
+          )
+        ),
+        2
+      ) AS VARCHAR)
     )]
   ) AS reasons,
   JSON_FORMAT(CAST(SLICE(ARRAY_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS JSON)) AS event_ids

@@ -54,7 +54,15 @@ SELECT
       CAST(', an address outside AWS''s published ranges, private ranges and the allowlisted egress' AS VARCHAR)
     ), CONCAT(
       CAST('identified as an instance credential because the ' AS VARCHAR),
-      CAST(MIN(credential_marker) AS VARCHAR)
+      CAST(SUBSTR(
+        MIN(
+          CONCAT(
+            CAST(CASE WHEN vending_event_missing THEN '1' ELSE '0' END AS VARCHAR),
+            CAST(credential_marker AS VARCHAR)
+          )
+        ),
+        2
+      ) AS VARCHAR)
     )] AS JSON)
   ) AS reasons,
   JSON_FORMAT(CAST(SLICE(ARRAY_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS JSON)) AS event_ids

@@ -5,13 +5,13 @@ WITH sides AS (
     egress_path,
     ip_family,
     place,
-    ARBITRARY(src_ip) AS src_ip,
-    ARBITRARY(network) AS network,
-    ARBITRARY(network_kind) AS network_kind,
+    MIN(src_ip) AS src_ip,
+    MIN(network) AS network,
+    MIN(network_kind) AS network_kind,
     MIN(event_time) AS first_seen,
     BOOL_OR(inv_own_address) AS inv_own,
     BOOL_OR(inv_covers_account) AS inv_covers,
-    ARBITRARY(inv_org_address_kind) AS org_kind,
+    MIN(inv_org_address_kind) AS org_kind,
     BOOL_OR(place = learned_own_place) AS learned_own,
     MAX(place_instances_own) AS instances_own,
     MAX(place_instances_using) AS instances_using
@@ -169,7 +169,15 @@ SELECT
     ARRAY_SORT(ARRAY_AGG(DISTINCT why)),
     ARRAY[CONCAT(
       CAST('identified as an instance credential because the ' AS VARCHAR),
-      CAST(ARBITRARY(credential_marker) AS VARCHAR)
+      CAST(SUBSTR(
+        MIN(
+          CONCAT(
+            CAST(CASE WHEN vending_event_missing THEN '1' ELSE '0' END AS VARCHAR),
+            CAST(credential_marker AS VARCHAR)
+          )
+        ),
+        2
+      ) AS VARCHAR)
     )]
   ) AS reasons,
   JSON_FORMAT(CAST(SLICE(ARRAY_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS JSON)) AS event_ids

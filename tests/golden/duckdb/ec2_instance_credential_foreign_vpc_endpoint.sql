@@ -86,7 +86,7 @@ SELECT
     ],
     LIST_SORT(ARRAY_AGG(DISTINCT why)),
     [
-      'identified as an instance credential because the ' || ANY_VALUE(credential_marker)
+      'identified as an instance credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
     ]
   ) AS reasons,
   LIST_SLICE(LIST_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS event_ids

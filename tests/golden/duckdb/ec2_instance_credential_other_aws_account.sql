@@ -50,14 +50,14 @@ SELECT
   MIN(confidence) AS confidence,
   CASE WHEN MIN(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
   LIST_SORT(ARRAY_AGG(DISTINCT evidence)) AS evidence,
-  ANY_VALUE(learned_own_ip) AS instance_learned_ip,
+  MIN(learned_own_ip) AS instance_learned_ip,
   LIST_CONCAT(
     [
       'EC2 instance credential of ' || session_name || ' (role ' || COALESCE(role_name, '?') || ') was used from ' || src_ip || ', an AWS address that is not the ' || 'organisation''s: another AWS account''s resource'
     ],
     LIST_SORT(ARRAY_AGG(DISTINCT why)),
     [
-      'identified as an instance credential because the ' || ANY_VALUE(credential_marker)
+      'identified as an instance credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
     ]
   ) AS reasons,
   LIST_SLICE(LIST_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS event_ids

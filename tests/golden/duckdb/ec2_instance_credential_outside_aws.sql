@@ -27,7 +27,7 @@ SELECT
     NOT role_delivery IS NULL)) AS role_deliveries,
   [
     'EC2 instance credential of ' || session_name || ' (role ' || COALESCE(role_name, '?') || ') was used from ' || src_ip || ', an address outside AWS''s published ranges, private ranges and the allowlisted egress',
-    'identified as an instance credential because the ' || MIN(credential_marker)
+    'identified as an instance credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
   ] AS reasons,
   LIST_SLICE(LIST_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS event_ids
 FROM credential_activity

@@ -5,13 +5,13 @@ WITH sides AS (
     egress_path,
     ip_family,
     place,
-    ANY_VALUE(src_ip) AS src_ip,
-    ANY_VALUE(network) AS network,
-    ANY_VALUE(network_kind) AS network_kind,
+    MIN(src_ip) AS src_ip,
+    MIN(network) AS network,
+    MIN(network_kind) AS network_kind,
     MIN(event_time) AS first_seen,
     BOOL_OR(CAST(inv_own_address AS BOOLEAN)) AS inv_own,
     BOOL_OR(CAST(inv_covers_account AS BOOLEAN)) AS inv_covers,
-    ANY_VALUE(inv_org_address_kind) AS org_kind,
+    MIN(inv_org_address_kind) AS org_kind,
     BOOL_OR(CAST(place = learned_own_place AS BOOLEAN)) AS learned_own,
     MAX(place_instances_own) AS instances_own,
     MAX(place_instances_using) AS instances_using
@@ -130,7 +130,7 @@ SELECT
     ],
     LIST_SORT(ARRAY_AGG(DISTINCT why)),
     [
-      'identified as an instance credential because the ' || ANY_VALUE(credential_marker)
+      'identified as an instance credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
     ]
   ) AS reasons,
   LIST_SLICE(LIST_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS event_ids

@@ -115,7 +115,7 @@ SELECT
     ),
     ARRAY_SORT(IF(SIZE(COLLECT_LIST(DISTINCT why)) = 0, NULL, COLLECT_LIST(DISTINCT why))),
     ARRAY(
-      'identified as an instance credential because the ' || ANY_VALUE(credential_marker) IGNORE NULLS
+      'identified as an instance credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
     )
   ) AS reasons,
   SLICE(

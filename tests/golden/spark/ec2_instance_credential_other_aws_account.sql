@@ -79,14 +79,14 @@ SELECT
   ARRAY_SORT(
     IF(SIZE(COLLECT_LIST(DISTINCT evidence)) = 0, NULL, COLLECT_LIST(DISTINCT evidence))
   ) AS evidence,
-  ANY_VALUE(learned_own_ip) IGNORE NULLS AS instance_learned_ip,
+  MIN(learned_own_ip) AS instance_learned_ip,
   CONCAT(
     ARRAY(
       'EC2 instance credential of ' || session_name || ' (role ' || COALESCE(role_name, '?') || ') was used from ' || src_ip || ', an AWS address that is not the ' || 'organisation\'s: another AWS account\'s resource'
     ),
     ARRAY_SORT(IF(SIZE(COLLECT_LIST(DISTINCT why)) = 0, NULL, COLLECT_LIST(DISTINCT why))),
     ARRAY(
-      'identified as an instance credential because the ' || ANY_VALUE(credential_marker) IGNORE NULLS
+      'identified as an instance credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
     )
   ) AS reasons,
   SLICE(

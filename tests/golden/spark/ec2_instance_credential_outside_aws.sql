@@ -61,7 +61,7 @@ SELECT
   ) AS role_deliveries,
   ARRAY(
     'EC2 instance credential of ' || session_name || ' (role ' || COALESCE(role_name, '?') || ') was used from ' || src_ip || ', an address outside AWS\'s published ranges, private ranges and the allowlisted egress',
-    'identified as an instance credential because the ' || MIN(credential_marker)
+    'identified as an instance credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
   ) AS reasons,
   SLICE(
     ARRAY_SORT(

@@ -5,13 +5,13 @@ WITH sides AS (
     egress_path,
     ip_family,
     place,
-    ANY_VALUE(src_ip) IGNORE NULLS AS src_ip,
-    ANY_VALUE(network) IGNORE NULLS AS network,
-    ANY_VALUE(network_kind) IGNORE NULLS AS network_kind,
+    MIN(src_ip) AS src_ip,
+    MIN(network) AS network,
+    MIN(network_kind) AS network_kind,
     MIN(event_time) AS first_seen,
     BOOL_OR(inv_own_address) AS inv_own,
     BOOL_OR(inv_covers_account) AS inv_covers,
-    ANY_VALUE(inv_org_address_kind) IGNORE NULLS AS org_kind,
+    MIN(inv_org_address_kind) AS org_kind,
     BOOL_OR(place = learned_own_place) AS learned_own,
     MAX(place_instances_own) AS instances_own,
     MAX(place_instances_using) AS instances_using
@@ -181,7 +181,7 @@ SELECT
     ),
     ARRAY_SORT(IF(SIZE(COLLECT_LIST(DISTINCT why)) = 0, NULL, COLLECT_LIST(DISTINCT why))),
     ARRAY(
-      'identified as an instance credential because the ' || ANY_VALUE(credential_marker) IGNORE NULLS
+      'identified as an instance credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
     )
   ) AS reasons,
   SLICE(

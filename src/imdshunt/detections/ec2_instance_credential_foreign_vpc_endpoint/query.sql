@@ -74,7 +74,7 @@ SELECT
                 || ': a network path that is not the organisation''s'
         ],
         list_sort(list(DISTINCT why)),
-        ['identified as an instance credential because the ' || any_value(credential_marker)]
+        ['identified as an instance credential because the ' || substr(min(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)]
     ) AS reasons,
     list_slice(list_sort(list(DISTINCT event_id)), 1, $max_event_ids) AS event_ids
 FROM explained

@@ -53,7 +53,7 @@ SELECT
     min(confidence) AS confidence,
     CASE WHEN min(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
     list_sort(list(DISTINCT evidence)) AS evidence,
-    any_value(learned_own_ip) AS instance_learned_ip,
+    min(learned_own_ip) AS instance_learned_ip,
     list_concat(
         [
             'EC2 instance credential of ' || session_name || ' (role ' || coalesce(role_name, '?')
@@ -61,7 +61,7 @@ SELECT
                 || 'organisation''s: another AWS account''s resource'
         ],
         list_sort(list(DISTINCT why)),
-        ['identified as an instance credential because the ' || any_value(credential_marker)]
+        ['identified as an instance credential because the ' || substr(min(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)]
     ) AS reasons,
     list_slice(list_sort(list(DISTINCT event_id)), 1, $max_event_ids) AS event_ids
 FROM hits

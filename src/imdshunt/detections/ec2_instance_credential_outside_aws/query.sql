@@ -25,7 +25,7 @@ SELECT
         'EC2 instance credential of ' || session_name || ' (role ' || coalesce(role_name, '?')
             || ') was used from ' || src_ip
             || ', an address outside AWS''s published ranges, private ranges and the allowlisted egress',
-        'identified as an instance credential because the ' || min(credential_marker)
+        'identified as an instance credential because the ' || substr(min(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
     ] AS reasons,
     list_slice(list_sort(list(DISTINCT event_id)), 1, $max_event_ids) AS event_ids
 FROM credential_activity

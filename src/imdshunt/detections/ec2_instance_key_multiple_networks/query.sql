@@ -4,13 +4,13 @@ WITH sides AS (
         egress_path,
         ip_family,
         place,
-        any_value(src_ip) AS src_ip,
-        any_value(network) AS network,
-        any_value(network_kind) AS network_kind,
+        min(src_ip) AS src_ip,
+        min(network) AS network,
+        min(network_kind) AS network_kind,
         min(event_time) AS first_seen,
         bool_or(inv_own_address) AS inv_own,
         bool_or(inv_covers_account) AS inv_covers,
-        any_value(inv_org_address_kind) AS org_kind,
+        min(inv_org_address_kind) AS org_kind,
         bool_or(place = learned_own_place) AS learned_own,
         max(place_instances_own) AS instances_own,
         max(place_instances_using) AS instances_using
@@ -111,7 +111,7 @@ SELECT
                 || 'time; an instance has one egress address per path, so one side holds a copy'
         ],
         list_sort(list(DISTINCT why)),
-        ['identified as an instance credential because the ' || any_value(credential_marker)]
+        ['identified as an instance credential because the ' || substr(min(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)]
     ) AS reasons,
     list_slice(list_sort(list(DISTINCT event_id)), 1, $max_event_ids) AS event_ids
 FROM explained

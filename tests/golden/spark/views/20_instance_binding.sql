@@ -36,9 +36,9 @@ WHERE
 CREATE OR REPLACE TEMPORARY VIEW ec2_key_binding AS
 SELECT
   access_key_id,
-  ANY_VALUE(account_id) IGNORE NULLS AS account_id,
-  ANY_VALUE(instance_id) IGNORE NULLS AS instance_id,
-  ANY_VALUE(role_name) IGNORE NULLS AS role_name,
+  MIN(account_id) AS account_id,
+  MIN(instance_id) AS instance_id,
+  MIN(role_name) AS role_name,
   MIN(key_issued_at) AS key_issued_at,
   MIN(session_created) AS session_created,
   CASE
@@ -194,14 +194,14 @@ CREATE OR REPLACE TEMPORARY VIEW ec2_place_binding AS
 WITH t0 AS (
   SELECT
     bind_key,
-    ANY_VALUE(account_id) IGNORE NULLS AS account_id,
-    ANY_VALUE(instance_id) IGNORE NULLS AS instance_id,
-    ANY_VALUE(egress_path) IGNORE NULLS AS egress_path,
-    ANY_VALUE(ip_family) IGNORE NULLS AS ip_family,
-    ANY_VALUE(place) IGNORE NULLS AS place,
-    ANY_VALUE(src_ip) IGNORE NULLS AS src_ip,
-    ANY_VALUE(vpce_id) IGNORE NULLS AS vpce_id,
-    ANY_VALUE(vpce_account_id) IGNORE NULLS AS vpce_account_id
+    MIN(account_id) AS account_id,
+    MIN(instance_id) AS instance_id,
+    MIN(egress_path) AS egress_path,
+    MIN(ip_family) AS ip_family,
+    MIN(place) AS place,
+    MIN(src_ip) AS src_ip,
+    MIN(vpce_id) AS vpce_id,
+    MIN(vpce_account_id) AS vpce_account_id
   FROM ec2_credential_call
   GROUP BY
     bind_key
