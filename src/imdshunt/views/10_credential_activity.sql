@@ -110,6 +110,8 @@ FROM credential_vending
 WHERE session_arn IS NOT NULL
 GROUP BY session_arn;
 
+-- Every detection reads this; computed once per run rather than once per detection.
+-- imdshunt: materialize credential_activity
 CREATE OR REPLACE VIEW credential_activity AS
 WITH calls AS (
     SELECT

@@ -128,6 +128,8 @@ WHERE
 GROUP BY
   session_arn;
 
+/* Every detection reads this; computed once per run rather than once per detection. */
+/* imdshunt: materialize credential_activity */
 CREATE OR REPLACE VIEW credential_activity AS
 WITH calls AS (
   SELECT

@@ -115,6 +115,8 @@ WHERE
 GROUP BY
   session_arn;
 
+/* Every detection reads this; computed once per run rather than once per detection. */
+/* imdshunt: materialize credential_activity */
 CREATE OR REPLACE TEMPORARY VIEW credential_activity AS
 WITH calls AS (
   SELECT
