@@ -365,6 +365,11 @@ def hunt(
         engine = DuckDBEngine(
             tmp / "hunt.duckdb", memory_limit=memory_limit, temp_directory=tmp / "spill"
         )
+        import shutil
+        import weakref
+
+        # The on-disk database lives as long as the engine (results may still be queried).
+        weakref.finalize(engine, shutil.rmtree, tmp, True)
     classifier = load_classifier(ip_ranges, allowlist, fetch=fetch_ip_ranges)
     warnings = []
     age = classifier.info.age_days() if classifier.info else None
