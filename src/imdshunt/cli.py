@@ -398,6 +398,7 @@ def demo(out, records, seed, fmt):
             fail_on="info",
             explain=True,
             quiet=False,
+            inventory=(str(root / "inventory"),),
         )
     sys.exit(EXIT_OK if code in (EXIT_OK, EXIT_FINDINGS) else code)
 
