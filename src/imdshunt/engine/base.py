@@ -7,6 +7,7 @@ detections are transpiled to (:func:`imdshunt.engine.portable.transpile`); ``in_
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -24,3 +25,25 @@ class Engine(Protocol):
     def query(self, sql: str, *, label: str = "query") -> pa.Table: ...
     def scalar(self, sql: str) -> Any: ...
     def close(self) -> None: ...
+
+
+class BatchLoading:
+    """Loading canonical batches through an engine's ``append(table, batch)``."""
+
+    def append(self, table: str, batch: pa.RecordBatch | pa.Table) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _load(self, table: str, batches: Iterable[pa.RecordBatch]) -> int:
+        n = 0
+        for b in batches:
+            if b.num_rows:
+                self.append(table, b)
+                n += b.num_rows
+        return n
+
+    def load_api_activity(self, batches: Iterable[pa.RecordBatch]) -> int:
+        return self._load("api_activity_raw", batches)
+
+    def load_http_requests(self, batches: Iterable[pa.RecordBatch]) -> int:
+        return self._load("http_request", batches)
+

@@ -13,12 +13,13 @@ import re
 import shutil
 import tempfile
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
+from imdshunt.engine.base import BatchLoading
 from imdshunt.errors import EngineError
 from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, REFERENCE_TABLES
 
@@ -51,7 +52,7 @@ def _to_arrow(cursor) -> pa.Table:
     return fetch()
 
 
-class DuckDBEngine:
+class DuckDBEngine(BatchLoading):
     """One hunt's worth of data in DuckDB.
 
     ``database`` defaults to memory; give a path to let DuckDB spill to disk and keep memory
@@ -113,22 +114,6 @@ class DuckDBEngine:
         finally:
             self.con.unregister("_incoming")
         self._views_ready = False
-
-    def load_api_activity(self, batches: Iterable[pa.RecordBatch]) -> int:
-        n = 0
-        for b in batches:
-            if b.num_rows:
-                self.append("api_activity_raw", b)
-                n += b.num_rows
-        return n
-
-    def load_http_requests(self, batches: Iterable[pa.RecordBatch]) -> int:
-        n = 0
-        for b in batches:
-            if b.num_rows:
-                self.append("http_request", b)
-                n += b.num_rows
-        return n
 
     def scratch_dir(self) -> str:
         """A private temporary folder that lives as long as this engine (decoded batches)."""

@@ -19,11 +19,11 @@ timestamps in the JVM's zone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import pyarrow as pa
 
+from imdshunt.engine.base import BatchLoading
 from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, VIEWS_DIR, view_files
 from imdshunt.engine.portable import transpile_script
 from imdshunt.errors import EngineError
@@ -59,7 +59,7 @@ def local_session(master: str = "local[*]", app_name: str = "imdshunt") -> Any:
     )
 
 
-class SparkEngine:
+class SparkEngine(BatchLoading):
     """One hunt's worth of data in Spark; same interface as :class:`DuckDBEngine`."""
 
     name = "spark"
@@ -92,22 +92,6 @@ class SparkEngine:
         batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
         self._pending[table].extend(b for b in batches if b.num_rows)
         self._views_ready = False
-
-    def load_api_activity(self, batches: Iterable[pa.RecordBatch]) -> int:
-        n = 0
-        for b in batches:
-            if b.num_rows:
-                self.append("api_activity_raw", b)
-                n += b.num_rows
-        return n
-
-    def load_http_requests(self, batches: Iterable[pa.RecordBatch]) -> int:
-        n = 0
-        for b in batches:
-            if b.num_rows:
-                self.append("http_request", b)
-                n += b.num_rows
-        return n
 
     def _dataframe(self, table: pa.Table) -> Any:
         try:
