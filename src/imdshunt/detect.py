@@ -7,6 +7,7 @@ The loader refuses a folder whose metadata id differs from its name, and SQL tha
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,23 +48,31 @@ class Detection:
             if k not in values:
                 raise ConfigError(f"detection {self.id} has no parameter {k!r}")
             values[k] = v
-        try:
-            tree = sqlglot.parse_one(self.sql, read="duckdb")
-        except sqlglot.errors.ParseError as exc:
-            raise DetectionError(str(self.folder), f"query.sql does not parse: {exc}") from exc
+        # Rendered once per process for each (query, values, dialect): parsing with sqlglot
+        # costs more than running most detections on DuckDB.
+        return _render(self.sql, str(self.folder), json.dumps(values, sort_keys=True), dialect)
 
-        def substitute(node: exp.Expression) -> exp.Expression:
-            if isinstance(node, exp.Parameter | exp.Placeholder):
-                name = node.name if isinstance(node, exp.Placeholder) else node.this.name
-                if name not in values:
-                    raise DetectionError(str(self.folder), f"query uses undeclared param ${name}")
-                return _literal(values[name])
-            return node
 
-        from imdshunt.engine.portable import transpile
+@functools.lru_cache(maxsize=256)
+def _render(sql: str, folder: str, values_json: str, dialect: str) -> str:
+    values = json.loads(values_json)
+    try:
+        tree = sqlglot.parse_one(sql, read="duckdb")
+    except sqlglot.errors.ParseError as exc:
+        raise DetectionError(folder, f"query.sql does not parse: {exc}") from exc
 
-        # transpile() adds the rewrites sqlglot does not do (see imdshunt.engine.portable).
-        return transpile(tree.transform(substitute), dialect, pretty=True)
+    def substitute(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Parameter | exp.Placeholder):
+            name = node.name if isinstance(node, exp.Placeholder) else node.this.name
+            if name not in values:
+                raise DetectionError(folder, f"query uses undeclared param ${name}")
+            return _literal(values[name])
+        return node
+
+    from imdshunt.engine.portable import transpile
+
+    # transpile() adds the rewrites sqlglot does not do (see imdshunt.engine.portable).
+    return transpile(tree.transform(substitute), dialect, pretty=True)
 
 
 def _literal(value: Any) -> exp.Expression:

@@ -24,6 +24,8 @@
 /* One row per successful credential-vending event, with the path it vends for. Every */
 /* AssumeRole* is kept, not only the AWS services' ones: a session vended to a person or by role */
 /* chaining is then known not to be a workload's, whatever its name looks like. */
+/* Few rows, read three times (key and session provenance, the IRSA token exchanges): kept. */
+/* imdshunt: materialize credential_vending */
 CREATE OR REPLACE VIEW credential_vending AS
 SELECT
   event_time,
@@ -119,22 +121,44 @@ GROUP BY
 /* imdshunt: materialize credential_activity */
 CREATE OR REPLACE VIEW credential_activity AS
 WITH calls AS (
+  /* The vending columns belong to credential_vending; carrying them through every call */
+  /* only made this view's copy larger. */
   SELECT
-    a.*,
+    *
+    EXCLUDE (req_role_arn, req_session_name, resp_access_key_id, resp_assumed_role_arn, resp_expiration, eks_cluster, k8s_namespace, k8s_service_account, k8s_pod, resp_web_id_provider, resp_web_id_subject)
+  FROM api_activity
+  WHERE
+    actor_type = 'AssumedRole' AND COALESCE(role_name, '') <> 'aws:ec2-instance'
+), session_runtime /* Lambda's runtime and the SDKs inside a function announce themselves in the user agent */ /* (AWS_EXECUTION_ENV=AWS_Lambda_<runtime>); any such call marks the whole session. Grouped */ /* per session and joined back rather than a window over the calls: a window partitions every */ /* call with all its columns, which cost more than the rest of this view together. */ AS (
+  SELECT
+    actor_arn,
     BOOL_OR(
       CAST(COALESCE(
-        STRPOS(a.user_agent, 'exec-env/AWS_Lambda_') > 0
-        OR a.user_agent = 'awslambda-worker',
+        STRPOS(user_agent, 'exec-env/AWS_Lambda_') > 0 OR user_agent = 'awslambda-worker',
         FALSE
       ) AS BOOLEAN)
-    ) OVER (PARTITION BY COALESCE(a.actor_arn, a.event_id)) AS session_has_lambda_runtime_ua, /* Lambda's runtime and the SDKs inside a function announce themselves in the user */ /* agent (AWS_EXECUTION_ENV=AWS_Lambda_<runtime>); any such call marks the session. */
-    BOOL_OR(CAST(COALESCE(STRPOS(a.user_agent, 'exec-env/AWS_ECS_') > 0, FALSE) AS BOOLEAN)) OVER (PARTITION BY COALESCE(a.actor_arn, a.event_id)) AS session_has_ecs_runtime_ua
-  FROM api_activity AS a
+    ) AS session_has_lambda_runtime_ua,
+    BOOL_OR(CAST(COALESCE(STRPOS(user_agent, 'exec-env/AWS_ECS_') > 0, FALSE) AS BOOLEAN)) AS session_has_ecs_runtime_ua
+  FROM calls
   WHERE
-    a.actor_type = 'AssumedRole' AND COALESCE(a.role_name, '') <> 'aws:ec2-instance'
+    NOT actor_arn IS NULL
+  GROUP BY
+    actor_arn
 ), marked AS (
   SELECT
     c.*,
+    COALESCE(
+      sr.session_has_lambda_runtime_ua,
+      COALESCE(
+        STRPOS(c.user_agent, 'exec-env/AWS_Lambda_') > 0
+        OR c.user_agent = 'awslambda-worker',
+        FALSE
+      )
+    ) AS session_has_lambda_runtime_ua, /* A call without an ARN is a session of its own. */
+    COALESCE(
+      sr.session_has_ecs_runtime_ua,
+      COALESCE(STRPOS(c.user_agent, 'exec-env/AWS_ECS_') > 0, FALSE)
+    ) AS session_has_ecs_runtime_ua,
     COALESCE(ip.network, 'invalid') AS network,
     COALESCE(ip.network_kind, 'invalid') AS network_kind,
     kp.key_issued_at,
@@ -165,6 +189,8 @@ WITH calls AS (
       'eks-.+-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
     ) AS name_is_pod_identity
   FROM calls AS c
+  LEFT JOIN session_runtime AS sr
+    ON sr.actor_arn = c.actor_arn
   LEFT JOIN ip_class AS ip
     ON ip.src_ip = c.src_ip
   LEFT JOIN key_provenance AS kp
