@@ -96,6 +96,7 @@ class DuckDBEngine(BatchLoading):
         self.con.execute((VIEWS_DIR / DEDUP_VIEW_FILE).read_text())
         self._views_ready = False
         self._to_materialize: list[str] = []
+        self._computed = False  # a marked view was materialised since the views were made
         self.duplicate_records = 0
         self._settled_duplicates = 0
         self._external: list[str] = []  # SELECTs over attached files, in canonical columns
@@ -183,7 +184,10 @@ class DuckDBEngine(BatchLoading):
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _ref")
         finally:
             self.con.unregister("_ref")
-        self._views_ready = False
+        # DuckDB binds views when they are queried, so views created before this table was
+        # replaced still read the new one; only views already materialised must be rebuilt.
+        if self._computed:
+            self._views_ready = False
 
     def distinct_values(self, table: str, column: str) -> list:
         return [
@@ -325,6 +329,7 @@ class DuckDBEngine(BatchLoading):
                 raise EngineError(f"view {path.name}: {exc}") from exc
             pending.extend(MATERIALIZE.findall(sql))
         self._to_materialize = pending
+        self._computed = False
         self._views_ready = True
 
     def _materialize(self) -> None:
@@ -335,6 +340,7 @@ class DuckDBEngine(BatchLoading):
         Done lazily so that loading steps (which call :meth:`ensure_views`) never pay for it.
         """
         pending, self._to_materialize = self._to_materialize, []
+        self._computed = self._computed or bool(pending)
         for name in pending:
             try:
                 self.con.execute(
