@@ -32,12 +32,12 @@ def org(tmp_path_factory):
         )
         for name, inventory in (("learned", []), ("inventory", [root / "inventory"]))
     }
-    return truth, runs
+    return truth, runs, root
 
 
 @pytest.mark.parametrize("run", ["learned", "inventory"])
 def test_legitimate_instance_traffic_yields_no_finding(org, run):
-    truth, runs = org
+    truth, runs, _ = org
     planted = {(a["credential_id"], a["source_ip"]) for a in truth.attacks}
     for f in runs[run].findings:
         assert (f["credential_id"], f["source_ip"]) in planted, f"false positive: {f}"
@@ -45,7 +45,7 @@ def test_legitimate_instance_traffic_yields_no_finding(org, run):
 
 @pytest.mark.parametrize("run", ["learned", "inventory"])
 def test_every_planted_binding_theft_is_found_with_its_address_and_key(org, run):
-    truth, runs = org
+    truth, runs, _ = org
     found = {(f["credential_id"], f["source_ip"]): f for f in runs[run].findings}
     attacks = [a for a in truth.attacks if a["kind"] in BINDING_KINDS]
     assert {a["kind"] for a in attacks} == BINDING_KINDS
@@ -61,7 +61,28 @@ def test_every_planted_binding_theft_is_found_with_its_address_and_key(org, run)
 
 
 def test_outside_aws_thefts_are_reported_once_each(org):
-    truth, runs = org
+    truth, runs, _ = org
     for run in runs.values():
         keys = [(f["credential_id"], f["source_ip"]) for f in run.findings]
         assert len(keys) == len(set(keys))
+
+
+def test_incremental_hunt_with_inventory_equals_the_one_shot_hunt(org, tmp_path):
+    from imdshunt.state import hunt_incremental
+
+    _, runs, root = org
+    kw = dict(ip_ranges=root / "ip-ranges.json", fetch_ip_ranges=False, workers=2)
+    state = tmp_path / "state"
+    first = hunt_incremental(
+        [root / "AWSLogs"], state, kinds=("credential",), inventory=[root / "inventory"], **kw
+    )
+    assert first.findings == runs["inventory"].findings
+    assert any("inventory" in n for n in first.notes)
+    # The next run has no inventory: binding rests on learned egress again, and the findings
+    # whose confidence dropped are reported as updated, not silently kept at "high".
+    second = hunt_incremental([root / "AWSLogs"], state, kinds=("credential",), **kw)
+    assert second.findings == runs["learned"].findings
+    binding_ids = {
+        f["finding_id"] for f in runs["learned"].findings if f.get("confidence") == "medium"
+    }
+    assert binding_ids and binding_ids <= {f["finding_id"] for f in second.updated}

@@ -47,6 +47,32 @@ def _open_output(path: str | None):
     return open(path, "w", encoding="utf-8", newline="")
 
 
+INVENTORY_OPTION = click.option(
+    "--inventory",
+    "inventory",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="AWS CLI JSON of ec2 describe-instances / describe-nat-gateways / "
+    "describe-addresses / describe-network-interfaces / describe-vpc-endpoints or "
+    "organizations list-accounts; a folder means every JSON file in it (repeatable). "
+    "See 'imdshunt inventory collect'.",
+)
+ORG_ACCOUNTS_OPTION = click.option(
+    "--org-accounts",
+    "org_accounts",
+    multiple=True,
+    metavar="ID[,ID...]",
+    help="The organisation's AWS account ids (repeatable or comma-separated).",
+)
+
+def _org_account_ids(cfg, given) -> list[str]:
+    """Account ids from the config plus --org-accounts (repeatable, comma or space separated)."""
+    ids = [*cfg.org_accounts]
+    for item in given:
+        ids.extend(x for x in str(item).replace(" ", ",").split(",") if x)
+    return ids
+
+
 def _common_hunt_options(f):
     options = [
         click.option(
@@ -108,23 +134,8 @@ def _common_hunt_options(f):
             help="Also say what the naive 'AssumedRole from outside AWS' rule would flag.",
         ),
         click.option("-q", "--quiet", is_flag=True, help="No progress or summary on stderr."),
-        click.option(
-            "--inventory",
-            "inventory",
-            multiple=True,
-            type=click.Path(exists=True),
-            help="AWS CLI JSON of ec2 describe-instances / describe-nat-gateways / "
-            "describe-addresses / describe-network-interfaces / describe-vpc-endpoints or "
-            "organizations list-accounts; a folder means every JSON file in it (repeatable). "
-            "See 'imdshunt inventory collect'.",
-        ),
-        click.option(
-            "--org-accounts",
-            "org_accounts",
-            multiple=True,
-            metavar="ID[,ID...]",
-            help="The organisation's AWS account ids (repeatable or comma-separated).",
-        ),
+        INVENTORY_OPTION,
+        ORG_ACCOUNTS_OPTION,
         click.option(
             "--state",
             "state_dir",
@@ -197,16 +208,8 @@ def run_hunt(
 
         status = Console(stderr=True).status("Reading logs and hunting ...")
     inventory = [*cfg.inventory, *inventory]
-    org_ids = [*cfg.org_accounts]
-    for item in org_accounts:
-        org_ids.extend(x for x in str(item).replace(" ", ",").split(",") if x)
+    org_ids = _org_account_ids(cfg, org_accounts)
     if state_dir:
-        if (inventory or org_ids) and not quiet:
-            click.echo(
-                "imdshunt: warning: incremental hunts (--state) do not read --inventory or "
-                "--org-accounts yet; binding detections rest on learned egress",
-                err=True,
-            )
         return _run_incremental(
             paths,
             state_dir,
@@ -220,6 +223,8 @@ def run_hunt(
             quiet=quiet,
             fail_on=fail_on,
             memory_limit=memory_limit,
+            inventory=inventory,
+            org_accounts=org_ids,
         )
     from imdshunt.commands.engines import make_engine, window_kwargs
 
@@ -304,6 +309,8 @@ def _run_incremental(paths, state_dir, *, fmt, output, quiet, fail_on, **kw) -> 
 
         result = hunt_incremental(paths, state_dir, report=report, **kw)
     if not quiet:
+        for note in result.notes:
+            click.echo(f"imdshunt: note: {note}", err=True)
         click.echo(
             f"imdshunt: {len(result.new)} new, {len(result.updated)} updated findings "
             f"({len(result.findings)} known); {result.files_already_processed} files "
@@ -419,16 +426,30 @@ def demo(out, records, seed, fmt):
     "--allowlist", "allowlist_files", multiple=True, type=click.Path(exists=True, dir_okay=False)
 )
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@INVENTORY_OPTION
+@ORG_ACCOUNTS_OPTION
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
     help="Append JSON lines here (default: standard output).",
 )
-def watch(paths, state_dir, interval, iterations, ip_ranges, allowlist_files, config_path, output):
+def watch(
+    paths,
+    state_dir,
+    interval,
+    iterations,
+    ip_ranges,
+    allowlist_files,
+    config_path,
+    inventory,
+    org_accounts,
+    output,
+):
     """Poll folders and emit new or updated findings as JSON lines (for a SIEM).
 
-    Each line is a finding of the contract plus "change": "new" or "updated".
+    Each line is a finding of the contract plus "change": "new" or "updated". Inventory
+    files are read again at every poll, so a refreshed 'imdshunt inventory collect' is used.
 
     \b
     Example:
@@ -447,6 +468,7 @@ def watch(paths, state_dir, interval, iterations, ip_ranges, allowlist_files, co
     allowlist = list(cfg.allowlist)
     for f in [*cfg.allowlist_files, *allowlist_files]:
         allowlist.extend(load_allowlist(f))
+    org_ids = _org_account_ids(cfg, org_accounts)
     n = 0
     while True:
         opened = (
@@ -466,6 +488,8 @@ def watch(paths, state_dir, interval, iterations, ip_ranges, allowlist_files, co
                 allowlist=allowlist,
                 params=cfg.detection_params,
                 report=report,
+                inventory=[*cfg.inventory, *inventory],
+                org_accounts=org_ids,
             )
         n += 1
         if iterations and n >= iterations:

@@ -25,6 +25,7 @@ from typing import Any
 
 from imdshunt import api
 from imdshunt.engine.duckdb import DuckDBEngine
+from imdshunt.enrich.inventory import load_inventory, register_inventory
 from imdshunt.enrich.ipranges import load_classifier
 from imdshunt.errors import UsageError
 from imdshunt.sources.discover import RunStats
@@ -50,6 +51,8 @@ class IncrementalResult:
     stats: RunStats = field(default_factory=RunStats)
     files_already_processed: int = 0
     naive: dict[str, Any] = field(default_factory=dict)
+    #: What evidence this run had and lacked (see :func:`imdshunt.api.evidence_notes`).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> list[dict]:
@@ -117,12 +120,18 @@ def hunt_incremental(
     fetch_ip_ranges: bool = True,
     memory_limit: str | None = None,
     report: Callable[[list[dict]], None] | None = None,
+    inventory: Iterable[str | os.PathLike] = (),
+    org_accounts: Iterable[str] = (),
 ) -> IncrementalResult:
     """Read only files not seen before, re-run detections, report new and updated findings.
 
     ``report`` (optional) is called with the changes before they are committed as reported.
+    ``inventory`` and ``org_accounts`` are this run's snapshot: they replace the previous
+    run's, so a finding whose evidence changes (learned egress -> inventory) is reported as
+    updated.
     """
     classifier = load_classifier(ip_ranges, allowlist, fetch=fetch_ip_ranges)
+    inv = load_inventory(inventory, org_accounts)
     result = IncrementalResult()
     with HuntState(state_dir, memory_limit=memory_limit) as state:
         con = state.engine.con
@@ -150,10 +159,12 @@ def hunt_incremental(
                     "INSERT OR REPLACE INTO processed_file VALUES (?, ?, ?, ?)",
                     [path, size, mtime, now],
                 )
+            register_inventory(state.engine, inv)
             api.classify_addresses(state.engine, classifier)
             stats.duplicate_records = state.engine.duplicate_records
             result.findings = api.run_detections(state.engine, None, params, kinds=kinds)
             result.naive = api.naive_rule(state.engine)
+            result.notes = api.evidence_notes(state.engine, inv)
             before = state.reported()
             for f in result.findings:
                 fp = _fingerprint(f)
