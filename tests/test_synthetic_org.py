@@ -72,3 +72,19 @@ def test_accounting_adds_up(org):
     assert result.stats.records_read == truth.records_delivered
     assert result.stats.duplicate_records == len(truth.duplicates)
     assert sum(result.stats.records_skipped.values()) == 0
+
+
+def test_every_field_a_finding_carries_is_in_the_contract(org):
+    """A new field must be documented in imdshunt.findings before it ships."""
+    from imdshunt import findings as contract
+
+    allowed = {
+        "credential": set(contract.CREDENTIAL_FIELDS) | set(contract.CREDENTIAL_OPTIONAL_FIELDS),
+        "web": set(contract.WEB_FIELDS) | set(contract.WEB_OPTIONAL_FIELDS),
+    }
+    _, result = org
+    kinds = {f["kind"] for f in result.findings}
+    assert kinds == {"credential", "web"}
+    for f in result.findings:
+        undocumented = set(f) - allowed[f["kind"]] - set(contract.COMMON_FIELDS)
+        assert not undocumented, f"{f['detection']}: undocumented fields {sorted(undocumented)}"

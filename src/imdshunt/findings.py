@@ -64,6 +64,45 @@ WEB_FIELDS = (
     "line_number",
 )
 
+#: Fields on every finding of any kind.
+COMMON_FIELDS = ("kind", "schema_version")
+
+#: Fields a credential finding carries when its detection knows them (absent or null otherwise).
+CREDENTIAL_OPTIONAL_FIELDS = {
+    "confidence": "high (address class or inventory) or medium (learned egress only)",
+    "evidence": "what the verdict rests on: address-class, inventory, learned-egress, org-accounts",
+    "key_issued_at": "when the credential-vending event issued the first key seen",
+    "vending_event_id": "eventID of that sts:AssumeRole* (the credential's birth)",
+    "vending_event_missing": "true when the credential path was read off the session itself",
+    "role_deliveries": "ec2RoleDelivery values seen (1.0: IMDSv1, 2.0: IMDSv2)",
+    "detections": "every detection that fired for this credential and source address",
+    "merged_finding_ids": "finding ids folded into this one (see imdshunt.merge)",
+    "other_instance_id": "cross-instance: the instance whose address the call came from",
+    "instance_learned_ip": "the instance's own address, learned from its first use",
+    "other_source_ips": "multiple networks: the key's other source addresses",
+    "other_sides": "multiple networks: those addresses with network, first use and ownership",
+    "ecs_task_id": "ECS task id (the session name)",
+    "lambda_function": "Lambda function name (the session name)",
+    "eks_cluster": "EKS cluster (Pod Identity session tag)",
+    "k8s_namespace": "Kubernetes namespace (Pod Identity tag or IRSA subject)",
+    "k8s_service_account": "Kubernetes service account",
+    "k8s_pod": "Kubernetes pod (Pod Identity tag)",
+    "eks_oidc_provider": "IRSA: the cluster's OIDC provider",
+    "token_exchanged_outside_aws": "IRSA: the service account token itself was used outside AWS",
+}
+
+#: Fields a web finding carries when the attempt was seen more than once or the log has them.
+WEB_OPTIONAL_FIELDS = {
+    "confidence": "high or medium (how specific the matched form of the address is)",
+    "reasons": "why the request was judged an attempt on a metadata endpoint",
+    "first_seen": "first request of the group",
+    "last_seen": "last request of the group",
+    "request_count": "requests folded into this finding",
+    "encodings": "every encoding of the address seen",
+    "statuses": "every HTTP status returned",
+    "log_types": "every web tier that logged it",
+}
+
 #: Which columns identify "the same finding" across runs, per kind.
 IDENTITY_FIELDS = {
     "credential": ("detection", "account_id", "role", "credential_id", "source_ip"),
