@@ -26,14 +26,18 @@ from imdshunt.outputs.base import RunContext
 MAX_TIMELINE_CALLS = 20_000
 
 _TIMELINE_SQL = """
-SELECT k.finding_id, c.event_time, c.src_ip, c.network, c.network_kind,
+SELECT k.finding_id, c.event_time, c.src_ip,
+       coalesce(ip.network, 'invalid') AS network,
+       coalesce(ip.network_kind, 'invalid') AS network_kind,
        split_part(c.event_source, '.', 1) || ':' || c.event_name AS action,
        c.error_code, c.access_key_id
-FROM credential_activity c
+FROM api_activity c
+LEFT JOIN ip_class ip ON ip.src_ip = c.src_ip
 JOIN _report_keys k
   ON c.account_id IS NOT DISTINCT FROM k.account_id
  AND c.session_name = k.credential_id
  AND c.role_name IS NOT DISTINCT FROM k.role
+WHERE c.actor_type = 'AssumedRole'
 QUALIFY row_number() OVER (PARTITION BY k.finding_id ORDER BY c.event_time) <= {limit}
 ORDER BY k.finding_id, c.event_time
 """
@@ -61,7 +65,7 @@ def credential_timelines(
     if not keys or engine is None:
         return {}
     engine.ensure_views()
-    if not engine.table_exists("credential_activity"):
+    if not engine.table_exists("api_activity"):
         return {}
     source = {f["finding_id"]: f.get("source_ip") for f in findings if f.get("finding_id")}
     table = pa.Table.from_pylist(
@@ -70,11 +74,13 @@ def credential_timelines(
             [(name, pa.string()) for name in ("finding_id", "account_id", "role", "credential_id")]
         ),
     )
-    engine.register_table("_report_keys", table)
+    # A registered Arrow table, not a reference table: replacing one of those would make the
+    # engine rebuild its materialised views.
+    engine.con.register("_report_keys", table)
     try:
         rows = engine.query(_TIMELINE_SQL.format(limit=int(limit)), label="report timelines")
     finally:
-        engine.con.execute("DROP TABLE IF EXISTS _report_keys")
+        engine.con.unregister("_report_keys")
     out: dict[str, list[dict[str, Any]]] = {}
     for row in rows.to_pylist():
         fid = row.pop("finding_id")

@@ -1,4 +1,5 @@
--- Every call made with temporary role credentials, with where it came from and which
+-- Every call made with temporary role credentials (grouped: see credential_activity), with
+-- where it came from and which
 -- credential path (EC2 instance profile, ECS task, EKS Pod Identity, EKS IRSA, Lambda) the
 -- session belongs to. See docs/credential-paths.md.
 --
@@ -113,24 +114,49 @@ WHERE session_arn IS NOT NULL
 GROUP BY session_arn;
 
 -- Every detection reads this; computed once per run rather than once per detection.
+-- One row per call group (see calls below), not per call.
 -- imdshunt: materialize credential_activity
 CREATE OR REPLACE VIEW credential_activity AS
 WITH calls AS (
-    -- The vending columns belong to credential_vending; carrying them through every call
-    -- only made this view's copy larger.
-    SELECT * EXCLUDE (
-        req_role_arn, req_session_name, resp_access_key_id, resp_assumed_role_arn,
-        resp_expiration, eks_cluster, k8s_namespace, k8s_service_account, k8s_pod,
-        resp_web_id_provider, resp_web_id_subject
-    )
+    -- Calls that differ only in time and event id are one row (a "call group"): the
+    -- detections then read thousands of groups instead of millions of calls, and every column
+    -- below is derived once per group. call_count, first_seen, last_seen and event_ids (the
+    -- first 100 in sort order: detections keep at most max_event_ids of them) carry what the
+    -- detections need of the individual calls; api_activity still has every call.
+    SELECT
+        account_id,
+        region,
+        actor_arn,
+        role_name,
+        role_arn,
+        session_name,
+        access_key_id,
+        role_delivery,
+        web_id_provider,
+        invoked_by,
+        src_ip,
+        user_agent,
+        vpce_id,
+        vpce_account_id,
+        event_source,
+        event_name,
+        count(*) AS call_count,
+        min(event_time) AS first_seen,
+        max(event_time) AS last_seen,
+        min(session_created) AS session_created,
+        list_slice(list_sort(list(event_id) FILTER (WHERE event_id IS NOT NULL)), 1, 100)
+            AS event_ids
     FROM api_activity
     WHERE actor_type = 'AssumedRole'
       AND coalesce(role_name, '') <> 'aws:ec2-instance'
+    GROUP BY
+        account_id, region, actor_arn, role_name, role_arn, session_name, access_key_id,
+        role_delivery, web_id_provider, invoked_by, src_ip, user_agent, vpce_id,
+        vpce_account_id, event_source, event_name
 ),
 -- Lambda's runtime and the SDKs inside a function announce themselves in the user agent
 -- (AWS_EXECUTION_ENV=AWS_Lambda_<runtime>); any such call marks the whole session. Grouped
--- per session and joined back rather than a window over the calls: a window partitions every
--- call with all its columns, which cost more than the rest of this view together.
+-- per session and joined back (a window would partition every row with all its columns).
 session_runtime AS (
     SELECT
         actor_arn,
@@ -149,7 +175,7 @@ session_runtime AS (
 marked AS (
     SELECT
         c.*,
-        -- A call without an ARN is a session of its own.
+        -- Calls without an ARN: each group is a session of its own.
         coalesce(
             sr.session_has_lambda_runtime_ua,
             coalesce(

@@ -13,7 +13,7 @@
 -- public address is itself; a private address seen through a VPC endpoint is scoped by the
 -- endpoint's account and the region (private ranges repeat across VPCs).
 
--- Each EC2 instance credential call, with its egress path, address family and place.
+-- Each EC2 instance credential call group, with its egress path, address family and place.
 CREATE OR REPLACE VIEW ec2_credential_call AS
 SELECT
     c.*,
@@ -48,8 +48,8 @@ SELECT
         WHEN count(key_issued_at) > 0 THEN 'vending AssumeRole by ec2.amazonaws.com'
         ELSE 'session name (no vending event in these logs)'
     END AS binding_evidence,
-    min(event_time) AS first_used,
-    max(event_time) AS last_used
+    min(first_seen) AS first_used,
+    max(last_seen) AS last_used
 FROM ec2_credential_call
 WHERE access_key_id IS NOT NULL
 GROUP BY access_key_id;
@@ -63,19 +63,19 @@ GROUP BY access_key_id;
 -- instance, must not make that instance's address look shared). The instance's own first place
 -- is always exempt for the instance itself, established or not.
 CREATE OR REPLACE VIEW instance_egress_learned AS
-WITH first_seen AS (
-    SELECT account_id, instance_id, min(event_time) AS instance_first_seen
+WITH instance_start AS (
+    SELECT account_id, instance_id, min(first_seen) AS instance_first_seen
     FROM ec2_credential_call
     GROUP BY account_id, instance_id
 ),
 learnable AS (
-    SELECT account_id, instance_id, egress_path, ip_family, place, src_ip, event_time
+    SELECT account_id, instance_id, egress_path, ip_family, place, src_ip, first_seen
     FROM ec2_credential_call
     WHERE place IS NOT NULL
       AND (egress_path = 'endpoint' OR network_kind = 'aws')
 ),
 first_use AS (
-    SELECT account_id, instance_id, egress_path, ip_family, min(event_time) AS first_used
+    SELECT account_id, instance_id, egress_path, ip_family, min(first_seen) AS first_used
     FROM learnable
     GROUP BY account_id, instance_id, egress_path, ip_family
 ),
@@ -95,14 +95,14 @@ learned AS (
      AND l.instance_id = u.instance_id
      AND l.egress_path = u.egress_path
      AND l.ip_family = u.ip_family
-     AND l.event_time = u.first_used
+     AND l.first_seen = u.first_used
     GROUP BY u.account_id, u.instance_id, u.egress_path, u.ip_family, u.first_used
 )
 SELECT
     l.*,
     l.first_used <= f.instance_first_seen + INTERVAL 1 HOUR AS established
 FROM learned l
-JOIN first_seen f ON f.account_id = l.account_id AND f.instance_id = l.instance_id;
+JOIN instance_start f ON f.account_id = l.account_id AND f.instance_id = l.instance_id;
 
 -- How many instances use each place, and for how many it is their own established place.
 -- A place that is several instances' own, or that many instances use, is shared egress
@@ -231,7 +231,7 @@ LEFT JOIN instance_egress_learned lo
    AND lo.ip_family = t.ip_family
 LEFT JOIN egress_place ep ON ep.place = t.place;
 
--- Every EC2 instance credential call with what inventory and learning say about its place.
+-- Every EC2 instance credential call group with what inventory and learning say about its place.
 CREATE OR REPLACE VIEW ec2_call_binding AS
 SELECT
     c.*,

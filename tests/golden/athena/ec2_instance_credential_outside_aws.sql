@@ -13,7 +13,7 @@ SELECT
     CAST(ARRAY_SORT(ARRAY_AGG(DISTINCT access_key_id) FILTER(WHERE
       NOT access_key_id IS NULL)) AS JSON)
   ) AS access_key_ids,
-  COUNT(*) AS event_count,
+  CAST(SUM(call_count) AS BIGINT) AS event_count,
   COUNT(DISTINCT CONCAT(CAST(event_source AS VARCHAR), CAST(event_name AS VARCHAR))) AS distinct_actions,
   JSON_FORMAT(
     CAST(ARRAY_SORT(
@@ -26,8 +26,8 @@ SELECT
       )
     ) AS JSON)
   ) AS actions,
-  MIN(event_time) AS first_seen,
-  MAX(event_time) AS last_seen,
+  MIN(first_seen) AS first_seen,
+  MAX(last_seen) AS last_seen,
   JSON_FORMAT(
     CAST(ARRAY_SORT(ARRAY_AGG(DISTINCT user_agent) FILTER(WHERE
       NOT user_agent IS NULL)) AS JSON)
@@ -65,7 +65,7 @@ SELECT
       ) AS VARCHAR)
     )] AS JSON)
   ) AS reasons,
-  JSON_FORMAT(CAST(SLICE(ARRAY_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS JSON)) AS event_ids
+  JSON_FORMAT(CAST(SLICE(ARRAY_SORT(FLATTEN(ARRAY_AGG(event_ids))), 1, 50) AS JSON)) AS event_ids
 FROM credential_activity
 WHERE
   credential_type = 'ec2-instance'

@@ -8,7 +8,7 @@ WITH sides AS (
     MIN(src_ip) AS src_ip,
     MIN(network) AS network,
     MIN(network_kind) AS network_kind,
-    MIN(event_time) AS first_seen,
+    MIN(first_seen) AS first_seen,
     BOOL_OR(inv_own_address) AS inv_own,
     BOOL_OR(inv_covers_account) AS inv_covers,
     MIN(inv_org_address_kind) AS org_kind,
@@ -126,7 +126,7 @@ SELECT
     CAST(ARRAY_SORT(ARRAY_AGG(DISTINCT access_key_id) FILTER(WHERE
       NOT access_key_id IS NULL)) AS JSON)
   ) AS access_key_ids,
-  COUNT(*) AS event_count,
+  CAST(SUM(call_count) AS BIGINT) AS event_count,
   COUNT(DISTINCT CONCAT(CAST(event_source AS VARCHAR), CAST(event_name AS VARCHAR))) AS distinct_actions,
   JSON_FORMAT(
     CAST(ARRAY_SORT(
@@ -139,8 +139,8 @@ SELECT
       )
     ) AS JSON)
   ) AS actions,
-  MIN(event_time) AS first_seen,
-  MAX(event_time) AS last_seen,
+  MIN(first_seen) AS first_seen,
+  MAX(last_seen) AS last_seen,
   JSON_FORMAT(
     CAST(ARRAY_SORT(ARRAY_AGG(DISTINCT user_agent) FILTER(WHERE
       NOT user_agent IS NULL)) AS JSON)
@@ -180,7 +180,7 @@ SELECT
       ) AS VARCHAR)
     )]
   ) AS reasons,
-  JSON_FORMAT(CAST(SLICE(ARRAY_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS JSON)) AS event_ids
+  JSON_FORMAT(CAST(SLICE(ARRAY_SORT(FLATTEN(ARRAY_AGG(event_ids))), 1, 50) AS JSON)) AS event_ids
 FROM explained
 GROUP BY
   account_id,

@@ -14,10 +14,12 @@ WITH uses AS (
     vpce_id,
     vpce_account_id,
     access_key_id,
-    event_id,
     event_source,
     event_name,
-    event_time,
+    call_count,
+    first_seen,
+    last_seen,
+    event_ids,
     user_agent,
     region,
     key_issued_at,
@@ -49,10 +51,12 @@ WITH uses AS (
     NULL AS vpce_id,
     NULL AS vpce_account_id,
     v.resp_access_key_id AS access_key_id,
-    v.event_id,
     'sts.amazonaws.com' AS event_source,
     v.event_name,
-    v.event_time,
+    1 AS call_count,
+    v.event_time AS first_seen,
+    v.event_time AS last_seen,
+    ARRAY[v.event_id] AS event_ids,
     v.user_agent,
     v.region,
     v.event_time AS key_issued_at,
@@ -93,7 +97,7 @@ SELECT
     CAST(ARRAY_SORT(ARRAY_AGG(DISTINCT access_key_id) FILTER(WHERE
       NOT access_key_id IS NULL)) AS JSON)
   ) AS access_key_ids,
-  COUNT(*) AS event_count,
+  CAST(SUM(call_count) AS BIGINT) AS event_count,
   COUNT(DISTINCT CONCAT(CAST(event_source AS VARCHAR), CAST(event_name AS VARCHAR))) AS distinct_actions,
   JSON_FORMAT(
     CAST(ARRAY_SORT(
@@ -106,8 +110,8 @@ SELECT
       )
     ) AS JSON)
   ) AS actions,
-  MIN(event_time) AS first_seen,
-  MAX(event_time) AS last_seen,
+  MIN(first_seen) AS first_seen,
+  MAX(last_seen) AS last_seen,
   JSON_FORMAT(
     CAST(ARRAY_SORT(ARRAY_AGG(DISTINCT user_agent) FILTER(WHERE
       NOT user_agent IS NULL)) AS JSON)
@@ -185,7 +189,7 @@ SELECT
       r -> NOT r IS NULL
     ) AS JSON)
   ) AS reasons,
-  JSON_FORMAT(CAST(SLICE(ARRAY_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS JSON)) AS event_ids
+  JSON_FORMAT(CAST(SLICE(ARRAY_SORT(FLATTEN(ARRAY_AGG(event_ids))), 1, 50) AS JSON)) AS event_ids
 FROM uses
 WHERE
   network_kind = 'internet' AND invoked_by IS NULL

@@ -37,11 +37,11 @@ SELECT
   MAX(vpce_account_id) AS vpc_endpoint_account_id,
   LIST_SORT(ARRAY_AGG(DISTINCT access_key_id) FILTER(WHERE
     NOT access_key_id IS NULL)) AS access_key_ids,
-  COUNT(*) AS event_count,
+  CAST(SUM(call_count) AS BIGINT) AS event_count,
   COUNT(DISTINCT event_source || event_name) AS distinct_actions,
   LIST_SORT(ARRAY_AGG(DISTINCT SPLIT_PART(event_source, '.', 1) || ':' || event_name)) AS actions,
-  MIN(event_time) AS first_seen,
-  MAX(event_time) AS last_seen,
+  MIN(first_seen) AS first_seen,
+  MAX(last_seen) AS last_seen,
   LIST_SORT(ARRAY_AGG(DISTINCT user_agent) FILTER(WHERE
     NOT user_agent IS NULL)) AS user_agents,
   LIST_SORT(ARRAY_AGG(DISTINCT region) FILTER(WHERE
@@ -60,7 +60,7 @@ SELECT
       'identified as an instance credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
     ]
   ) AS reasons,
-  LIST_SLICE(LIST_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS event_ids
+  LIST_SLICE(LIST_SORT(FLATTEN(ARRAY_AGG(event_ids))), 1, 50) AS event_ids
 FROM hits
 GROUP BY
   account_id,

@@ -8,7 +8,7 @@ WITH sides AS (
     MIN(src_ip) AS src_ip,
     MIN(network) AS network,
     MIN(network_kind) AS network_kind,
-    MIN(event_time) AS first_seen,
+    MIN(first_seen) AS first_seen,
     BOOL_OR(CAST(inv_own_address AS BOOLEAN)) AS inv_own,
     BOOL_OR(CAST(inv_covers_account AS BOOLEAN)) AS inv_covers,
     MIN(inv_org_address_kind) AS org_kind,
@@ -109,11 +109,11 @@ SELECT
   MAX(vpce_account_id) AS vpc_endpoint_account_id,
   LIST_SORT(ARRAY_AGG(DISTINCT access_key_id) FILTER(WHERE
     NOT access_key_id IS NULL)) AS access_key_ids,
-  COUNT(*) AS event_count,
+  CAST(SUM(call_count) AS BIGINT) AS event_count,
   COUNT(DISTINCT event_source || event_name) AS distinct_actions,
   LIST_SORT(ARRAY_AGG(DISTINCT SPLIT_PART(event_source, '.', 1) || ':' || event_name)) AS actions,
-  MIN(event_time) AS first_seen,
-  MAX(event_time) AS last_seen,
+  MIN(first_seen) AS first_seen,
+  MAX(last_seen) AS last_seen,
   LIST_SORT(ARRAY_AGG(DISTINCT user_agent) FILTER(WHERE
     NOT user_agent IS NULL)) AS user_agents,
   LIST_SORT(ARRAY_AGG(DISTINCT region) FILTER(WHERE
@@ -133,7 +133,7 @@ SELECT
       'identified as an instance credential because the ' || SUBSTRING(MIN(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)
     ]
   ) AS reasons,
-  LIST_SLICE(LIST_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS event_ids
+  LIST_SLICE(LIST_SORT(FLATTEN(ARRAY_AGG(event_ids))), 1, 50) AS event_ids
 FROM explained
 GROUP BY
   account_id,

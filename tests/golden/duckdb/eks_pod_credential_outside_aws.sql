@@ -14,10 +14,12 @@ WITH uses AS (
     vpce_id,
     vpce_account_id,
     access_key_id,
-    event_id,
     event_source,
     event_name,
-    event_time,
+    call_count,
+    first_seen,
+    last_seen,
+    event_ids,
     user_agent,
     region,
     key_issued_at,
@@ -49,10 +51,12 @@ WITH uses AS (
     NULL AS vpce_id,
     NULL AS vpce_account_id,
     v.resp_access_key_id AS access_key_id,
-    v.event_id,
     'sts.amazonaws.com' AS event_source,
     v.event_name,
-    v.event_time,
+    1 AS call_count,
+    v.event_time AS first_seen,
+    v.event_time AS last_seen,
+    [v.event_id] AS event_ids,
     v.user_agent,
     v.region,
     v.event_time AS key_issued_at,
@@ -88,11 +92,11 @@ SELECT
   MAX(vpce_account_id) AS vpc_endpoint_account_id,
   LIST_SORT(ARRAY_AGG(DISTINCT access_key_id) FILTER(WHERE
     NOT access_key_id IS NULL)) AS access_key_ids,
-  COUNT(*) AS event_count,
+  CAST(SUM(call_count) AS BIGINT) AS event_count,
   COUNT(DISTINCT event_source || event_name) AS distinct_actions,
   LIST_SORT(ARRAY_AGG(DISTINCT SPLIT_PART(event_source, '.', 1) || ':' || event_name)) AS actions,
-  MIN(event_time) AS first_seen,
-  MAX(event_time) AS last_seen,
+  MIN(first_seen) AS first_seen,
+  MAX(last_seen) AS last_seen,
   LIST_SORT(ARRAY_AGG(DISTINCT user_agent) FILTER(WHERE
     NOT user_agent IS NULL)) AS user_agents,
   LIST_SORT(ARRAY_AGG(DISTINCT region) FILTER(WHERE
@@ -128,7 +132,7 @@ SELECT
     ],
     LAMBDA r : NOT r IS NULL
   ) AS reasons,
-  LIST_SLICE(LIST_SORT(ARRAY_AGG(DISTINCT event_id)), 1, 50) AS event_ids
+  LIST_SLICE(LIST_SORT(FLATTEN(ARRAY_AGG(event_ids))), 1, 50) AS event_ids
 FROM uses
 WHERE
   network_kind = 'internet' AND invoked_by IS NULL

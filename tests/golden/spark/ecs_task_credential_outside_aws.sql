@@ -19,7 +19,7 @@ SELECT
         NOT access_key_id IS NULL)
     )
   ) AS access_key_ids,
-  COUNT(*) AS event_count,
+  CAST(SUM(call_count) AS BIGINT) AS event_count,
   COUNT(DISTINCT event_source || event_name) AS distinct_actions,
   ARRAY_SORT(
     IF(
@@ -28,8 +28,8 @@ SELECT
       COLLECT_LIST(DISTINCT SPLIT_PART(event_source, '.', 1) || ':' || event_name)
     )
   ) AS actions,
-  MIN(event_time) AS first_seen,
-  MAX(event_time) AS last_seen,
+  MIN(first_seen) AS first_seen,
+  MAX(last_seen) AS last_seen,
   ARRAY_SORT(
     IF(
       SIZE(COLLECT_LIST(DISTINCT user_agent) FILTER(WHERE
@@ -60,9 +60,7 @@ SELECT
     END
   ) AS reasons,
   SLICE(
-    ARRAY_SORT(
-      IF(SIZE(COLLECT_LIST(DISTINCT event_id)) = 0, NULL, COLLECT_LIST(DISTINCT event_id))
-    ),
+    ARRAY_SORT(FLATTEN(IF(SIZE(COLLECT_LIST(event_ids)) = 0, NULL, COLLECT_LIST(event_ids)))),
     1,
     50
   ) AS event_ids

@@ -14,10 +14,12 @@ WITH uses AS (
     vpce_id,
     vpce_account_id,
     access_key_id,
-    event_id,
     event_source,
     event_name,
-    event_time,
+    call_count,
+    first_seen,
+    last_seen,
+    event_ids,
     user_agent,
     region,
     key_issued_at,
@@ -49,10 +51,12 @@ WITH uses AS (
     NULL AS vpce_id,
     NULL AS vpce_account_id,
     v.resp_access_key_id AS access_key_id,
-    v.event_id,
     'sts.amazonaws.com' AS event_source,
     v.event_name,
-    v.event_time,
+    1 AS call_count,
+    v.event_time AS first_seen,
+    v.event_time AS last_seen,
+    ARRAY(v.event_id) AS event_ids,
     v.user_agent,
     v.region,
     v.event_time AS key_issued_at,
@@ -95,7 +99,7 @@ SELECT
         NOT access_key_id IS NULL)
     )
   ) AS access_key_ids,
-  COUNT(*) AS event_count,
+  CAST(SUM(call_count) AS BIGINT) AS event_count,
   COUNT(DISTINCT event_source || event_name) AS distinct_actions,
   ARRAY_SORT(
     IF(
@@ -104,8 +108,8 @@ SELECT
       COLLECT_LIST(DISTINCT SPLIT_PART(event_source, '.', 1) || ':' || event_name)
     )
   ) AS actions,
-  MIN(event_time) AS first_seen,
-  MAX(event_time) AS last_seen,
+  MIN(first_seen) AS first_seen,
+  MAX(last_seen) AS last_seen,
   ARRAY_SORT(
     IF(
       SIZE(COLLECT_LIST(DISTINCT user_agent) FILTER(WHERE
@@ -156,9 +160,7 @@ SELECT
     r -> NOT r IS NULL
   ) AS reasons,
   SLICE(
-    ARRAY_SORT(
-      IF(SIZE(COLLECT_LIST(DISTINCT event_id)) = 0, NULL, COLLECT_LIST(DISTINCT event_id))
-    ),
+    ARRAY_SORT(FLATTEN(IF(SIZE(COLLECT_LIST(event_ids)) = 0, NULL, COLLECT_LIST(event_ids)))),
     1,
     50
   ) AS event_ids

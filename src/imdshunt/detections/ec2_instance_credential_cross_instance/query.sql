@@ -54,11 +54,11 @@ SELECT
     max(vpce_id) AS vpc_endpoint_id,
     max(vpce_account_id) AS vpc_endpoint_account_id,
     list_sort(list(DISTINCT access_key_id) FILTER (WHERE access_key_id IS NOT NULL)) AS access_key_ids,
-    count(*) AS event_count,
+    CAST(sum(call_count) AS BIGINT) AS event_count,
     count(DISTINCT event_source || event_name) AS distinct_actions,
     list_sort(list(DISTINCT split_part(event_source, '.', 1) || ':' || event_name)) AS actions,
-    min(event_time) AS first_seen,
-    max(event_time) AS last_seen,
+    min(first_seen) AS first_seen,
+    max(last_seen) AS last_seen,
     list_sort(list(DISTINCT user_agent) FILTER (WHERE user_agent IS NOT NULL)) AS user_agents,
     list_sort(list(DISTINCT region) FILTER (WHERE region IS NOT NULL)) AS regions,
     min(key_issued_at) AS key_issued_at,
@@ -75,6 +75,6 @@ SELECT
         list_sort(list(DISTINCT why)),
         ['identified as an instance credential because the ' || substr(min(CASE WHEN vending_event_missing THEN '1' ELSE '0' END || credential_marker), 2)]
     ) AS reasons,
-    list_slice(list_sort(list(DISTINCT event_id)), 1, $max_event_ids) AS event_ids
+    list_slice(list_sort(flatten(list(event_ids))), 1, $max_event_ids) AS event_ids
 FROM explained
 GROUP BY account_id, role_name, session_name, src_ip, network

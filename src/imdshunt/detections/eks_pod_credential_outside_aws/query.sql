@@ -2,8 +2,9 @@ WITH uses AS (
     -- Calls made with pod sessions.
     SELECT
         account_id, role_name, role_arn, credential_type, session_name, src_ip, network,
-        network_kind, invoked_by, vpce_id, vpce_account_id, access_key_id, event_id,
-        event_source, event_name, event_time, user_agent, region, key_issued_at,
+        network_kind, invoked_by, vpce_id, vpce_account_id, access_key_id, event_source,
+        event_name, call_count, first_seen, last_seen, event_ids, user_agent, region,
+        key_issued_at,
         vending_event_id, vending_event_missing, credential_marker,
         vended_eks_cluster, vended_k8s_namespace, vended_k8s_service_account, vended_k8s_pod,
         web_id_provider,
@@ -26,10 +27,12 @@ WITH uses AS (
         NULL AS vpce_id,
         NULL AS vpce_account_id,
         v.resp_access_key_id AS access_key_id,
-        v.event_id,
         'sts.amazonaws.com' AS event_source,
         v.event_name,
-        v.event_time,
+        1 AS call_count,
+        v.event_time AS first_seen,
+        v.event_time AS last_seen,
+        [v.event_id] AS event_ids,
         v.user_agent,
         v.region,
         v.event_time AS key_issued_at,
@@ -63,11 +66,11 @@ SELECT
     max(vpce_id) AS vpc_endpoint_id,
     max(vpce_account_id) AS vpc_endpoint_account_id,
     list_sort(list(DISTINCT access_key_id) FILTER (WHERE access_key_id IS NOT NULL)) AS access_key_ids,
-    count(*) AS event_count,
+    CAST(sum(call_count) AS BIGINT) AS event_count,
     count(DISTINCT event_source || event_name) AS distinct_actions,
     list_sort(list(DISTINCT split_part(event_source, '.', 1) || ':' || event_name)) AS actions,
-    min(event_time) AS first_seen,
-    max(event_time) AS last_seen,
+    min(first_seen) AS first_seen,
+    max(last_seen) AS last_seen,
     list_sort(list(DISTINCT user_agent) FILTER (WHERE user_agent IS NOT NULL)) AS user_agents,
     list_sort(list(DISTINCT region) FILTER (WHERE region IS NOT NULL)) AS regions,
     min(key_issued_at) AS key_issued_at,
@@ -109,7 +112,7 @@ SELECT
         ],
         r -> r IS NOT NULL
     ) AS reasons,
-    list_slice(list_sort(list(DISTINCT event_id)), 1, $max_event_ids) AS event_ids
+    list_slice(list_sort(flatten(list(event_ids))), 1, $max_event_ids) AS event_ids
 FROM uses
 WHERE network_kind = 'internet'
   AND invoked_by IS NULL

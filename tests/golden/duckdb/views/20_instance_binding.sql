@@ -12,7 +12,7 @@
 /* An address is the same "place" for every instance only where it is globally unique: a */
 /* public address is itself; a private address seen through a VPC endpoint is scoped by the */
 /* endpoint's account and the region (private ranges repeat across VPCs). */
-/* Each EC2 instance credential call, with its egress path, address family and place. */
+/* Each EC2 instance credential call group, with its egress path, address family and place. */
 CREATE OR REPLACE VIEW ec2_credential_call AS
 SELECT
   c.*,
@@ -46,8 +46,8 @@ SELECT
     THEN 'vending AssumeRole by ec2.amazonaws.com'
     ELSE 'session name (no vending event in these logs)'
   END AS binding_evidence,
-  MIN(event_time) AS first_used,
-  MAX(event_time) AS last_used
+  MIN(first_seen) AS first_used,
+  MAX(last_seen) AS last_used
 FROM ec2_credential_call
 WHERE
   NOT access_key_id IS NULL
@@ -63,11 +63,11 @@ GROUP BY
 /* instance, must not make that instance's address look shared). The instance's own first place */
 /* is always exempt for the instance itself, established or not. */
 CREATE OR REPLACE VIEW instance_egress_learned AS
-WITH first_seen AS (
+WITH instance_start AS (
   SELECT
     account_id,
     instance_id,
-    MIN(event_time) AS instance_first_seen
+    MIN(first_seen) AS instance_first_seen
   FROM ec2_credential_call
   GROUP BY
     account_id,
@@ -80,7 +80,7 @@ WITH first_seen AS (
     ip_family,
     place,
     src_ip,
-    event_time
+    first_seen
   FROM ec2_credential_call
   WHERE
     NOT place IS NULL AND (
@@ -92,7 +92,7 @@ WITH first_seen AS (
     instance_id,
     egress_path,
     ip_family,
-    MIN(event_time) AS first_used
+    MIN(first_seen) AS first_used
   FROM learnable
   GROUP BY
     account_id,
@@ -115,7 +115,7 @@ WITH first_seen AS (
     AND l.instance_id = u.instance_id
     AND l.egress_path = u.egress_path
     AND l.ip_family = u.ip_family
-    AND l.event_time = u.first_used
+    AND l.first_seen = u.first_used
   GROUP BY
     u.account_id,
     u.instance_id,
@@ -127,7 +127,7 @@ SELECT
   l.*,
   l.first_used <= f.instance_first_seen + INTERVAL '1' HOUR AS established
 FROM learned AS l
-JOIN first_seen AS f
+JOIN instance_start AS f
   ON f.account_id = l.account_id AND f.instance_id = l.instance_id;
 
 /* How many instances use each place, and for how many it is their own established place. */
@@ -307,7 +307,7 @@ LEFT JOIN instance_egress_learned AS lo
 LEFT JOIN egress_place AS ep
   ON ep.place = t.place;
 
-/* Every EC2 instance credential call with what inventory and learning say about its place. */
+/* Every EC2 instance credential call group with what inventory and learning say about its place. */
 CREATE OR REPLACE VIEW ec2_call_binding AS
 SELECT
   c.*,
