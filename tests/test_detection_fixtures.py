@@ -67,3 +67,45 @@ def test_fixture(det_id, fixture, tmp_path):
     if expect.exists():
         wanted = json.loads(expect.read_text())
         assert any(all(f.get(k) == v for k, v in wanted.items()) for f in mine), (wanted, mine)
+
+
+def test_event_ids_are_the_first_in_sort_order_across_call_groups(tmp_path):
+    """Calls are grouped before detections run (credential_activity); the evidence a finding
+    lists must still be the first max_event_ids event ids of all its calls, whatever group
+    (user agent, action, key) each call fell into."""
+    import random
+
+    from imdshunt.detect import MAX_EVENT_IDS
+    from imdshunt.errors import ConfigError
+    from tests.test_cloudtrail_source import RANGES as CT_RANGES
+    from tests.test_cloudtrail_source import _layout, _records
+
+    on_box, stolen = _records()[0], _records()[1]
+    rng = random.Random(7)
+    calls = []
+    for i in range(3 * MAX_EVENT_IDS):
+        rec = dict(stolen, eventID=f"{rng.getrandbits(128):032x}")
+        # three user agents and two actions: six groups of one credential and address
+        rec["userAgent"] = f"{stolen.get('userAgent')} variant/{i % 3}"
+        rec["eventName"] = ("ListBuckets", "GetObject")[i % 2]
+        calls.append(rec)
+    _layout(
+        tmp_path, "111122223333_CloudTrail_us-east-1_20261102T0915Z_many.json.gz", [on_box, *calls]
+    )
+    ids = sorted(r["eventID"] for r in calls)
+    kw = dict(ip_ranges=CT_RANGES, workers=1, fetch_ip_ranges=False, kinds=("credential",))
+    det = "ec2_instance_credential_outside_aws"
+    for n in (50, MAX_EVENT_IDS):
+        (f,) = api.hunt([tmp_path], params={det: {"max_event_ids": n}}, **kw).findings
+        assert f["event_count"] == len(calls)
+        assert f["event_ids"] == ids[:n]
+    with pytest.raises(ConfigError, match="max_event_ids"):
+        api.hunt([tmp_path], params={det: {"max_event_ids": MAX_EVENT_IDS + 1}}, **kw)
+
+
+def test_the_event_id_cap_is_the_one_the_view_keeps():
+    from imdshunt.detect import MAX_EVENT_IDS
+    from imdshunt.engine.duckdb import VIEWS_DIR
+
+    sql = (VIEWS_DIR / "10_credential_activity.sql").read_text()
+    assert f"FILTER (WHERE event_id IS NOT NULL)), 1, {MAX_EVENT_IDS})" in sql

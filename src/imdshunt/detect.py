@@ -48,9 +48,18 @@ class Detection:
             if k not in values:
                 raise ConfigError(f"detection {self.id} has no parameter {k!r}")
             values[k] = v
+        if int(values.get("max_event_ids") or 0) > MAX_EVENT_IDS:
+            raise ConfigError(
+                f"detection {self.id}: max_event_ids is at most {MAX_EVENT_IDS} (the call "
+                "groups of credential_activity keep that many event ids each)"
+            )
         # Rendered once per process for each (query, values, dialect): parsing with sqlglot
         # costs more than running most detections on DuckDB.
         return _render(self.sql, str(self.folder), json.dumps(values, sort_keys=True), dialect)
+
+
+#: Event ids each call group keeps (views/10_credential_activity.sql): the most a finding can list.
+MAX_EVENT_IDS = 100
 
 
 @functools.lru_cache(maxsize=256)
