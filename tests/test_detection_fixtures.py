@@ -109,3 +109,26 @@ def test_the_event_id_cap_is_the_one_the_view_keeps():
 
     sql = (VIEWS_DIR / "10_credential_activity.sql").read_text()
     assert f"FILTER (WHERE event_id IS NOT NULL)), 1, {MAX_EVENT_IDS})" in sql
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda sql: sql.replace("$max_event_ids", "$max_event_idz"), "undeclared param"),
+        (lambda sql: sql.replace("$max_event_ids", "50"), "not used by query.sql"),
+    ],
+)
+def test_a_detection_whose_params_do_not_match_its_query_is_refused(tmp_path, edit, message):
+    import shutil
+
+    from imdshunt.detect import load_detection
+    from imdshunt.errors import DetectionError
+
+    det = DETECTIONS["ec2_instance_credential_outside_aws"]
+    folder = tmp_path / det.id
+    shutil.copytree(det.folder, folder)
+    # a '$' inside a comment or a string literal is no parameter
+    sql = edit(det.sql) + "\n-- see $not_a_param\n"
+    (folder / "query.sql").write_text(sql.replace("'high' AS confidence", "'$x' AS confidence"))
+    with pytest.raises(DetectionError, match=message):
+        load_detection(folder)

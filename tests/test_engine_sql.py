@@ -153,3 +153,20 @@ def test_athena_ddl_command_prints_table_and_window_view():
     assert res.exit_code == 0, res.output
     assert "CREATE EXTERNAL TABLE IF NOT EXISTS cloudtrail" in res.output
     assert "day BETWEEN '2026/03/01' AND '2026/03/02'" in res.output
+
+
+def test_table_ddl_types_are_duckdbs_own_mapping_of_the_arrow_schemas():
+    import duckdb
+    import pyarrow as pa
+
+    from imdshunt.engine.duckdb import _DUCKDB_TYPES, _ddl
+    from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, REFERENCE_TABLES
+
+    con = duckdb.connect()
+    for name, schema in {"a": API_ACTIVITY, "h": HTTP_REQUEST, **REFERENCE_TABLES}.items():
+        con.register("_empty", pa.Table.from_batches([], schema=schema))
+        described = con.execute("DESCRIBE SELECT * FROM _empty").fetchall()
+        con.execute(_ddl(f"t_{name}", schema))
+        created = con.execute(f"DESCRIBE t_{name}").fetchall()
+        assert [(c[0], c[1]) for c in created] == [(c[0], c[1]) for c in described]
+        assert all(f.type in _DUCKDB_TYPES for f in schema), name

@@ -244,8 +244,11 @@ def run_detections(
             continue
         if any(not engine.table_exists(t) or not _table_has_rows(engine, t) for t in det.requires):
             continue
-        sql = det.render_sql(params.get(det.id), dialect=engine.dialect)
-        table = engine.query(sql, label=det.id)
+        if getattr(engine, "binds_params", False):
+            table = engine.query(det.sql, label=det.id, params=det.values(params.get(det.id)))
+        else:
+            sql = det.render_sql(params.get(det.id), dialect=engine.dialect)
+            table = engine.query(sql, label=det.id)
         findings.extend(
             from_arrow(
                 table, detection=det.id, severity=det.severity, title=det.title, kind=det.kind

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlglot
-import sqlglot.expressions as exp
 import yaml
 
 from imdshunt.errors import ConfigError, DetectionError
@@ -41,8 +40,8 @@ class Detection:
     requires: tuple[str, ...] = ()  # tables that must be non-empty, e.g. ("http_request",)
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def render_sql(self, overrides: dict[str, Any] | None = None, dialect: str = "duckdb") -> str:
-        """The query with ``$param`` placeholders replaced by literals, in ``dialect``."""
+    def values(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The parameter values to run with: the defaults, then ``overrides``."""
         values = dict(self.params)
         for k, v in (overrides or {}).items():
             if k not in values:
@@ -53,9 +52,43 @@ class Detection:
                 f"detection {self.id}: max_event_ids is at most {MAX_EVENT_IDS} (the call "
                 "groups of credential_activity keep that many event ids each)"
             )
+        return values
+
+    def render_sql(self, overrides: dict[str, Any] | None = None, dialect: str = "duckdb") -> str:
+        """The query with ``$param`` placeholders replaced by literals, in ``dialect``.
+
+        DuckDB itself runs :attr:`sql` as written, with the values bound as parameters; this
+        self-contained text is what other engines run and what ``imdshunt sql`` prints.
+        """
+        values = self.values(overrides)
         # Rendered once per process for each (query, values, dialect): parsing with sqlglot
         # costs more than running most detections on DuckDB.
         return _render(self.sql, str(self.folder), json.dumps(values, sort_keys=True), dialect)
+
+
+_COMMENT = re.compile(r"--[^\n]*")
+_STRING = re.compile(r"'(?:[^']|'')*'")
+_PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+
+
+def _check_params(det: Detection) -> None:
+    """Refuse a query whose ``$params`` and declared params differ.
+
+    A quick look at the text (comments and string literals left out), so that loading does not
+    pay for a full parse: the engine reports any SQL error with the detection's id when it runs,
+    and the golden-file tests parse every shipped detection for every dialect.
+    """
+    used = set(_PARAM.findall(_STRING.sub("''", _COMMENT.sub("", det.sql))))
+    undeclared = used - set(det.params)
+    if undeclared:
+        raise DetectionError(
+            str(det.folder), f"query uses undeclared param(s) ${', $'.join(sorted(undeclared))}"
+        )
+    unused = set(det.params) - used
+    if unused:
+        raise DetectionError(
+            str(det.folder), f"declared param(s) not used by query.sql: {', '.join(sorted(unused))}"
+        )
 
 
 #: Event ids each call group keeps (views/10_credential_activity.sql): the most a finding can list.
@@ -64,13 +97,16 @@ MAX_EVENT_IDS = 100
 
 @functools.lru_cache(maxsize=256)
 def _render(sql: str, folder: str, values_json: str, dialect: str) -> str:
+    import sqlglot  # here, not at import: a DuckDB hunt never transpiles
+    import sqlglot.expressions as exp
+
     values = json.loads(values_json)
     try:
         tree = sqlglot.parse_one(sql, read="duckdb")
     except sqlglot.errors.ParseError as exc:
         raise DetectionError(folder, f"query.sql does not parse: {exc}") from exc
 
-    def substitute(node: exp.Expression) -> exp.Expression:
+    def substitute(node: Any) -> Any:
         if isinstance(node, exp.Parameter | exp.Placeholder):
             name = node.name if isinstance(node, exp.Placeholder) else node.this.name
             if name not in values:
@@ -84,7 +120,9 @@ def _render(sql: str, folder: str, values_json: str, dialect: str) -> str:
     return transpile(tree.transform(substitute), dialect, pretty=True)
 
 
-def _literal(value: Any) -> exp.Expression:
+def _literal(value: Any) -> Any:
+    import sqlglot.expressions as exp
+
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, int | float):
@@ -131,7 +169,7 @@ def load_detection(folder: Path) -> Detection:
         requires=tuple(meta.get("requires") or ()),
         meta=meta,
     )
-    det.render_sql()  # refuse SQL that does not parse or uses undeclared params
+    _check_params(det)
     return det
 
 

@@ -15,6 +15,7 @@ import tempfile
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -37,12 +38,25 @@ def view_files() -> list[Path]:
     return sorted(p for p in VIEWS_DIR.glob("[0-9][0-9]_*.sql"))
 
 
+#: DuckDB's type for each Arrow type the canonical schemas use (DuckDB's own Arrow mapping).
+_DUCKDB_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.float64(): "DOUBLE",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMP WITH TIME ZONE",
+}
+
+
 def _ddl(name: str, schema: pa.Schema) -> str:
-    con = duckdb.connect()
-    con.register("_empty", pa.Table.from_batches([], schema=schema))
-    cols = con.execute("DESCRIBE SELECT * FROM _empty").fetchall()
-    con.close()
-    body = ", ".join(f'"{c[0]}" {c[1]}' for c in cols)
+    types = [_DUCKDB_TYPES.get(f.type) for f in schema]
+    if None in types:  # a type not in the table: ask DuckDB (a connection costs ~30 ms)
+        con = duckdb.connect()
+        con.register("_empty", pa.Table.from_batches([], schema=schema))
+        types = [c[1] for c in con.execute("DESCRIBE SELECT * FROM _empty").fetchall()]
+        con.close()
+    body = ", ".join(f'"{f.name}" {t}' for f, t in zip(schema, types, strict=True))
     return f"CREATE TABLE IF NOT EXISTS {name} ({body})"
 
 
@@ -359,11 +373,16 @@ class DuckDBEngine(BatchLoading):
             ).fetchall()[0][0]
         )
 
-    def query(self, sql: str, *, label: str = "query") -> pa.Table:
+    #: Detection SQL runs as written, ``$name`` parameters bound by DuckDB (no transpiling).
+    binds_params = True
+
+    def query(
+        self, sql: str, *, label: str = "query", params: dict[str, Any] | None = None
+    ) -> pa.Table:
         self.ensure_views()
         self._materialize()
         try:
-            return _to_arrow(self.con.sql(sql))
+            return _to_arrow(self.con.sql(sql, params=params) if params else self.con.sql(sql))
         except duckdb.Error as exc:
             raise EngineError(f"{label}: {exc}") from exc
 

@@ -110,7 +110,7 @@ SELECT
                     || src_ip || ': the token, not only the credential, left the pod'
             END
         ],
-        r -> r IS NOT NULL
+        lambda r: r IS NOT NULL
     ) AS reasons,
     list_slice(list_sort(flatten(list(event_ids))), 1, $max_event_ids) AS event_ids
 FROM uses
