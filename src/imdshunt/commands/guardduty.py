@@ -8,9 +8,6 @@ import click
 
 from imdshunt.commands._common import EXIT_FAILED, exits_on_library_errors, make_session
 from imdshunt.errors import UsageError
-from imdshunt.respond.guardduty import check as check_regions
-from imdshunt.respond.guardduty import compare_findings, load_guardduty_findings
-from imdshunt.respond.targets import load_findings
 
 
 @click.group(
@@ -70,6 +67,11 @@ def check(
 
     With --findings and --from, lists what both caught, only GuardDuty, only imdshunt.
     """
+    # imported here: imdshunt.respond brings botocore, which no other command needs at start
+    from imdshunt.respond.guardduty import check as check_regions
+    from imdshunt.respond.guardduty import compare_findings, load_guardduty_findings
+    from imdshunt.respond.targets import load_findings
+
     if bool(gd_file) != bool(ours_file):
         raise UsageError("--findings and --from go together (GuardDuty's and imdshunt's findings)")
     if offline and not gd_file:

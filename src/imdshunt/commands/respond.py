@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import click
 
 from imdshunt.commands._common import exits_on_library_errors, make_session
 from imdshunt.errors import UsageError
-from imdshunt.respond import (
-    Target,
-    apply_plan,
-    build_plan,
-    load_findings,
-    print_iam_policy,
-    select_finding,
-    target_from_finding,
-    targets_from_findings,
-)
+
+if TYPE_CHECKING:
+    from imdshunt.respond import Target
+
+# imdshunt.respond (and botocore with it) is imported when the command runs, not when the CLI
+# starts: every other command would pay for it.
 
 
 def _targets(
@@ -28,6 +25,14 @@ def _targets(
     instance: str | None,
     session_name: str | None,
 ) -> list[Target]:
+    from imdshunt.respond import (
+        Target,
+        load_findings,
+        select_finding,
+        target_from_finding,
+        targets_from_findings,
+    )
+
     if findings_file:
         if role or instance:
             raise UsageError("give either --from/--finding or --role/--instance, not both")
@@ -154,6 +159,8 @@ def respond(
     Prints a numbered plan (each step's exact API call, effect, blast radius and undo).
     Nothing changes without --apply; a second --apply changes nothing and says so.
     """
+    from imdshunt.respond import apply_plan, build_plan, print_iam_policy
+
     if print_policy:
         click.echo(print_iam_policy())
         return
