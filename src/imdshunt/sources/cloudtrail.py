@@ -662,13 +662,41 @@ def _map_chunks(fn: Callable, chunks: list, workers: int) -> Iterator:
             yield fut.result()
 
 
-def _chunks(paths: Iterable[Path | str], chunk_files: int) -> list[list[str]]:
-    files = [str(p) for p in paths]
-    return [files[i : i + chunk_files] for i in range(0, len(files), chunk_files)]
+#: A worker's unit of work: files up to this many bytes (as stored, usually gzip) or
+#: CHUNK_FILES files, whichever comes first. Big enough that per-chunk costs (a process
+#: round trip, a Parquet file that every scan opens) stay small next to decoding; small enough
+#: that the 2 x workers chunks in flight stay within tens of MB.
+CHUNK_BYTES = 2 << 20
+CHUNK_FILES = 256
+
+
+def _chunks(
+    paths: Iterable[Path | str], chunk_files: int = CHUNK_FILES, chunk_bytes: int = CHUNK_BYTES
+) -> list[list[str]]:
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    size = 0
+    for p in paths:
+        path = str(p)
+        try:
+            size += os.stat(path).st_size
+        except OSError:
+            pass  # reading it will account for the error
+        current.append(path)
+        if len(current) >= chunk_files or size >= chunk_bytes:
+            chunks.append(current)
+            current, size = [], 0
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def iter_batches(
-    paths: Iterable[Path], stats: RunStats, *, workers: int | None = None, chunk_files: int = 16
+    paths: Iterable[Path],
+    stats: RunStats,
+    *,
+    workers: int | None = None,
+    chunk_files: int = CHUNK_FILES,
 ) -> Iterator[pa.RecordBatch]:
     """Decode files into batches, in parallel processes when there are many files.
 
@@ -756,7 +784,7 @@ def write_files(
     fmt: str = "parquet",
     partition: bool = False,
     workers: int | None = None,
-    chunk_files: int = 16,
+    chunk_files: int = CHUNK_FILES,
     on_chunk: Callable[[list[str], ChunkOutput], None] | None = None,
 ) -> list[tuple[str, int]]:
     """Decode CloudTrail files into ``fmt`` files under ``out_dir``; returns (file, rows).
