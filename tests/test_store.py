@@ -59,6 +59,7 @@ def test_store_is_partitioned_by_date_and_account(tmp_path):
     parts = sorted(
         p.relative_to(tmp_path / "store").parent.as_posix()
         for p in (tmp_path / "store").rglob("*.parquet")
+        if not p.relative_to(tmp_path / "store").as_posix().startswith("_")
     )
     assert parts and all(p.startswith("date=20") and "/account=" in p for p in parts)
 
@@ -124,3 +125,50 @@ def test_a_changed_file_is_read_again_and_its_records_count_once(tmp_path):
     result = _hunt([], store=tmp_path / "store")
     assert result.stats.duplicate_records == len(_records(MATCH))
     assert result.findings == _hunt([logs]).findings
+
+
+def test_derived_views_are_kept_by_ingest_used_by_hunts_and_dropped_when_stale(tmp_path):
+    """The call groups and vending events are computed once per ingest; a hunt of the store
+    alone reads them, gives the raw hunt's findings, and ignores them when the store's files
+    or the view SQL changed since."""
+    from imdshunt.engine.duckdb import DuckDBEngine
+    from imdshunt.synth import generate_org
+
+    org = tmp_path / "org"
+    generate_org(org, seed=5, records=6000, workers=1)
+    kw = dict(
+        ip_ranges=org / "ip-ranges.json", workers=1, fetch_ip_ranges=False, kinds=("credential",)
+    )
+    st = tmp_path / "store"
+    store.ingest([org / "AWSLogs"], st, workers=1)
+    derived = store._load_derived(st)
+    assert set(derived) == set(store.DERIVED_VIEWS)
+
+    seen = {}
+    real_init = DuckDBEngine.ensure_views
+
+    def spy(self):
+        real_init(self)
+        seen["provided"] = dict(self._provided)
+
+    raw = api.hunt([org / "AWSLogs"], **kw)
+    DuckDBEngine.ensure_views = spy
+    try:
+        compiled = api.hunt([], store=st, **kw)
+        assert seen["provided"] == derived
+        assert raw.findings and compiled.findings == raw.findings
+        # with raw files beside the store, the store's precomputed views do not hold them all
+        extra = tmp_path / "more"
+        _deliver(extra, "m", _records(MATCH))
+        mixed = api.hunt([extra], store=st, **kw)
+        assert seen["provided"] == {}
+        assert mixed.findings == api.hunt([org / "AWSLogs", extra], **kw).findings
+        # an upgrade that changes the view SQL makes the files stale
+        doc = json.loads((st / store.DUPLICATES).read_text())
+        doc["views_digest"] = "0" * 64
+        (st / store.DUPLICATES).write_text(json.dumps(doc))
+        assert store._load_derived(st) == {}
+        assert api.hunt([], store=st, **kw).findings == raw.findings
+        assert seen["provided"] == {}
+    finally:
+        DuckDBEngine.ensure_views = real_init

@@ -16,6 +16,12 @@ that are new or whose size or mtime changed. A changed file is read again in ful
 records are then in the store twice, and the hunt counts each eventID once (CloudTrail's
 at-least-once delivery already requires that, see :mod:`imdshunt.engine.duckdb`).
 
+Each ingest also computes, over the whole store, what hunts would otherwise recompute every
+time from every record (see :data:`DERIVED_VIEWS`): the repeated eventIDs, the call groups
+the credential detections start from, and the credential-vending events. They live under
+``_imdshunt_derived/`` with the list of Parquet files and a digest of the view SQL they came
+from; a hunt uses them only while both still match and the store is all it reads.
+
 Example::
 
     from imdshunt import store, api
@@ -187,35 +193,90 @@ def _fingerprint(root: Path) -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
 
 
+#: Where they are kept: a leading "_" makes Spark, Hive and Athena skip the folder, so the
+#: store still reads as one table of the canonical columns.
+DERIVED_DIR = "_imdshunt_derived"
+#: Views that read nothing but api_activity, computed once per ingest over the whole store:
+#: the call groups every credential detection starts from, and the credential-vending events.
+DERIVED_VIEWS = ("api_call_group", "credential_vending")
+
+
+def _views_digest() -> str:
+    """Identifies the view SQL that derived files were computed with (an upgrade changes it)."""
+    import hashlib
+
+    from imdshunt.engine.duckdb import VIEWS_DIR, view_files
+
+    h = hashlib.sha256()
+    for path in [VIEWS_DIR / "api_activity.sql", *view_files()]:
+        h.update(path.name.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
 def _save_duplicates(root: Path) -> None:
-    """Find the store's repeated eventIDs once, so that hunts need not group every eventID."""
-    from imdshunt.engine.duckdb import DuckDBEngine
+    """Find the store's repeated eventIDs once, so that hunts need not group every eventID,
+    and compute the :data:`DERIVED_VIEWS` once, so that hunts need not group every call."""
+    from imdshunt.engine.duckdb import DuckDBEngine, _sql_str
 
     engine = DuckDBEngine(memory_limit=os.environ.get("IMDSHUNT_MEMORY_LIMIT", "512MB"))
     engine.scratch_dir()  # spill there
+    derived: dict[str, str] = {}
     try:
         if next(root.glob(PARQUET_GLOB), None) is None:
             return
         engine.attach_files([str(root.resolve() / PARQUET_GLOB)], fmt="parquet", hive=True)
         engine.ensure_views()
         state = engine.dedup_state
+        (root / DERIVED_DIR).mkdir(exist_ok=True)
+        for name in DERIVED_VIEWS:
+            target = root / DERIVED_DIR / f"{name}.parquet"
+            tmp = target.with_suffix(".parquet.tmp")
+            engine.con.execute(
+                f"COPY (SELECT * FROM {name}) TO {_sql_str(str(tmp))} "
+                "(FORMAT parquet, COMPRESSION zstd)"
+            )
+            tmp.replace(target)
+            derived[name] = target.relative_to(root).as_posix()
     finally:
         engine.close()
-    doc = {"fingerprint": _fingerprint(root), "dedup_state": state}
+    doc = {
+        "fingerprint": _fingerprint(root),
+        "dedup_state": state,
+        "views_digest": _views_digest(),
+        "derived": derived,
+    }
     tmp = root / (DUPLICATES + ".tmp")
     tmp.write_text(json.dumps(doc))
     tmp.replace(root / DUPLICATES)
 
 
-def _load_duplicates(root: Path) -> tuple[int, str, list] | None:
+def _load_doc(root: Path) -> dict | None:
     try:
         doc = json.loads((root / DUPLICATES).read_text())
     except (OSError, ValueError):
         return None
     if doc.get("fingerprint") != _fingerprint(root) or not doc.get("dedup_state"):
         return None  # files added or removed since: found again by the hunt
+    return doc
+
+
+def _load_duplicates(root: Path) -> tuple[int, str, list] | None:
+    doc = _load_doc(root)
+    if doc is None:
+        return None
     extra, mode, drops = doc["dedup_state"]
     return int(extra), str(mode), drops
+
+
+def _load_derived(root: Path) -> dict[str, str]:
+    """The derived views' files, when they match the store's files and this version's SQL."""
+    doc = _load_doc(root)
+    if doc is None or doc.get("views_digest") != _views_digest():
+        return {}
+    files = {name: root.resolve() / f for name, f in (doc.get("derived") or {}).items()}
+    if set(files) != set(DERIVED_VIEWS) or not all(p.is_file() for p in files.values()):
+        return {}
+    return {name: str(p) for name, p in files.items()}
 
 
 #: The store's files, as a DuckDB glob under the store folder.
@@ -233,7 +294,13 @@ def attach(engine, store: str | os.PathLike) -> int:
     if next(root.glob(PARQUET_GLOB), None) is None:
         return 0
     pattern = str(root.resolve() / PARQUET_GLOB)
-    engine.attach_files([pattern], fmt="parquet", hive=True, duplicates=_load_duplicates(root))
+    engine.attach_files(
+        [pattern],
+        fmt="parquet",
+        hive=True,
+        duplicates=_load_duplicates(root),
+        derived=_load_derived(root),
+    )
     return int(
         engine.con.execute(
             "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [pattern]

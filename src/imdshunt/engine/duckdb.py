@@ -117,6 +117,8 @@ class DuckDBEngine(BatchLoading):
         self._external_ready = False
         self._scratch: str | None = None
         self._preset: tuple[int, str, list] | None = None
+        self._derived_preset: dict[str, str] = {}
+        self._provided: dict[str, str] = {}  # views read from precomputed files
         self._materialized = False
         self.dedup_state: tuple[int, str, list] | None = None
         self._set_api_activity_view()
@@ -147,6 +149,7 @@ class DuckDBEngine(BatchLoading):
         fmt: str,
         hive: bool = False,
         duplicates: tuple[int, str, list] | None = None,
+        derived: dict[str, str] | None = None,
     ) -> None:
         """Let ``api_activity`` also read ``files`` in place, without loading them.
 
@@ -154,6 +157,11 @@ class DuckDBEngine(BatchLoading):
         ``parquet`` (a list of files or a glob, read by DuckDB; ``hive`` for ``key=value``
         partition folders, whose partition columns are not part of the view). Files must hold
         the canonical ``api_activity`` columns.
+
+        ``duplicates`` (the :attr:`dedup_state` of an earlier run over exactly these files) and
+        ``derived`` (view name -> a Parquet file holding that view's rows computed over exactly
+        these files, for views that read nothing but ``api_activity``) are used only while
+        these files are all ``api_activity`` holds; see :mod:`imdshunt.store`.
         """
         cols = ", ".join(f'"{c}"' for c in API_ACTIVITY.names)
         files = list(files)
@@ -176,6 +184,7 @@ class DuckDBEngine(BatchLoading):
         else:
             raise ValueError(f"unknown format {fmt!r}")
         self._preset = duplicates if not self._external[:-1] else None
+        self._derived_preset = dict(derived or {}) if not self._external[:-1] else {}
         self._external_ready = False
         self._views_ready = False
 
@@ -287,8 +296,10 @@ class DuckDBEngine(BatchLoading):
             self._set_api_activity_view(dedup=mode, drops=[tuple(d) for d in drops])
             self.duplicate_records = self._settled_duplicates + int(extra)
             self.dedup_state = self._preset
+            self._provided = self._derived_preset
             self._external_ready = True
             return
+        self._provided = {}
         self._set_api_activity_view()
         # Group on the 64-bit hash first: a few hundred MB less than grouping 10 M strings;
         # a collision only sends a few more rows to the exact second step.
@@ -342,6 +353,13 @@ class DuckDBEngine(BatchLoading):
             except duckdb.Error as exc:
                 raise EngineError(f"view {path.name}: {exc}") from exc
             pending.extend(MATERIALIZE.findall(sql))
+        for name, path in self._provided.items():
+            # computed ahead over exactly the attached files (see attach_files)
+            self.con.execute(
+                f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_sql_str(path)})"
+            )
+            if name in pending:
+                pending.remove(name)
         self._to_materialize = pending
         self._computed = False
         self._views_ready = True

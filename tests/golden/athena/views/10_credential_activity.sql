@@ -131,59 +131,65 @@ WHERE
 GROUP BY
   session_arn;
 
+/* Calls that differ only in time and event id are one row (a "call group"): the */
+/* detections then read thousands of groups instead of millions of calls, and every column */
+/* below is derived once per group. call_count, first_seen, last_seen and event_ids (the */
+/* first 100 in sort order: detections keep at most max_event_ids of them) carry what the */
+/* detections need of the individual calls; api_activity still has every call. */
+/* It reads nothing but api_activity, so a compiled store keeps it (see imdshunt.store). */
+CREATE OR REPLACE VIEW api_call_group AS
+SELECT
+  account_id,
+  region,
+  actor_arn,
+  role_name,
+  role_arn,
+  session_name,
+  access_key_id,
+  role_delivery,
+  web_id_provider,
+  invoked_by,
+  src_ip,
+  user_agent,
+  vpce_id,
+  vpce_account_id,
+  event_source,
+  event_name,
+  COUNT(*) AS call_count,
+  MIN(event_time) AS first_seen,
+  MAX(event_time) AS last_seen,
+  MIN(session_created) AS session_created,
+  SLICE(ARRAY_SORT(ARRAY_AGG(event_id) FILTER(WHERE
+    NOT event_id IS NULL)), 1, 100) AS event_ids
+FROM api_activity
+WHERE
+  actor_type = 'AssumedRole' AND COALESCE(role_name, '') <> 'aws:ec2-instance'
+GROUP BY
+  account_id,
+  region,
+  actor_arn,
+  role_name,
+  role_arn,
+  session_name,
+  access_key_id,
+  role_delivery,
+  web_id_provider,
+  invoked_by,
+  src_ip,
+  user_agent,
+  vpce_id,
+  vpce_account_id,
+  event_source,
+  event_name;
+
 /* Every detection reads this; computed once per run rather than once per detection. */
-/* One row per call group (see calls below), not per call. */
+/* One row per call group (api_call_group), not per call. */
 /* imdshunt: materialize credential_activity */
 CREATE OR REPLACE VIEW credential_activity AS
 WITH calls AS (
-  /* Calls that differ only in time and event id are one row (a "call group"): the */
-  /* detections then read thousands of groups instead of millions of calls, and every column */
-  /* below is derived once per group. call_count, first_seen, last_seen and event_ids (the */
-  /* first 100 in sort order: detections keep at most max_event_ids of them) carry what the */
-  /* detections need of the individual calls; api_activity still has every call. */
   SELECT
-    account_id,
-    region,
-    actor_arn,
-    role_name,
-    role_arn,
-    session_name,
-    access_key_id,
-    role_delivery,
-    web_id_provider,
-    invoked_by,
-    src_ip,
-    user_agent,
-    vpce_id,
-    vpce_account_id,
-    event_source,
-    event_name,
-    COUNT(*) AS call_count,
-    MIN(event_time) AS first_seen,
-    MAX(event_time) AS last_seen,
-    MIN(session_created) AS session_created,
-    SLICE(ARRAY_SORT(ARRAY_AGG(event_id) FILTER(WHERE
-      NOT event_id IS NULL)), 1, 100) AS event_ids
-  FROM api_activity
-  WHERE
-    actor_type = 'AssumedRole' AND COALESCE(role_name, '') <> 'aws:ec2-instance'
-  GROUP BY
-    account_id,
-    region,
-    actor_arn,
-    role_name,
-    role_arn,
-    session_name,
-    access_key_id,
-    role_delivery,
-    web_id_provider,
-    invoked_by,
-    src_ip,
-    user_agent,
-    vpce_id,
-    vpce_account_id,
-    event_source,
-    event_name
+    *
+  FROM api_call_group
 ), session_runtime /* Lambda's runtime and the SDKs inside a function announce themselves in the user agent */ /* (AWS_EXECUTION_ENV=AWS_Lambda_<runtime>); any such call marks the whole session. Grouped */ /* per session and joined back (a window would partition every row with all its columns). */ AS (
   SELECT
     actor_arn,
