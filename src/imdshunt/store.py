@@ -197,8 +197,9 @@ def _fingerprint(root: Path) -> str:
 #: store still reads as one table of the canonical columns.
 DERIVED_DIR = "_imdshunt_derived"
 #: Views that read nothing but api_activity, computed once per ingest over the whole store:
-#: the call groups every credential detection starts from, and the credential-vending events.
-DERIVED_VIEWS = ("api_call_group", "credential_vending")
+#: the call groups every credential detection starts from, the credential-vending events and
+#: the accounts that recorded events.
+DERIVED_VIEWS = ("api_call_group", "credential_vending", "log_account")
 
 
 def _views_digest() -> str:
@@ -225,7 +226,7 @@ def _save_duplicates(root: Path) -> None:
         if next(root.glob(PARQUET_GLOB), None) is None:
             return
         engine.attach_files([str(root.resolve() / PARQUET_GLOB)], fmt="parquet", hive=True)
-        engine.ensure_views()
+        engine.create_views()
         state = engine.dedup_state
         (root / DERIVED_DIR).mkdir(exist_ok=True)
         for name in DERIVED_VIEWS:

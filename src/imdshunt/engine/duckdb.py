@@ -28,6 +28,7 @@ VIEWS_DIR = Path(__file__).resolve().parent.parent / "views"
 
 #: A view file may ask for one of its views to be computed once per run (see _materialize).
 MATERIALIZE = re.compile(r"^--\s*imdshunt:\s*materialize\s+(\w+)\s*$", re.M)
+_VIEW_NAME = re.compile(r"^CREATE OR REPLACE VIEW (\w+)", re.M)
 
 #: The de-duplicating view that feeds the materialised ``api_activity`` table.
 DEDUP_VIEW_FILE = "api_activity.sql"
@@ -109,7 +110,7 @@ class DuckDBEngine(BatchLoading):
             self.con.execute(_ddl(name, schema))
         self.con.execute((VIEWS_DIR / DEDUP_VIEW_FILE).read_text())
         self._views_ready = False
-        self._to_materialize: list[str] = []
+        self._views_built = False  # the shared views exist (see _materialize)
         self._computed = False  # a marked view was materialised since the views were made
         self.duplicate_records = 0
         self._settled_duplicates = 0
@@ -341,55 +342,80 @@ class DuckDBEngine(BatchLoading):
         self._external_ready = True
 
     def ensure_views(self) -> None:
+        """Settle ``api_activity`` (loaded rows and attached files, each eventID once).
+
+        The shared views over it are created at the first query (see :meth:`_materialize`), so
+        that loading steps and address classification, which call this, never pay for them.
+        """
         if self._views_ready:
             return
         self._settle_api_activity()
         self._settle_external()
-        pending = []
+        self._views_built = False
+        self._computed = False
+        self._views_ready = True
+
+    def _materialize(self) -> None:
+        """Create the shared views, file by file, computing each file's marked views before
+        the next file is read.
+
+        A small view that several detections read (and that aggregates a large one) is marked
+        ``-- imdshunt: materialize <name>`` in its view file; other engines may ignore the mark.
+        Computing it before later files are created matters as much as computing it once:
+        DuckDB binds a view when it is created, and binding a view over the raw views again
+        lists and opens every attached file.
+        """
+        if not self._views_built:
+            self._build_views(compute=True)
+            self._views_built = True
+
+    def create_views(self) -> None:
+        """Create the shared views without computing any (for reading a few of them)."""
+        self.ensure_views()
+        self._build_views(compute=False)
+
+    def _build_views(self, *, compute: bool) -> None:
         for path in view_files():
             sql = path.read_text()
             try:
                 self.con.execute(sql)
             except duckdb.Error as exc:
                 raise EngineError(f"view {path.name}: {exc}") from exc
-            pending.extend(MATERIALIZE.findall(sql))
-        for name, path in self._provided.items():
-            # computed ahead over exactly the attached files (see attach_files)
-            self.con.execute(
-                f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({_sql_str(path)})"
-            )
-            if name in pending:
-                pending.remove(name)
-        self._to_materialize = pending
-        self._computed = False
-        self._views_ready = True
-
-    def _materialize(self) -> None:
-        """Compute each marked view once, at the first query after the data last changed.
-
-        A small view that several detections read (and that aggregates a large one) is marked
-        ``-- imdshunt: materialize <name>`` in its view file; other engines may ignore the mark.
-        Done lazily so that loading steps (which call :meth:`ensure_views`) never pay for it.
-        """
-        pending, self._to_materialize = self._to_materialize, []
-        self._computed = self._computed or bool(pending)
-        for name in pending:
-            try:
+            defined = set(_VIEW_NAME.findall(sql))
+            for name in defined & set(self._provided):
+                # computed ahead over exactly the attached files (see attach_files)
+                path_sql = _sql_str(self._provided[name])
                 self.con.execute(
-                    f"CREATE OR REPLACE TABLE {name}__materialized AS SELECT * FROM {name}"
+                    f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({path_sql})"
                 )
-                self.con.execute(
-                    f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}__materialized"
-                )
-            except duckdb.Error as exc:
-                raise EngineError(f"materializing view {name}: {exc}") from exc
+            for name in MATERIALIZE.findall(sql):
+                if name in self._provided or not compute:
+                    continue
+                try:
+                    self.con.execute(
+                        f"CREATE OR REPLACE TABLE {name}__materialized AS SELECT * FROM {name}"
+                    )
+                    self.con.execute(
+                        f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}__materialized"
+                    )
+                except duckdb.Error as exc:
+                    raise EngineError(f"materializing view {name}: {exc}") from exc
+                self._computed = True
 
     def table_exists(self, name: str) -> bool:
-        return bool(
-            self.con.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
-            ).fetchall()[0][0]
-        )
+        def exists() -> bool:
+            return bool(
+                self.con.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name]
+                ).fetchall()[0][0]
+            )
+
+        if exists():
+            return True
+        if self._views_ready and not self._views_built:  # perhaps a shared view not made yet
+            self._materialize()
+            return exists()
+        return False
 
     #: Detection SQL runs as written, ``$name`` parameters bound by DuckDB (no transpiling).
     binds_params = True

@@ -133,6 +133,11 @@ SELECT
 FROM used u
 LEFT JOIN own o ON o.place = u.place;
 
+-- Accounts whose trails recorded events in these logs.
+-- imdshunt: materialize log_account
+CREATE OR REPLACE VIEW log_account AS
+SELECT DISTINCT account_id FROM api_activity WHERE account_id IS NOT NULL;
+
 -- Accounts known to be the organisation's, and on what evidence.
 CREATE OR REPLACE VIEW org_account_known AS
 SELECT DISTINCT account_id, 'org-accounts' AS evidence FROM org_account

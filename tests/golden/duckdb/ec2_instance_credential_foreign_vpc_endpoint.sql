@@ -29,11 +29,9 @@ WITH given AS (
         FROM org_account_known
       )
       AND NOT b.vpce_account_id IN (
-        SELECT DISTINCT
+        SELECT
           account_id
-        FROM api_activity
-        WHERE
-          NOT account_id IS NULL
+        FROM log_account
       )
       THEN 'accounts-in-logs'
     END AS evidence

@@ -16,7 +16,7 @@ hits AS (
                  AND b.vpce_account_id <> b.account_id
                  AND b.vpce_account_id NOT IN (SELECT account_id FROM org_account_known)
                  AND b.vpce_account_id NOT IN (
-                     SELECT DISTINCT account_id FROM api_activity WHERE account_id IS NOT NULL
+                     SELECT account_id FROM log_account
                  )
                 THEN 'accounts-in-logs'
         END AS evidence

@@ -165,6 +165,15 @@ FROM used AS u
 LEFT JOIN own AS o
   ON o.place = u.place;
 
+/* Accounts whose trails recorded events in these logs. */
+/* imdshunt: materialize log_account */
+CREATE OR REPLACE TEMPORARY VIEW log_account AS
+SELECT DISTINCT
+  account_id
+FROM api_activity
+WHERE
+  NOT account_id IS NULL;
+
 /* Accounts known to be the organisation's, and on what evidence. */
 CREATE OR REPLACE TEMPORARY VIEW org_account_known AS
 SELECT DISTINCT
