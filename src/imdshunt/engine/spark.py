@@ -13,19 +13,28 @@ and never passes through the driver. Raw logs read by :func:`imdshunt.api.hunt` 
 the driver (as for DuckDB) and handed to Spark as Arrow; a cluster-side decoder of raw
 CloudTrail or OCSF is not provided yet.
 
+Views that DuckDB materialises (``-- imdshunt: materialize <view>`` in a view file, and the
+de-duplicated ``api_activity``) are checkpointed here, before the views that read them are
+created: a Spark temporary view keeps the whole plan it was created with, so without this each
+detection would re-plan and re-run the chain of shared views (minutes on 2 cores even for a few
+hundred records). ``api_activity`` is computed once the rows are loaded, the marked views at
+the first query after a table changed.
+
 The session time zone is set to UTC: CloudTrail times are UTC and Spark would otherwise render
 timestamps in the JVM's zone.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pyarrow as pa
+import sqlglot.expressions as exp
 
 from imdshunt.engine.base import BatchLoading
-from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, VIEWS_DIR, view_files
-from imdshunt.engine.portable import transpile_script
+from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, MATERIALIZE, VIEWS_DIR, view_files
+from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.errors import EngineError
 from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST
 
@@ -53,6 +62,7 @@ def local_session(master: str = "local[*]", app_name: str = "imdshunt") -> Any:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.shuffle.partitions", "4")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.driver.extraJavaOptions", "-Duser.timezone=UTC")
         .getOrCreate()
@@ -74,8 +84,11 @@ class SparkEngine(BatchLoading):
             "http_request": [],
         }
         self._schemas = {"api_activity_raw": API_ACTIVITY, "http_request": HTTP_REQUEST}
-        self._registered: set[str] = set()
-        self._views_ready = False
+        self._registered: set[str] = set()  # every temporary view this engine made
+        self._base: set[str] = set()  # tables loaded or registered, and api_activity
+        self._materialized: dict[str, Any] = {}  # view name -> its checkpointed DataFrame
+        self._data_changed = True  # canonical rows to (re)load into Spark
+        self._views_ready = False  # the derived views (views/NN_*.sql) are current
         self.duplicate_records = 0
 
     @property
@@ -91,6 +104,7 @@ class SparkEngine(BatchLoading):
             raise EngineError(f"cannot append to {table!r} on Spark; use register_table")
         batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
         self._pending[table].extend(b for b in batches if b.num_rows)
+        self._data_changed = True
         self._views_ready = False
 
     def _dataframe(self, table: pa.Table) -> Any:
@@ -103,19 +117,22 @@ class SparkEngine(BatchLoading):
         """Register a reference table (address classes, inventory ...) as a temporary view."""
         self._dataframe(table).createOrReplaceTempView(name)
         self._registered.add(name)
+        self._base.add(name)
         self._views_ready = False
 
     def register_dataframe(self, name: str, df: Any) -> None:
         """Register a Spark DataFrame already in canonical form (``api_activity_raw`` ...)."""
         df.createOrReplaceTempView(name)
         self._registered.add(name)
+        self._base.add(name)
         if name in self._pending:
             self._pending[name] = []
             self._schemas.pop(name, None)
+            self._data_changed = True
         self._views_ready = False
 
     def distinct_values(self, table: str, column: str) -> list:
-        self.ensure_views()
+        self._ready(table)
         rows = self.spark.sql(
             f"SELECT DISTINCT {column} FROM {table} WHERE {column} IS NOT NULL"
         ).collect()
@@ -130,37 +147,108 @@ class SparkEngine(BatchLoading):
             table = pa.Table.from_batches(batches, schema=schema)
             self._dataframe(table).createOrReplaceTempView(name)
             self._registered.add(name)
+            self._base.add(name)
         if "ip_class" not in self._registered:
             self.register_table("ip_class", IP_CLASS.empty_table())
 
+    def _sql(self, stmt: str, label: str) -> Any:
+        try:
+            return self.spark.sql(stmt)
+        except Exception as exc:  # pyspark AnalysisException, ParseException ...
+            raise EngineError(f"{label}: {_short(exc)}") from exc
+
+    def _release(self, name: str) -> None:
+        """Free the rows of a view materialised by :meth:`_materialize`."""
+        df = self._materialized.pop(name, None)
+        if df is not None:
+            try:  # the checkpointed RDD under the DataFrame (no public handle to unpersist it)
+                df._jdf.queryExecution().analyzed().rdd().unpersist(False)
+            except Exception:  # otherwise freed once the JVM collects it
+                pass
+
+    def _materialize(self, name: str) -> Any:
+        """Replace view ``name`` by its rows, computed now and checkpointed.
+
+        Views created afterwards read the checkpoint instead of carrying the view's whole plan:
+        Spark's temporary views keep the plan they were created with, and a chain of views read
+        several times each otherwise makes every detection re-analyse, re-optimise and re-run
+        the shared views (a ``CACHE TABLE`` does not help: it is not matched inside the plans
+        other views captured). Computed when the views are made, at the first query after the
+        data last changed (see :meth:`_ready`), so loading steps do not pay for it.
+
+        The checkpoint is local (executors' storage) unless the application set a checkpoint
+        directory (``SparkContext.setCheckpointDir``): then it is written there, and survives
+        the loss of an executor.
+        """
+        self._release(name)
+        df = self.spark.table(name)
+        try:
+            reliable = bool(self.spark.sparkContext.getCheckpointDir())
+        except Exception:  # no SparkContext in this client (Spark Connect)
+            reliable = False
+        df = df.checkpoint(eager=True) if reliable else df.localCheckpoint(eager=True)
+        df.createOrReplaceTempView(name)
+        self._materialized[name] = df
+        return df
+
     def _run_script(self, sql: str, label: str) -> None:
-        for stmt in transpile_script(sql, "spark"):
-            try:
-                self.spark.sql(stmt)
-            except Exception as exc:  # pyspark AnalysisException, ParseException ...
-                raise EngineError(f"{label}: {_short(exc)}") from exc
+        """Create a view file's views; materialise those it marks ``-- imdshunt: materialize``
+        before the views that read them are created."""
+        marked = set(MATERIALIZE.findall(sql))
+        for name, stmt in _spark_script(sql):
+            if name is not None:
+                self._release(name)
+            self._sql(stmt, label)
+            if name is not None:
+                self._registered.add(name)
+                if name in marked:
+                    self._materialize(name)
 
     def ensure_views(self) -> None:
-        if self._views_ready:
+        """Load the canonical rows into Spark and de-duplicate them into ``api_activity``.
+
+        The derived views are created at the first query after a table changed (see
+        :meth:`_ready`), not here: loading steps call this and then register more tables
+        (``ip_class``), after which every derived view would have to be made again.
+        """
+        if not self._data_changed:
             return
         self._flush()
         self._run_script((VIEWS_DIR / DEDUP_VIEW_FILE).read_text(), DEDUP_VIEW_FILE)
-        # DuckDB materialises the de-duplicated rows; here the view is cached once instead.
-        dedup = self.spark.table("api_activity_dedup").cache()
-        dedup.createOrReplaceTempView("api_activity")
-        raw = self.spark.table("api_activity_raw").count()
-        self.duplicate_records = raw - dedup.count()
+        # DuckDB materialises the de-duplicated rows; here they are checkpointed once per load.
+        self._sql(
+            "CREATE OR REPLACE TEMPORARY VIEW api_activity AS SELECT * FROM api_activity_dedup",
+            "api_activity",
+        )
+        self._registered.add("api_activity")
+        self._base.add("api_activity")
+        kept = self._materialize("api_activity").count()
+        if self._schemas.get("api_activity_raw") is not None:
+            raw = sum(b.num_rows for b in self._pending["api_activity_raw"])
+        else:  # registered as a DataFrame
+            raw = self.spark.table("api_activity_raw").count()
+        self.duplicate_records = raw - kept
+        self._data_changed = False
+        self._views_ready = False
+
+    def _ready(self, table: str | None = None) -> None:
+        """Make ``table`` (default: every view) queryable: the data, then the derived views."""
+        self.ensure_views()
+        if self._views_ready or table in self._base:
+            return
+        # Re-created whenever a table changed: Spark's temporary views keep the plans of the
+        # tables they read as they were when the view was created.
         for path in view_files():
             self._run_script(path.read_text(), f"view {path.name}")
         self._views_ready = True
 
     def table_exists(self, name: str) -> bool:
-        self.ensure_views()
+        self._ready(name)
         return bool(self.spark.catalog.tableExists(name))
 
     def query(self, sql: str, *, label: str = "query") -> pa.Table:
         """Run Spark SQL (already in Spark's dialect) and return an Arrow table."""
-        self.ensure_views()
+        self._ready()
         try:
             df = self.spark.sql(sql)
             to_arrow = getattr(df, "toArrow", None)
@@ -171,14 +259,29 @@ class SparkEngine(BatchLoading):
             raise EngineError(f"{label}: {_short(exc)}") from exc
 
     def scalar(self, sql: str) -> Any:
-        self.ensure_views()
+        self._ready()
         return self.spark.sql(sql).collect()[0][0]
 
     def close(self) -> None:
         """Drop this engine's views; the session stays (it may be the caller's)."""
         if self._session is not None:
+            for name in list(self._materialized):
+                self._release(name)
             for name in self._registered:
                 self._session.catalog.dropTempView(name)
+
+
+@functools.lru_cache(maxsize=64)
+def _spark_script(sql: str) -> tuple[tuple[str | None, str], ...]:
+    """A DuckDB-dialect script as Spark SQL: (name of the view it creates or None, statement)."""
+    out = []
+    for tree in parse_statements(sql):
+        name = None
+        if isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() == "VIEW":
+            target = tree.this
+            name = (target.this if isinstance(target, exp.Schema) else target).name
+        out.append((name, transpile(tree, "spark")))
+    return tuple(out)
 
 
 def _short(exc: BaseException) -> str:
