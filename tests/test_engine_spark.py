@@ -1,12 +1,22 @@
-"""Spark gives exactly DuckDB's findings on every detection's fixtures (``-m spark``).
+"""Spark gives exactly DuckDB's findings on the detections' fixtures and on a synthetic
+organisation (``pytest -m spark``).
 
-One local Spark session serves the whole module (starting it costs ~10-30 s); skipped when
-pyspark or Java is missing.
+One local Spark session serves the whole module (starting it costs ~10 s), and each Spark hunt
+costs tens of seconds on 2 cores however small its input, so the fixtures are hunted together:
+every detection's ``match_``/``nomatch_`` files copied into one folder and hunted once, without
+inventory (binding on learned egress). Fixtures hunted together interact (some share eventIDs,
+which the de-duplication then drops, and instances and addresses): the per-fixture verdicts are
+tests/test_detection_fixtures.py's job; here both engines must agree on the combined logs and
+every detection must still fire. The synthetic organisation is hunted with its inventory and
+its ALB logs (high-confidence binding, SSRF attempts linked to thefts). Skipped when pyspark or
+Java is missing.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,91 +31,122 @@ HERE = Path(__file__).resolve().parent
 RANGES = HERE / "data" / "ip-ranges.fixture.json"
 ALLOWLIST = ["203.0.113.0/24"]
 DETECTIONS = load_detections()
+FIXTURE_HUNT = dict(ip_ranges=RANGES, allowlist=ALLOWLIST, workers=1, fetch_ip_ranges=False)
+#: Benign CloudTrail records of the synthetic organisation (its attacks are the same at any size).
+RECORDS = 4000
+#: Copied a second time under another name: a repeated CloudTrail delivery.
+REDELIVERED = (
+    "ec2_instance_credential_outside_aws",
+    "match_imdsv1_session_used_from_internet.json",
+)
 
 
 def fixture_files(det) -> list[Path]:
     return sorted(
         p
         for p in (det.folder / "tests").glob("*")
-        if p.name.startswith(("match_", "nomatch_")) and not p.name.endswith(".expect.json")
+        if p.name.startswith(("match_", "nomatch_"))
+        and p.is_file()
+        and not p.name.endswith(".expect.json")
     )
 
 
 @pytest.fixture(scope="module")
+def combined(tmp_path_factory) -> Path:
+    """Every detection's fixtures in one folder, named ``<detection>__<fixture>``."""
+    out = tmp_path_factory.mktemp("fixtures")
+    for det_id, det in sorted(DETECTIONS.items()):
+        for src in fixture_files(det):
+            shutil.copyfile(src, out / f"{det_id}__{src.name}")
+    det_id, name = REDELIVERED
+    shutil.copyfile(DETECTIONS[det_id].folder / "tests" / name, out / f"zz_redelivered__{name}")
+    return out
+
+
+def _java_major() -> int | None:
+    """The major version of the ``java`` on PATH (None: none there, or unreadable)."""
+    java = shutil.which("java")
+    if java is None:
+        return None
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not m:
+        return None
+    major = int(m.group(1))
+    return int(m.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+
+
+@pytest.fixture(scope="module")
 def spark():
-    if shutil.which("java") is None:
+    java = _java_major()
+    if java is None:
         pytest.skip("no Java runtime for Spark")
+    needed = 17 if int(pyspark.__version__.split(".")[0]) >= 4 else 8
+    if java < needed:
+        pytest.skip(f"pyspark {pyspark.__version__} needs Java {needed}+, found Java {java}")
     from imdshunt.engine.spark import local_session
 
-    session = local_session("local[2]")
+    session = local_session("local[2]", small_inputs=True)
     yield session
     session.stop()
-
-
-def _hunt(files, engine=None, kinds=("credential", "web")):
-    return api.hunt(
-        files,
-        ip_ranges=RANGES,
-        allowlist=ALLOWLIST,
-        workers=1,
-        fetch_ip_ranges=False,
-        engine=engine,
-        kinds=kinds,
-    )
 
 
 def _comparable(findings):
     return sorted(findings, key=lambda f: f["finding_id"])
 
 
-@pytest.mark.parametrize("det_id", sorted(DETECTIONS))
-def test_spark_findings_equal_duckdb_on_the_detection_fixtures(det_id, spark):
+def _fired(findings) -> set[str]:
+    # merged findings name every detection that fired in ``detections`` (imdshunt.merge)
+    return {d for f in findings for d in f.get("detections", [f["detection"]])}
+
+
+def _both(spark, paths, **kw):
+    """The same hunt on DuckDB and on Spark: (DuckDB's result, Spark's result, Spark engine)."""
     from imdshunt.engine.spark import SparkEngine
 
-    files = fixture_files(DETECTIONS[det_id])
-    duck = _hunt(files)
+    duck = api.hunt(paths, **kw)
     engine = SparkEngine(spark)
     try:
-        sp = _hunt(files, engine)
+        sp = api.hunt(paths, engine=engine, **kw)
     finally:
         engine.close()
-    # merged findings name every detection that fired in ``detections`` (imdshunt.merge)
-    assert any(det_id in f.get("detections", [f["detection"]]) for f in duck.findings)
+    return duck, sp, engine
+
+
+def test_spark_findings_equal_duckdb_on_every_detections_fixtures(spark, combined):
+    duck, sp, engine = _both(spark, [combined], **FIXTURE_HUNT)
+    assert not duck.stats.files_skipped, duck.stats.summary()
+    missing = set(DETECTIONS) - _fired(duck.findings)
+    assert not missing, f"no longer fire on the combined fixtures: {sorted(missing)}"
     assert _comparable(sp.findings) == _comparable(duck.findings)
     assert sp.naive == duck.naive
-
-
-def test_spark_counts_duplicate_deliveries_like_duckdb(spark, tmp_path):
-    from imdshunt.engine.spark import SparkEngine
-
-    det = DETECTIONS["ec2_instance_credential_outside_aws"]
-    src = next(p for p in fixture_files(det) if p.name.startswith("match_"))
-    (tmp_path / "a.json").write_bytes(src.read_bytes())
-    (tmp_path / "b.json").write_bytes(src.read_bytes())
-    duck = _hunt([tmp_path])
-    engine = SparkEngine(spark)
-    sp = _hunt([tmp_path], engine)
-    engine.close()
+    assert sp.notes == duck.notes
+    # repeated deliveries (the copy above, and eventIDs that fixtures share) counted alike
     assert duck.stats.duplicate_records > 0
-    assert engine.duplicate_records == duck.stats.duplicate_records
-    assert _comparable(sp.findings) == _comparable(duck.findings)
+    assert engine.duplicate_records == sp.stats.duplicate_records == duck.stats.duplicate_records
 
 
 def test_spark_findings_equal_duckdb_on_a_synthetic_organisation(spark, tmp_path):
     synth = pytest.importorskip("imdshunt.synth", reason="synthetic organisation generator absent")
-    from imdshunt.engine.spark import SparkEngine
 
-    synth.generate_org(tmp_path, seed=11, records=4000, workers=1)
-    kw = dict(
+    synth.generate_org(tmp_path, seed=11, records=RECORDS, workers=1)
+    duck, sp, _ = _both(
+        spark,
+        [tmp_path / "AWSLogs"],  # CloudTrail and ALB logs
         ip_ranges=tmp_path / "ip-ranges.json",
+        inventory=[tmp_path / "inventory"],
         allowlist=(),
         workers=1,
         fetch_ip_ranges=False,
-        kinds=("credential",),
     )
-    duck = api.hunt([tmp_path / "AWSLogs"], **kw)
-    engine = SparkEngine(spark)
-    sp = api.hunt([tmp_path / "AWSLogs"], engine=engine, **kw)
-    engine.close()
-    assert duck.findings, "the synthetic organisation plants thefts"
+    fired = _fired(duck.findings)
+    assert "imds_theft_chain" in fired, "the organisation plants an SSRF that leads to a theft"
+    assert fired > {"ec2_instance_credential_outside_aws", "imds_ssrf_attempt"}
+    assert duck.stats.duplicate_records > 0, "the synthetic organisation redelivers files"
     assert _comparable(sp.findings) == _comparable(duck.findings)
+    assert sp.stats.duplicate_records == duck.stats.duplicate_records
+    assert sp.naive == duck.naive
+    assert sp.notes == duck.notes
