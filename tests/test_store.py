@@ -172,3 +172,34 @@ def test_derived_views_are_kept_by_ingest_used_by_hunts_and_dropped_when_stale(t
         assert seen["provided"] == {}
     finally:
         DuckDBEngine.ensure_views = real_init
+
+
+def test_a_store_hunt_keeps_to_the_window_accounts_and_regions(tmp_path):
+    """--since/--until/--accounts/--regions restrict a store hunt as they restrict discovery."""
+    import datetime as dt
+
+    from imdshunt.synth import generate_org
+
+    org = tmp_path / "org"
+    generate_org(org, seed=5, records=6000, days=3, workers=1)
+    st = tmp_path / "store"
+    store.ingest([org / "AWSLogs"], st, workers=1)
+    kw = dict(
+        ip_ranges=org / "ip-ranges.json", workers=1, fetch_ip_ranges=False, kinds=("credential",)
+    )
+    whole = api.hunt([], store=st, **kw)
+    days = sorted({p.name.removeprefix("date=") for p in st.glob("date=*")})
+    assert len(days) >= 2
+    day = dt.date.fromisoformat(days[1])
+    window = api.hunt([], store=st, since=day, until=day, **kw)
+    assert 0 < window.stats.records_read < whole.stats.records_read
+    for f in window.findings:
+        assert f["first_seen"][:10] == f["last_seen"][:10] == day.isoformat()
+
+    account = whole.findings[0]["account_id"]
+    one = api.hunt([], store=st, accounts=[account], **kw)
+    assert one.findings and {f["account_id"] for f in one.findings} == {account}
+    region = whole.findings[0]["regions"][0]
+    by_region = api.hunt([], store=st, regions=[region], **kw)
+    assert 0 < by_region.stats.records_read < whole.stats.records_read
+    assert all(f["regions"] == [region] for f in by_region.findings)

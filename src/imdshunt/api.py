@@ -390,7 +390,7 @@ def hunt(
             from imdshunt.errors import UsageError
 
             raise UsageError("--store is hunted with the DuckDB engine only")
-        stats.records_read += store_lib.attach(engine, store)
+        stats.records_read += store_lib.attach(engine, store, key_filter)
     register_inventory(engine, inv)  # before any view is built: the binding views read it
     if files.web and "web" in kinds:
         load_web_logs(files.web, engine, stats, log_type=web_log_type)

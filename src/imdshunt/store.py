@@ -36,6 +36,7 @@ import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from imdshunt.errors import InputError
 from imdshunt.sources import cloudtrail
@@ -284,26 +285,77 @@ def _load_derived(root: Path) -> dict[str, str]:
 PARQUET_GLOB = "date=*/account=*/*.parquet"
 
 
-def attach(engine, store: str | os.PathLike) -> int:
+def attach(engine, store: str | os.PathLike, key_filter: Any = None) -> int:
     """Let ``engine``'s ``api_activity`` read ``store`` in place; returns its record count.
 
     ``engine`` is a :class:`imdshunt.engine.duckdb.DuckDBEngine` (any engine with
     ``attach_files``); the Parquet footers give the count without reading data.
+    ``key_filter`` (an :class:`imdshunt.sources.s3.KeyFilter`) keeps the date and account
+    partitions inside its window and accounts, and the rows of its regions; what ingest
+    computed over the whole store is then not used.
     """
     root = Path(store)
     _check_store(root, create=False)
     if next(root.glob(PARQUET_GLOB), None) is None:
         return 0
-    pattern = str(root.resolve() / PARQUET_GLOB)
-    engine.attach_files(
-        [pattern],
-        fmt="parquet",
-        hive=True,
-        duplicates=_load_duplicates(root),
-        derived=_load_derived(root),
-    )
-    return int(
-        engine.con.execute(
-            "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [pattern]
-        ).fetchall()[0][0]
-    )
+    if key_filter is None or key_filter.is_empty:
+        pattern = str(root.resolve() / PARQUET_GLOB)
+        engine.attach_files(
+            [pattern],
+            fmt="parquet",
+            hive=True,
+            duplicates=_load_duplicates(root),
+            derived=_load_derived(root),
+        )
+        return _row_count(engine, [pattern])
+    files = [
+        str(p.resolve()) for p in sorted(root.glob(PARQUET_GLOB)) if _partition_ok(p, key_filter)
+    ]
+    if not files:
+        return 0
+    regions = sorted(key_filter.regions) if key_filter.regions else None
+    engine.attach_files(files, fmt="parquet", hive=True, regions=regions)
+    if regions:
+        listing = "[" + ", ".join(_quote(f) for f in files) + "]"
+        inlist = ", ".join(_quote(r) for r in regions)
+        return int(
+            engine.con.execute(
+                f"SELECT count(*) FROM read_parquet({listing}) WHERE region IN ({inlist})"
+            ).fetchall()[0][0]
+        )
+    return _row_count(engine, files)
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _row_count(engine, files: list[str]) -> int:
+    total = 0
+    for f in files:
+        total += int(
+            engine.con.execute(
+                "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [f]
+            ).fetchall()[0][0]
+        )
+    return total
+
+
+def _partition_ok(path: Path, key_filter: Any) -> bool:
+    """Is the file's ``date=``/``account=`` partition inside the filter?"""
+    import datetime as dt
+
+    account = path.parent.name.removeprefix("account=")
+    day = path.parent.parent.name.removeprefix("date=")
+    if key_filter.accounts and account not in key_filter.accounts:
+        return False
+    if key_filter.since or key_filter.until:
+        try:
+            d = dt.date.fromisoformat(day)
+        except ValueError:
+            return False  # records of unknown date cannot be placed in the window
+        if (key_filter.since and d < key_filter.since) or (
+            key_filter.until and d > key_filter.until
+        ):
+            return False
+    return True

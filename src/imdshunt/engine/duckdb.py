@@ -151,6 +151,7 @@ class DuckDBEngine(BatchLoading):
         hive: bool = False,
         duplicates: tuple[int, str, list] | None = None,
         derived: dict[str, str] | None = None,
+        regions: Sequence[str] | None = None,
     ) -> None:
         """Let ``api_activity`` also read ``files`` in place, without loading them.
 
@@ -162,7 +163,8 @@ class DuckDBEngine(BatchLoading):
         ``duplicates`` (the :attr:`dedup_state` of an earlier run over exactly these files) and
         ``derived`` (view name -> a Parquet file holding that view's rows computed over exactly
         these files, for views that read nothing but ``api_activity``) are used only while
-        these files are all ``api_activity`` holds; see :mod:`imdshunt.store`.
+        these files are all ``api_activity`` holds; see :mod:`imdshunt.store`. ``regions``
+        (Parquet only) keeps the rows of those regions.
         """
         cols = ", ".join(f'"{c}"' for c in API_ACTIVITY.names)
         files = list(files)
@@ -179,8 +181,11 @@ class DuckDBEngine(BatchLoading):
         elif fmt == "parquet":
             listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
             hp = "true" if hive else "false"
+            where = ""
+            if regions:  # a row filter: the files are not split by region
+                where = " WHERE region IN (" + ", ".join(_sql_str(r) for r in regions) + ")"
             self._external.append(
-                f"SELECT {cols} FROM read_parquet({listing}, hive_partitioning = {hp})"
+                f"SELECT {cols} FROM read_parquet({listing}, hive_partitioning = {hp}){where}"
             )
         else:
             raise ValueError(f"unknown format {fmt!r}")
