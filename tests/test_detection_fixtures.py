@@ -132,3 +132,20 @@ def test_a_detection_whose_params_do_not_match_its_query_is_refused(tmp_path, ed
     (folder / "query.sql").write_text(sql.replace("'high' AS confidence", "'$x' AS confidence"))
     with pytest.raises(DetectionError, match=message):
         load_detection(folder)
+
+
+def test_shared_fragments_are_included_and_an_unknown_one_is_refused(tmp_path):
+    import shutil
+
+    from imdshunt.detect import load_detection
+    from imdshunt.errors import DetectionError
+
+    det = DETECTIONS["ecs_task_credential_outside_aws"]
+    raw = (det.folder / "query.sql").read_text()
+    assert "-- imdshunt: include credential_use" in raw
+    assert "imdshunt: include" not in det.sql and "AS access_key_ids" in det.sql
+    folder = tmp_path / det.id
+    shutil.copytree(det.folder, folder)
+    (folder / "query.sql").write_text(raw.replace("include credential_use", "include nowhere"))
+    with pytest.raises(DetectionError, match="unknown SQL fragment 'nowhere'"):
+        load_detection(folder)

@@ -19,6 +19,9 @@ import yaml
 from imdshunt.errors import ConfigError, DetectionError
 
 DETECTIONS_DIR = Path(__file__).resolve().parent / "detections"
+#: SQL fragments several detections share, included with ``-- imdshunt: include <name>``.
+SHARED_SQL_DIR = DETECTIONS_DIR / "_shared"
+_INCLUDE = re.compile(r"^([ \t]*)--[ \t]*imdshunt:[ \t]*include[ \t]+(\w+)[ \t]*$", re.M)
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 REQUIRED_KEYS = ("id", "title", "severity", "description", "kind")
 #: What a detection reads: credential use (CloudTrail) or web requests.
@@ -69,6 +72,21 @@ class Detection:
 _COMMENT = re.compile(r"--[^\n]*")
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _PARAM = re.compile(r"\$([A-Za-z_]\w*)")
+
+
+def _expand_includes(sql: str, folder: Path) -> str:
+    """Replace each ``-- imdshunt: include <name>`` line by ``_shared/<name>.sql``, indented
+    like the line (its own comment lines left out). Done once, at load: every engine, the
+    golden files and ``imdshunt sql`` see the whole query."""
+
+    def fragment(m: re.Match) -> str:
+        path = SHARED_SQL_DIR / f"{m.group(2)}.sql"
+        if not path.is_file():
+            raise DetectionError(str(folder), f"includes unknown SQL fragment {m.group(2)!r}")
+        lines = [ln for ln in path.read_text().splitlines() if ln and not ln.startswith("--")]
+        return "\n".join(m.group(1) + ln for ln in lines)
+
+    return _INCLUDE.sub(fragment, sql)
 
 
 def _check_params(det: Detection) -> None:
@@ -161,7 +179,7 @@ def load_detection(folder: Path) -> Detection:
         severity=meta["severity"],
         kind=meta["kind"],
         description=meta["description"].strip(),
-        sql=sql_path.read_text(),
+        sql=_expand_includes(sql_path.read_text(), folder),
         folder=folder,
         mitre=tuple(meta.get("mitre") or ()),
         runbook=(meta.get("runbook") or "").strip(),

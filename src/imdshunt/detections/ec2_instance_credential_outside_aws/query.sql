@@ -6,17 +6,7 @@ SELECT
     session_name AS credential_id,
     src_ip AS source_ip,
     network,
-    max(vpce_id) AS vpc_endpoint_id,
-    max(vpce_account_id) AS vpc_endpoint_account_id,
-    list_sort(list(DISTINCT access_key_id) FILTER (WHERE access_key_id IS NOT NULL)) AS access_key_ids,
-    CAST(sum(call_count) AS BIGINT) AS event_count,
-    count(DISTINCT event_source || event_name) AS distinct_actions,
-    list_sort(list(DISTINCT split_part(event_source, '.', 1) || ':' || event_name)) AS actions,
-    min(first_seen) AS first_seen,
-    max(last_seen) AS last_seen,
-    list_sort(list(DISTINCT user_agent) FILTER (WHERE user_agent IS NOT NULL)) AS user_agents,
-    list_sort(list(DISTINCT region) FILTER (WHERE region IS NOT NULL)) AS regions,
-    min(key_issued_at) AS key_issued_at,
+    -- imdshunt: include credential_use
     -- The address class alone is the evidence: an instance never egresses from the internet.
     'high' AS confidence,
     ['address-class'] AS evidence,
