@@ -110,8 +110,7 @@ class DuckDBEngine(BatchLoading):
             self.con.execute(_ddl(name, schema))
         self.con.execute((VIEWS_DIR / DEDUP_VIEW_FILE).read_text())
         self._views_ready = False
-        self._views_built = False  # the shared views exist (see _materialize)
-        self._computed = False  # a marked view was materialised since the views were made
+        self._views_built = False  # the shared views exist and are computed (see _materialize)
         self.duplicate_records = 0
         self._settled_duplicates = 0
         self._external: list[str] = []  # SELECTs over attached files, in canonical columns
@@ -213,9 +212,9 @@ class DuckDBEngine(BatchLoading):
             self.con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _ref")
         finally:
             self.con.unregister("_ref")
-        # DuckDB binds views when they are queried, so views created before this table was
-        # replaced still read the new one; only views already materialised must be rebuilt.
-        if self._computed:
+        # Views are built at the first query (see _materialize); only views already built
+        # and computed must be made again.
+        if self._views_built:
             self._views_ready = False
 
     def distinct_values(self, table: str, column: str) -> list:
@@ -357,7 +356,6 @@ class DuckDBEngine(BatchLoading):
         self._settle_api_activity()
         self._settle_external()
         self._views_built = False
-        self._computed = False
         self._views_ready = True
 
     def _materialize(self) -> None:
@@ -405,7 +403,6 @@ class DuckDBEngine(BatchLoading):
                     )
                 except duckdb.Error as exc:
                     raise EngineError(f"materializing view {name}: {exc}") from exc
-                self._computed = True
 
     def table_exists(self, name: str) -> bool:
         def exists() -> bool:
