@@ -16,7 +16,7 @@ from imdshunt.engine.athena import TrailLocation, api_activity_view, cloudtrail_
 from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, VIEWS_DIR, view_files
 from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.findings import from_arrow
-from imdshunt.sources.s3 import KeyFilter
+from imdshunt.window import HuntWindow
 
 HERE = Path(__file__).resolve().parent
 RANGES = HERE / "data" / "ip-ranges.fixture.json"
@@ -58,7 +58,7 @@ def test_views_and_athena_setup_parse_as_trino():
     for path in view_files():
         for stmt in parse_statements(path.read_text()):
             sqlglot.parse_one(transpile(stmt, "trino"), read="trino")
-    flt = KeyFilter.make("2026-03-01", "2026-03-02", ["111122223333"])
+    flt = HuntWindow.make("2026-03-01", "2026-03-02", ["111122223333"])
     sqlglot.parse_one(api_activity_view(flt), read="trino")
 
 
@@ -102,7 +102,7 @@ def test_duckdb_twin_of_the_athena_sql_returns_the_same_findings(det_id):
 
 
 def test_dedup_view_is_not_run_on_athena_but_its_rules_are_in_the_canonical_view():
-    view = api_activity_view(KeyFilter.make("2026-03-01", "2026-03-01"))
+    view = api_activity_view(HuntWindow.make("2026-03-01", "2026-03-01"))
     assert "row_number() OVER (PARTITION BY coalesce(eventid" in view
     assert (VIEWS_DIR / DEDUP_VIEW_FILE).exists()
 

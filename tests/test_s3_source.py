@@ -14,7 +14,8 @@ from imdshunt import api
 from imdshunt.detect import load_detections
 from imdshunt.errors import InputError
 from imdshunt.sources.discover import RunStats
-from imdshunt.sources.s3 import KeyFilter, list_objects
+from imdshunt.sources.s3 import list_objects
+from imdshunt.window import HuntWindow
 
 pytestmark = pytest.mark.moto
 
@@ -89,7 +90,7 @@ def test_listing_prunes_accounts_regions_and_days_and_skips_digests(bucket):
     name, _ = bucket
     client = boto3.client("s3")
     stats = RunStats()
-    flt = KeyFilter.make("2026-03-02", "2026-03-02", ["111122223333"], ["us-east-1"])
+    flt = HuntWindow.make("2026-03-02", "2026-03-02", ["111122223333"], ["us-east-1"])
     objs = list_objects(client, f"s3://{name}/", stats, flt)
     assert objs
     for o in objs:

@@ -65,6 +65,7 @@ ORG_ACCOUNTS_OPTION = click.option(
     help="The organisation's AWS account ids (repeatable or comma-separated).",
 )
 
+
 def _org_account_ids(cfg, given) -> list[str]:
     """Account ids from the config plus --org-accounts (repeatable, comma or space separated)."""
     ids = [*cfg.org_accounts]
@@ -193,40 +194,43 @@ def run_hunt(
     org_accounts=(),
 ) -> int:
     from imdshunt import api
+    from imdshunt.commands.progress import decode_progress
     from imdshunt.config import load_config
     from imdshunt.enrich.ipranges import load_allowlist
+    from imdshunt.errors import UsageError
     from imdshunt.outputs import OUTPUTS, RunContext
+    from imdshunt.window import HuntWindow
 
     cfg = load_config(config_path)
     allowlist = list(cfg.allowlist) + list(allow_cidrs)
     for f in [*cfg.allowlist_files, *allowlist_files]:
         allowlist.extend(load_allowlist(f))
-    err = sys.stderr
-    status = contextlib.nullcontext()
-    if not quiet and err.isatty():
-        from rich.console import Console
-
-        status = Console(stderr=True).status("Reading logs and hunting ...")
-    inventory = [*cfg.inventory, *inventory]
-    org_ids = _org_account_ids(cfg, org_accounts)
+    window = HuntWindow.make(since, until, accounts, regions)
+    common = dict(
+        ip_ranges=ip_ranges or cfg.ip_ranges,
+        allowlist=allowlist,
+        workers=workers,
+        params=cfg.detection_params,
+        kinds=kinds,
+        memory_limit=memory_limit,
+        web_log_type=web_log_type,
+        inventory=[*cfg.inventory, *inventory],
+        org_accounts=_org_account_ids(cfg, org_accounts),
+    )
     if state_dir:
+        if engine_name != "duckdb" or store:
+            raise UsageError("--state keeps its history in DuckDB: not with --engine or --store")
         return _run_incremental(
             paths,
             state_dir,
-            ip_ranges=ip_ranges or cfg.ip_ranges,
-            allowlist=allowlist,
-            workers=workers,
-            params=cfg.detection_params,
-            kinds=kinds,
             fmt=fmt,
             output=output,
             quiet=quiet,
             fail_on=fail_on,
-            memory_limit=memory_limit,
-            inventory=inventory,
-            org_accounts=org_ids,
+            window=window,
+            **common,
         )
-    from imdshunt.commands.engines import make_engine, window_kwargs
+    from imdshunt.commands.engines import make_engine
 
     engine = make_engine(
         engine_name,
@@ -238,25 +242,13 @@ def run_hunt(
         athena_workgroup=athena_workgroup,
         spark_master=spark_master,
     )
-    with status:
+    with decode_progress(quiet) as progress:
         result = api.hunt(
-            paths,
-            ip_ranges=ip_ranges or cfg.ip_ranges,
-            allowlist=allowlist,
-            workers=workers,
-            params=cfg.detection_params,
-            kinds=kinds,
-            memory_limit=memory_limit,
-            web_log_type=web_log_type,
-            engine=engine,
-            **window_kwargs(since, until, accounts, regions),
-            inventory=inventory,
-            org_accounts=org_ids,
-            store=store,
+            paths, engine=engine, window=window, store=store, progress=progress, **common
         )
-    cost = getattr(result.engine, "cost_summary", None)
+    cost = result.engine.cost_summary() if result.engine is not None else None
     if cost is not None and not quiet:
-        click.echo("imdshunt: " + cost(), err=True)
+        click.echo("imdshunt: " + cost, err=True)
     for w in result.warnings:
         click.echo(f"imdshunt: warning: {w}", err=True)
     if not quiet:
@@ -295,19 +287,32 @@ def _exit_for(findings, fail_on) -> int:
     return EXIT_FINDINGS if hit else EXIT_OK
 
 
-def _run_incremental(paths, state_dir, *, fmt, output, quiet, fail_on, **kw) -> int:
+def _run_incremental(paths, state_dir, *, fmt, output, quiet, fail_on, window, **kw) -> int:
+    from imdshunt.commands.progress import decode_progress
     from imdshunt.outputs import OUTPUTS, RunContext
     from imdshunt.state import check_state_dir, hunt_incremental
 
     check_state_dir(state_dir)
     writer = OUTPUTS[fmt]()
-    with _open_output(output) as stream:
+    with _open_output(output) as stream, decode_progress(quiet) as progress:
 
         def report(changes):
             writer.write(changes, stream, RunContext())
             stream.flush()
 
-        result = hunt_incremental(paths, state_dir, report=report, **kw)
+        result = hunt_incremental(
+            paths,
+            state_dir,
+            report=report,
+            progress=progress,
+            since=window.since,
+            until=window.until,
+            accounts=window.accounts,
+            regions=window.regions,
+            **kw,
+        )
+    for w in result.warnings:
+        click.echo(f"imdshunt: warning: {w}", err=True)
     if not quiet:
         for note in result.notes:
             click.echo(f"imdshunt: note: {note}", err=True)

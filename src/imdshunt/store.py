@@ -41,6 +41,7 @@ from typing import Any
 from imdshunt.errors import InputError
 from imdshunt.sources import cloudtrail
 from imdshunt.sources.discover import RunStats
+from imdshunt.window import HuntWindow
 
 MANIFEST = "_imdshunt_manifest.jsonl"
 STORE_INFO = "_imdshunt_store.json"
@@ -68,15 +69,10 @@ class IngestResult:
         )
 
 
-def _key(path: Path) -> tuple[str, int, int]:
-    st = path.stat()
-    return str(path.resolve()), st.st_size, st.st_mtime_ns
-
-
-def read_manifest(store: str | os.PathLike) -> dict[str, tuple[int, int]]:
-    """Source files already in the store: resolved path -> (size, mtime_ns)."""
+def read_manifest(store: str | os.PathLike) -> dict[str, str]:
+    """Source files already in the store: identity (resolved path or s3:// URI) -> version."""
     path = Path(store) / MANIFEST
-    seen: dict[str, tuple[int, int]] = {}
+    seen: dict[str, str] = {}
     if not path.exists():
         return seen
     with open(path, encoding="utf-8") as fh:
@@ -86,7 +82,8 @@ def read_manifest(store: str | os.PathLike) -> dict[str, tuple[int, int]]:
                 continue
             try:
                 entry = json.loads(line)
-                seen[entry["path"]] = (int(entry["size"]), int(entry["mtime_ns"]))
+                version = entry.get("version") or f"{int(entry['size'])}:{int(entry['mtime_ns'])}"
+                seen[entry["path"]] = str(version)
             except (ValueError, KeyError, TypeError) as exc:
                 if lineno == 1 or not line.endswith("}"):
                     # A torn last line from an interrupted ingest: that chunk is read again.
@@ -131,56 +128,52 @@ def ingest(
     store: str | os.PathLike,
     *,
     workers: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+    session: Any = None,
 ) -> IngestResult:
-    """Add the CloudTrail files under ``paths`` that the store has not seen to ``store``.
+    """Add the API activity under ``paths`` (local or ``s3://``; CloudTrail and Security Lake)
+    that the store has not seen to ``store``.
 
-    ``progress(done_files, total_files)`` is called as chunks finish.
+    ``progress(done_files, total_files, records)`` is called as chunks finish.
     """
-    from imdshunt.api import discover
+    from imdshunt.api import select
+    from imdshunt.sources.registry import SOURCES, LoadContext
 
     root = Path(store)
     _check_store(root, create=True)
     result = IngestResult(store=root)
     stats = result.stats
-    found = discover(paths, stats)
-    for p in found.web:
-        stats.skip_file(p, "web log (the store holds CloudTrail)")
+    selected, reader = select(paths, stats, session=session, workers=workers)
     seen = read_manifest(root)
-    todo: list[Path] = []
-    keys: dict[str, tuple[str, int, int]] = {}
-    for p in found.cloudtrail:
-        try:
-            k = _key(p)
-        except OSError as exc:
-            stats.skip_file(p, f"unreadable ({exc.strerror})")
+    todo: dict[str, list] = {}
+    for name, files in selected.items():
+        if SOURCES[name].table != "api_activity":
+            for f in files:
+                stats.skip_file(f.uri, f"{name} log (the store holds API activity)")
             continue
-        if seen.get(k[0]) == (k[1], k[2]):
-            result.files_unchanged += 1
-            continue
-        todo.append(p)
-        keys[str(p)] = k
+        for f in files:
+            if seen.get(f.key) == f.version:
+                result.files_unchanged += 1
+            else:
+                todo.setdefault(name, []).append(f)
+    total = sum(len(v) for v in todo.values())
     done = 0
+    ctx = LoadContext(reader=reader, stats=stats, workers=workers)
     with open(root / MANIFEST, "a", encoding="utf-8") as manifest:
 
-        def on_chunk(sources: list[str], out: cloudtrail.ChunkOutput) -> None:
+        def on_files(files: list, records: int, parquet_files: int) -> None:
             nonlocal done
-            failed = {s.path for s in out.stats.files_skipped}
-            for src in sources:
-                if src in failed:
-                    continue  # unreadable now: tried again next time
-                path, size, mtime = keys[src]
-                manifest.write(json.dumps({"path": path, "size": size, "mtime_ns": mtime}) + "\n")
+            for f in files:  # unreadable files are left out: tried again next time
+                manifest.write(json.dumps({"path": f.key, "version": f.version}) + "\n")
             manifest.flush()
-            result.records += out.stats.records_read
-            result.parquet_files += len(out.files)
-            done += len(sources)
+            result.records += records
+            result.parquet_files += parquet_files
+            done += len(files)
             if progress is not None:
-                progress(done, len(todo))
+                progress(done, total, result.records)
 
-        cloudtrail.write_files(
-            todo, stats, root, fmt="parquet", partition=True, workers=workers, on_chunk=on_chunk
-        )
+        for name, files in todo.items():
+            SOURCES[name].compile(files, str(root), ctx, on_files)
     result.files_new = stats.files_read
     if result.parquet_files or not (root / DUPLICATES).exists():
         _save_duplicates(root)
@@ -218,7 +211,7 @@ def _views_digest() -> str:
 def _save_duplicates(root: Path) -> None:
     """Find the store's repeated eventIDs once, so that hunts need not group every eventID,
     and compute the :data:`DERIVED_VIEWS` once, so that hunts need not group every call."""
-    from imdshunt.engine.duckdb import DuckDBEngine, _sql_str
+    from imdshunt.engine.duckdb import DuckDBEngine
 
     engine = DuckDBEngine(memory_limit=os.environ.get("IMDSHUNT_MEMORY_LIMIT", "512MB"))
     engine.scratch_dir()  # spill there
@@ -233,10 +226,7 @@ def _save_duplicates(root: Path) -> None:
         for name in DERIVED_VIEWS:
             target = root / DERIVED_DIR / f"{name}.parquet"
             tmp = target.with_suffix(".parquet.tmp")
-            engine.con.execute(
-                f"COPY (SELECT * FROM {name}) TO {_sql_str(str(tmp))} "
-                "(FORMAT parquet, COMPRESSION zstd)"
-            )
+            engine.export_parquet(name, tmp)
             tmp.replace(target)
             derived[name] = target.relative_to(root).as_posix()
     finally:
@@ -285,20 +275,19 @@ def _load_derived(root: Path) -> dict[str, str]:
 PARQUET_GLOB = "date=*/account=*/*.parquet"
 
 
-def attach(engine, store: str | os.PathLike, key_filter: Any = None) -> int:
+def attach(engine, store: str | os.PathLike, window: HuntWindow | None = None) -> int:
     """Let ``engine``'s ``api_activity`` read ``store`` in place; returns its record count.
 
-    ``engine`` is a :class:`imdshunt.engine.duckdb.DuckDBEngine` (any engine with
-    ``attach_files``); the Parquet footers give the count without reading data.
-    ``key_filter`` (an :class:`imdshunt.sources.s3.KeyFilter`) keeps the date and account
-    partitions inside its window and accounts, and the rows of its regions; what ingest
+    ``engine`` is a :class:`imdshunt.engine.duckdb.DuckDBEngine` in memory (an engine that
+    ``attaches_files``); the Parquet footers give the count without reading data. ``window``
+    keeps the date and account partitions inside it, and the rows of its regions; what ingest
     computed over the whole store is then not used.
     """
     root = Path(store)
     _check_store(root, create=False)
     if next(root.glob(PARQUET_GLOB), None) is None:
         return 0
-    if key_filter is None or key_filter.is_empty:
+    if window is None or window.is_empty:
         pattern = str(root.resolve() / PARQUET_GLOB)
         engine.attach_files(
             [pattern],
@@ -307,53 +296,16 @@ def attach(engine, store: str | os.PathLike, key_filter: Any = None) -> int:
             duplicates=_load_duplicates(root),
             derived=_load_derived(root),
         )
-        return _row_count(engine, [pattern])
+        return engine.parquet_rows([pattern])
     files = [
-        str(p.resolve()) for p in sorted(root.glob(PARQUET_GLOB)) if _partition_ok(p, key_filter)
+        str(p.resolve())
+        for p in sorted(root.glob(PARQUET_GLOB))
+        if window.keep_partition(
+            p.parent.parent.name.removeprefix("date="), p.parent.name.removeprefix("account=")
+        )
     ]
     if not files:
         return 0
-    regions = sorted(key_filter.regions) if key_filter.regions else None
+    regions = sorted(window.regions) if window.regions else None
     engine.attach_files(files, fmt="parquet", hive=True, regions=regions)
-    if regions:
-        listing = "[" + ", ".join(_quote(f) for f in files) + "]"
-        inlist = ", ".join(_quote(r) for r in regions)
-        return int(
-            engine.con.execute(
-                f"SELECT count(*) FROM read_parquet({listing}) WHERE region IN ({inlist})"
-            ).fetchall()[0][0]
-        )
-    return _row_count(engine, files)
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _row_count(engine, files: list[str]) -> int:
-    """Rows in ``files`` (paths or globs), from the Parquet footers alone."""
-    return int(
-        engine.con.execute(
-            "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)", [files]
-        ).fetchall()[0][0]
-    )
-
-
-def _partition_ok(path: Path, key_filter: Any) -> bool:
-    """Is the file's ``date=``/``account=`` partition inside the filter?"""
-    import datetime as dt
-
-    account = path.parent.name.removeprefix("account=")
-    day = path.parent.parent.name.removeprefix("date=")
-    if key_filter.accounts and account not in key_filter.accounts:
-        return False
-    if key_filter.since or key_filter.until:
-        try:
-            d = dt.date.fromisoformat(day)
-        except ValueError:
-            return False  # records of unknown date cannot be placed in the window
-        if (key_filter.since and d < key_filter.since) or (
-            key_filter.until and d > key_filter.until
-        ):
-            return False
-    return True
+    return engine.parquet_rows(files, regions)

@@ -10,7 +10,7 @@ from imdshunt.errors import InputError
 from imdshunt.sources.weblogs import ParseAccounting, read_web_log
 from imdshunt.ssrf.urlclass import classify_urls
 
-__all__ = ["build_url_class", "load_web_files"]
+__all__ = ["build_url_class", "load_web_files", "record_accounting"]
 
 
 def load_web_files(
@@ -22,9 +22,8 @@ def load_web_files(
 ) -> ParseAccounting:
     """Parse web logs into the engine's ``http_request`` and register ``url_class``.
 
-    ``engine`` needs ``load_http_requests``, ``query`` and ``register_table`` (the DuckDB
-    engine); ``stats`` is the run's ``RunStats``: unrecognised files are skipped there with
-    the reason, and skipped lines are counted as ``web: <reason>`` with a ``file:line`` example.
+    ``stats`` is the run's ``RunStats``: unrecognised files are skipped there with the reason,
+    and skipped lines are counted as ``web: <reason>`` with a ``file:line`` example.
     ``log_type`` forces one format (``--source``). Returns the detailed accounting.
     """
     acc = ParseAccounting()
@@ -36,19 +35,24 @@ def load_web_files(
             stats.skip_file(path, exc.message)
             continue
         acc.merge(mine)
-        stats.web_files_read += mine.files
-        stats.web_lines_read += mine.lines_read
-        for reason, n in mine.skipped.items():
-            ex = mine.examples[reason][0]
-            stats.skip_records(f"web: {reason}", n, f"{ex.source_file}:{ex.line_number}: {ex.text}")
-        for err in mine.file_errors:
-            stats.skip_records(
-                "web: file unreadable to the end",
-                1,
-                f"{err.source_file}:{err.line_number}: {err.reason}",
-            )
+        record_accounting(mine, stats)
     build_url_class(engine)
     return acc
+
+
+def record_accounting(acc: ParseAccounting, stats: Any) -> None:
+    """Add one web log file's accounting to the run's ``RunStats``."""
+    stats.web_files_read += acc.files
+    stats.web_lines_read += acc.lines_read
+    for reason, n in acc.skipped.items():
+        ex = acc.examples[reason][0]
+        stats.skip_records(f"web: {reason}", n, f"{ex.source_file}:{ex.line_number}: {ex.text}")
+    for err in acc.file_errors:
+        stats.skip_records(
+            "web: file unreadable to the end",
+            1,
+            f"{err.source_file}:{err.line_number}: {err.reason}",
+        )
 
 
 def build_url_class(engine: Any) -> int:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import click
 
+from imdshunt.engine.base import ENGINES
+
 
 @click.command("sql")
 @click.option(
     "--dialect",
-    type=click.Choice(["duckdb", "trino", "athena", "spark"]),
+    type=click.Choice([*ENGINES, "trino"]),
     default="duckdb",
     show_default=True,
     help="Engine dialect to print.",
@@ -80,7 +82,7 @@ def athena_ddl(trail, table, accounts, regions, since, until):
       imdshunt athena ddl s3://org-trail/AWSLogs/o-abc123def4/ --since 2026-03-01 --until 2026-03-07
     """
     from imdshunt.engine.athena import TrailLocation, api_activity_view, cloudtrail_ddl
-    from imdshunt.sources.s3 import KeyFilter
+    from imdshunt.window import HuntWindow
 
     accts = _split(accounts)
     regs = _split(regions)
@@ -91,7 +93,7 @@ def athena_ddl(trail, table, accounts, regions, since, until):
         + ";"
     )
     if since or until:
-        flt = KeyFilter.make(since, until, accts or None, regs or None)
+        flt = HuntWindow.make(since, until, accts or None, regs or None)
         click.echo("\n" + api_activity_view(flt, table=table) + ";")
 
 
@@ -105,7 +107,7 @@ def engine_options(f):
         click.option(
             "--engine",
             "engine_name",
-            type=click.Choice(["duckdb", "spark", "athena"]),
+            type=click.Choice(list(ENGINES)),
             default="duckdb",
             show_default=True,
             help="Where the detections run. athena: PATHS is one s3:// trail URI, queried "
@@ -141,34 +143,24 @@ def make_engine(
     spark_master: str = "local[*]",
 ):
     """The engine a ``hunt`` asked for (None for the default DuckDB)."""
+    from imdshunt.engine.base import engine_entry
     from imdshunt.errors import UsageError
 
-    if engine_name == "spark":
-        from imdshunt.engine.spark import SparkEngine
-
-        return SparkEngine(master=spark_master)
-    if engine_name == "athena":
-        from imdshunt.engine.athena import AthenaEngine
-
-        if len(paths) != 1 or not str(paths[0]).startswith("s3://"):
-            raise UsageError("--engine athena takes one s3:// trail URI")
-        if not athena_output:
-            raise UsageError("--engine athena needs --athena-output s3://bucket/prefix/")
-        return AthenaEngine(
-            trail=str(paths[0]),
-            output=athena_output,
-            database=athena_database,
-            workgroup=athena_workgroup,
-            accounts=tuple(_split(accounts)),
-            regions=tuple(_split(regions)),
-        )
-    return None
-
-
-def window_kwargs(since, until, accounts, regions) -> dict:
-    return {
-        "since": since,
-        "until": until,
-        "accounts": _split(accounts) or None,
-        "regions": _split(regions) or None,
-    }
+    entry = engine_entry(engine_name)
+    if entry.name == "duckdb":
+        return None
+    cls = entry.load()
+    if entry.name == "spark":
+        return cls(master=spark_master)
+    if len(paths) != 1 or not str(paths[0]).startswith("s3://"):
+        raise UsageError(f"--engine {entry.name} takes one s3:// trail URI")
+    if not athena_output:
+        raise UsageError(f"--engine {entry.name} needs --athena-output s3://bucket/prefix/")
+    return cls(
+        trail=str(paths[0]),
+        output=athena_output,
+        database=athena_database,
+        workgroup=athena_workgroup,
+        accounts=tuple(_split(accounts)),
+        regions=tuple(_split(regions)),
+    )

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import sys
-
 import click
 
 
@@ -34,20 +31,9 @@ def ingest(paths, store, workers, quiet):
       imdshunt hunt --store ./ct-store --format jsonl -o findings.jsonl
     """
     from imdshunt import store as store_lib
+    from imdshunt.commands.progress import decode_progress
 
-    progress = None
-    bar = contextlib.nullcontext()
-    if not quiet and sys.stderr.isatty():
-        from rich.progress import Progress
-
-        bar = Progress(transient=True)
-    with bar as p:
-        if p is not None:
-            task = p.add_task("Ingesting CloudTrail", total=None)
-
-            def progress(done: int, total: int) -> None:
-                p.update(task, completed=done, total=total)
-
+    with decode_progress(quiet, "Ingesting") as progress:
         result = store_lib.ingest(paths, store, workers=workers, progress=progress)
     if not quiet:
         click.echo("imdshunt: " + result.summary(), err=True)

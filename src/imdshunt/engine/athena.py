@@ -43,17 +43,19 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
 import sqlglot
 import sqlglot.expressions as exp
 
+from imdshunt.engine.base import Engine
 from imdshunt.engine.duckdb import view_files
 from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.errors import EngineError, UsageError
 from imdshunt.sources.cloudtrail import VENDING_EVENTS
-from imdshunt.sources.s3 import KeyFilter, parse_s3_uri
+from imdshunt.sources.s3 import parse_s3_uri
+from imdshunt.window import HuntWindow
 
 #: Athena's price per TB scanned (US regions), https://aws.amazon.com/athena/pricing/
 PRICE_PER_TB = 5.0
@@ -237,9 +239,9 @@ CANONICAL_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
-def window_predicate(key_filter: KeyFilter | None) -> str:
+def window_predicate(key_filter: HuntWindow | None) -> str:
     """Partition-column predicate for the window (days inclusive; accounts; regions)."""
-    f = key_filter or KeyFilter()
+    f = key_filter or HuntWindow()
     if f.since is None or f.until is None:
         raise UsageError("Athena needs a bounded window: give --since and --until")
     if f.until < f.since:
@@ -253,7 +255,7 @@ def window_predicate(key_filter: KeyFilter | None) -> str:
 
 
 def api_activity_view(
-    key_filter: KeyFilter | None, *, table: str = "cloudtrail", name: str = "api_activity"
+    key_filter: HuntWindow | None, *, table: str = "cloudtrail", name: str = "api_activity"
 ) -> str:
     """The canonical ``api_activity`` view over the raw table, restricted to the window."""
     cols = ",\n    ".join(f"{expr} AS {col}" for col, expr in CANONICAL_COLUMNS)
@@ -315,7 +317,7 @@ class QueryRecord:
 
 
 @dataclass
-class AthenaEngine:
+class AthenaEngine(Engine):
     """Runs the views and detections on Athena. Same interface as :class:`DuckDBEngine`.
 
     ``trail`` is the bucket (``s3://bucket/[prefix/]AWSLogs/[o-org/]``); ``output`` the query
@@ -334,9 +336,10 @@ class AthenaEngine:
     regions: tuple[str, ...] = ()
     poll_seconds: float = 1.0
     timeout_seconds: float = 1800.0
-    name: str = "athena"
-    dialect: str = "trino"
-    in_place: bool = True
+    name: ClassVar[str] = "athena"
+    dialect: ClassVar[str] = "trino"
+    queries_in_place: ClassVar[bool] = True
+    kinds: ClassVar[tuple[str, ...]] = ("credential",)
     history: list[QueryRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     duplicate_records: int = 0
@@ -429,7 +432,9 @@ class AthenaEngine:
             columns[n] = _convert(values, t, as_json=n in json_columns)
         return pa.table(columns) if columns else pa.table({})
 
-    def query(self, sql: str, *, label: str = "query") -> pa.Table:
+    def query(
+        self, sql: str, *, label: str = "query", params: dict[str, Any] | None = None
+    ) -> pa.Table:
         """Run Trino SQL (a detection or any SELECT) and return Arrow."""
         self.ensure_views()
         wrapped, json_cols = athena_sql_for_detection(sql)
@@ -442,12 +447,12 @@ class AthenaEngine:
         return table.column(0)[0].as_py()
 
     # -- set-up ----------------------------------------------------------------------------
-    def ddl(self, key_filter: KeyFilter | None = None) -> str:
+    def ddl(self, key_filter: HuntWindow | None = None) -> str:
         accounts = self.accounts or tuple((key_filter.accounts or ()) if key_filter else ())
         loc = TrailLocation.parse(self.trail)
         return cloudtrail_ddl(loc, table=self.table, accounts=accounts, regions=self.regions)
 
-    def prepare(self, key_filter: KeyFilter | None) -> None:
+    def prepare(self, key_filter: HuntWindow | None) -> None:
         """Create or reuse the database, the projected table and the windowed canonical view."""
         view = api_activity_view(key_filter, table=self.table)  # refuses an unbounded window
         self.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}", label="database")
@@ -509,6 +514,9 @@ class AthenaEngine:
 
     def load_api_activity(self, batches: Iterable[pa.RecordBatch]) -> int:
         raise EngineError("Athena reads CloudTrail in place; nothing is loaded into it")
+
+    def load_http_requests(self, batches: Iterable[pa.RecordBatch]) -> int:
+        raise EngineError("Athena hunts CloudTrail in place; web logs are hunted with DuckDB")
 
     def close(self) -> None:
         self._clients.clear()

@@ -1,30 +1,134 @@
-"""What every engine offers (DuckDB, Spark, Athena): a structural type, no base class to inherit.
+"""The engine contract: what every engine (DuckDB, Spark, Athena) offers the hunt pipeline.
 
-:func:`imdshunt.api.run_detections` needs only these members. ``dialect`` is the sqlglot dialect
-detections are transpiled to (:func:`imdshunt.engine.portable.transpile`); ``in_place`` engines
-(Athena) query the logs where they lie and are driven by :func:`imdshunt.api.hunt_in_place`.
+:class:`Engine` is an abstract base class. The pipeline (:mod:`imdshunt.pipeline`) and the
+outputs use nothing else: no caller touches an engine's connection or session. An engine
+declares what it can do as class attributes (capabilities), so callers branch on a documented
+flag rather than probing members:
+
+``queries_in_place``
+    the engine reads CloudTrail where it lies (Athena): nothing is decoded or loaded, the
+    hunt window is handed to :meth:`Engine.prepare`, and only credential detections run.
+``attaches_files``
+    :meth:`Engine.attach_files` lets ``api_activity`` scan decoded Parquet files in place
+    (in-memory DuckDB: the decoder writes scratch files, the engine never copies them in).
+    Otherwise decoded batches are loaded with :meth:`Engine.load_api_activity`.
+``binds_params``
+    detection SQL runs as written with ``$name`` parameters bound; otherwise the engine runs
+    the SQL rendered for its ``dialect`` with the values inlined.
+
+:data:`ENGINES` is the one registry of engines: the CLI's ``--engine`` choices, the SQL
+printer (``imdshunt sql --dialect``) and the golden files all read it.
 """
 
 from __future__ import annotations
 
+import importlib
+import shutil
+import tempfile
+import weakref
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
 
+if TYPE_CHECKING:
+    from imdshunt.detect import Detection
+    from imdshunt.window import HuntWindow
 
-class Engine(Protocol):
-    name: str
-    dialect: str
-    duplicate_records: int
 
-    def register_table(self, name: str, table: pa.Table) -> None: ...
-    def distinct_values(self, table: str, column: str) -> list: ...
-    def ensure_views(self) -> None: ...
-    def table_exists(self, name: str) -> bool: ...
-    def query(self, sql: str, *, label: str = "query") -> pa.Table: ...
-    def scalar(self, sql: str) -> Any: ...
-    def close(self) -> None: ...
+class Engine(ABC):
+    """What every engine implements. See the module docstring for the capabilities."""
+
+    #: Registry name (``--engine``) and the sqlglot dialect detections are rendered in.
+    name: ClassVar[str]
+    dialect: ClassVar[str]
+    queries_in_place: ClassVar[bool] = False
+    attaches_files: ClassVar[bool] = False
+    binds_params: ClassVar[bool] = False
+    #: Detection kinds the engine runs (None: all). Athena has no web logs.
+    kinds: ClassVar[tuple[str, ...] | None] = None
+
+    #: Repeated CloudTrail deliveries (one eventID in two files) counted once.
+    duplicate_records: int = 0
+    #: Things the user should know about the run (e.g. a scan that was not pruned); each
+    #: engine sets its own list.
+    warnings: list[str]
+
+    # -- loading ---------------------------------------------------------------------------
+    @abstractmethod
+    def load_api_activity(self, batches: Iterable[pa.RecordBatch]) -> int:
+        """Append canonical ``api_activity`` batches (see :mod:`imdshunt.schema`); rows loaded."""
+
+    @abstractmethod
+    def load_http_requests(self, batches: Iterable[pa.RecordBatch]) -> int:
+        """Append canonical ``http_request`` batches; rows loaded."""
+
+    def attach_files(self, files: list[str], *, fmt: str, **kw: Any) -> None:
+        """Let ``api_activity`` read decoded Parquet ``files`` in place (``attaches_files``)."""
+        from imdshunt.errors import EngineError
+
+        raise EngineError(f"the {self.name} engine cannot read files in place")
+
+    def scratch_dir(self) -> str:
+        """A private temporary folder that lives as long as this engine."""
+        if getattr(self, "_scratch_dir", None) is None:
+            self._scratch_dir = tempfile.mkdtemp(prefix="imdshunt-")
+            weakref.finalize(self, shutil.rmtree, self._scratch_dir, True)
+        return self._scratch_dir
+
+    def prepare(self, window: HuntWindow) -> None:  # noqa: B027 - optional hook
+        """Restrict the canonical views to ``window`` (engines that query in place)."""
+
+    @abstractmethod
+    def register_table(self, name: str, table: pa.Table) -> None:
+        """Create or replace a reference table (``ip_class``, inventory ...) from Arrow."""
+
+    # -- views and queries -----------------------------------------------------------------
+    @abstractmethod
+    def ensure_views(self) -> None:
+        """Settle ``api_activity`` (each eventID once) before the shared views are read."""
+
+    @abstractmethod
+    def table_exists(self, name: str) -> bool:
+        """Is there a table or view of this name (shared views included)?"""
+
+    @abstractmethod
+    def query(
+        self, sql: str, *, label: str = "query", params: dict[str, Any] | None = None
+    ) -> pa.Table:
+        """Run one statement in the engine's dialect; ``params`` only where ``binds_params``."""
+
+    @abstractmethod
+    def scalar(self, sql: str) -> Any:
+        """The first column of the first row."""
+
+    @abstractmethod
+    def distinct_values(self, table: str, column: str) -> list:
+        """The distinct non-null values of a column."""
+
+    def has_rows(self, name: str) -> bool:
+        """Does the table or view exist and hold at least one row?"""
+        if not self.table_exists(name):
+            return False
+        return bool(self.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {name} LIMIT 1) t"))
+
+    def run_detection(self, det: Detection, params: dict[str, Any] | None = None) -> pa.Table:
+        """One detection's rows: its SQL as written with bound params, or rendered for the
+        engine's dialect with the values inlined."""
+        if self.binds_params:
+            return self.query(det.sql, label=det.id, params=det.values(params))
+        return self.query(det.render_sql(params, dialect=self.dialect), label=det.id)
+
+    # -- after a hunt ----------------------------------------------------------------------
+    def cost_summary(self) -> str | None:
+        """One line on what the hunt cost where the engine bills by use (Athena), else None."""
+        return None
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection or session and any scratch files."""
 
 
 class BatchLoading:
@@ -47,3 +151,53 @@ class BatchLoading:
     def load_http_requests(self, batches: Iterable[pa.RecordBatch]) -> int:
         return self._load("http_request", batches)
 
+
+@dataclass(frozen=True)
+class EngineEntry:
+    """One engine of the registry; the class is imported only when it is used."""
+
+    name: str
+    dialect: str  # sqlglot dialect of its SQL (golden files, ``imdshunt sql``)
+    target: str  # "module:Class"
+    summary: str
+    kinds: tuple[str, ...] | None = None  # detection kinds it runs (None: all)
+
+    def load(self) -> type[Engine]:
+        module, _, cls = self.target.partition(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+#: Every engine. Adding one: write the class (an :class:`Engine`), add its entry here.
+ENGINES: dict[str, EngineEntry] = {
+    e.name: e
+    for e in (
+        EngineEntry(
+            "duckdb",
+            "duckdb",
+            "imdshunt.engine.duckdb:DuckDBEngine",
+            "embedded, no set-up (default)",
+        ),
+        EngineEntry(
+            "spark",
+            "spark",
+            "imdshunt.engine.spark:SparkEngine",
+            "Apache Spark (pip install 'imdshunt[spark]', Java 17+)",
+        ),
+        EngineEntry(
+            "athena",
+            "trino",
+            "imdshunt.engine.athena:AthenaEngine",
+            "Amazon Athena over the trail bucket, in place",
+            kinds=("credential",),
+        ),
+    )
+}
+
+
+def engine_entry(name: str) -> EngineEntry:
+    from imdshunt.errors import UsageError
+
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise UsageError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}") from None

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from imdshunt.engine.base import BatchLoading
+from imdshunt.engine.base import BatchLoading, Engine
 from imdshunt.errors import EngineError
 from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, REFERENCE_TABLES
 
@@ -67,7 +67,7 @@ def _to_arrow(cursor) -> pa.Table:
     return fetch()
 
 
-class DuckDBEngine(BatchLoading):
+class DuckDBEngine(BatchLoading, Engine):
     """One hunt's worth of data in DuckDB.
 
     ``database`` defaults to memory; give a path to let DuckDB spill to disk and keep memory
@@ -89,6 +89,7 @@ class DuckDBEngine(BatchLoading):
         #: Rows loaded into an on-disk database outlive this engine (incremental state), so
         #: they are inserted; an in-memory engine reads decoded files in place instead.
         self.persistent = str(database) != ":memory:"
+        self.warnings: list[str] = []
         if memory_limit:
             self.con.execute(f"SET memory_limit = '{memory_limit}'")
         if threads:
@@ -122,6 +123,11 @@ class DuckDBEngine(BatchLoading):
         self._materialized = False
         self.dedup_state: tuple[int, str, list] | None = None
         self._set_api_activity_view()
+
+    @property
+    def attaches_files(self) -> bool:  # type: ignore[override]
+        """In memory, decoded Parquet is scanned in place; an on-disk database keeps rows."""
+        return not self.persistent
 
     # -- loading -------------------------------------------------------------------------
     def append(self, table: str, batch: pa.RecordBatch | pa.Table) -> None:
@@ -436,6 +442,37 @@ class DuckDBEngine(BatchLoading):
         self.ensure_views()
         self._materialize()
         return self.con.execute(sql).fetchall()[0][0]
+
+    # -- the engine's own database (incremental state, compiled store) ----------------------
+    def execute(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Run a statement on this engine's database (bookkeeping tables); returns its rows."""
+        try:
+            cur = self.con.execute(sql, params) if params else self.con.execute(sql)
+            return cur.fetchall() if cur.description else []
+        except duckdb.Error as exc:
+            raise EngineError(f"{sql.split(None, 3)[:3]}: {exc}") from exc
+
+    def executemany(self, sql: str, rows: list[list]) -> None:
+        self.con.executemany(sql, rows)
+
+    def export_parquet(self, relation: str, path: str | os.PathLike) -> None:
+        """Write a table or view to a zstd Parquet file."""
+        self.query("SELECT 1", label="views")  # the shared views exist
+        self.con.execute(
+            f"COPY (SELECT * FROM {relation}) TO {_sql_str(str(path))} "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
+
+    def parquet_rows(self, files: Sequence[str], regions: Sequence[str] | None = None) -> int:
+        """Rows in Parquet ``files`` (paths or globs): from the footers alone, or counted
+        within ``regions``."""
+        if regions:
+            listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
+            inlist = ", ".join(_sql_str(r) for r in regions)
+            sql = f"SELECT count(*) FROM read_parquet({listing}) WHERE region IN ({inlist})"
+            return int(self.con.execute(sql).fetchall()[0][0])
+        sql = "SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata(?)"
+        return int(self.con.execute(sql, [list(files)]).fetchall()[0][0])
 
     def close(self) -> None:
         self.con.close()

@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 import sqlglot.expressions as exp
 
-from imdshunt.engine.base import BatchLoading
+from imdshunt.engine.base import BatchLoading, Engine
 from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, MATERIALIZE, VIEWS_DIR, view_files
 from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.errors import EngineError
@@ -98,12 +98,11 @@ def local_session(
     return builder.getOrCreate()
 
 
-class SparkEngine(BatchLoading):
+class SparkEngine(BatchLoading, Engine):
     """One hunt's worth of data in Spark; same interface as :class:`DuckDBEngine`."""
 
     name = "spark"
     dialect = "spark"
-    in_place = False
 
     def __init__(self, session: Any = None, *, master: str = "local[*]"):
         self._session = session
@@ -119,6 +118,7 @@ class SparkEngine(BatchLoading):
         self._data_changed = True  # canonical rows to (re)load into Spark
         self._views_ready = False  # the derived views (views/NN_*.sql) are current
         self.duplicate_records = 0
+        self.warnings: list[str] = []
 
     @property
     def spark(self) -> Any:
@@ -275,7 +275,9 @@ class SparkEngine(BatchLoading):
         self._ready(name)
         return bool(self.spark.catalog.tableExists(name))
 
-    def query(self, sql: str, *, label: str = "query") -> pa.Table:
+    def query(
+        self, sql: str, *, label: str = "query", params: dict[str, Any] | None = None
+    ) -> pa.Table:
         """Run Spark SQL (already in Spark's dialect) and return an Arrow table."""
         self._ready()
         try:

@@ -21,7 +21,7 @@ import operator
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
@@ -580,6 +580,42 @@ def read_file(path: str | os.PathLike) -> DecodedFile:
     return decode_records(data, source)
 
 
+#: What a decoder worker is handed: a local path it reads itself, or a file already fetched
+#: (an S3 object: its URI and stored bytes, or the reason it could not be fetched).
+Item = str | tuple[str, bytes | str]
+
+
+def read_item(item: Item) -> DecodedFile:
+    """:func:`read_file` for a path, or the same decoding of bytes fetched elsewhere."""
+    if isinstance(item, str):
+        return read_file(item)
+    source, payload = item
+    if isinstance(payload, str):  # the fetch failed: accounted like an unreadable local file
+        stats = RunStats()
+        stats.skip_file(source, payload)
+        return DecodedFile([], stats, source)
+    try:
+        data = igzip.decompress(payload) if payload.startswith(GZIP_MAGIC) else payload
+    except (OSError, EOFError, ValueError, IsalError) as exc:
+        stats = RunStats()
+        stats.skip_file(source, _read_error_reason(exc))
+        return DecodedFile([], stats, source)
+    return decode_records(data, source)
+
+
+def _item_source(item: Item) -> str:
+    return item if isinstance(item, str) else item[0]
+
+
+def _item_size(item: Item) -> int:
+    if isinstance(item, str):
+        try:
+            return os.stat(item).st_size
+        except OSError:
+            return 0  # reading it will account for the error
+    return len(item[1])
+
+
 BATCH_ROWS = 65_536
 
 
@@ -596,13 +632,13 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _chunk_batches(paths: list[str], stats: RunStats) -> Iterator[pa.RecordBatch]:
+def _chunk_batches(paths: list[Item], stats: RunStats) -> Iterator[pa.RecordBatch]:
     """Read several files; yield batches of at most about BATCH_ROWS rows."""
     for table in _chunk_tables(paths, stats):
         yield from table.combine_chunks().to_batches()
 
 
-def _chunk_tables(paths: list[str], stats: RunStats) -> Iterator[pa.Table]:
+def _chunk_tables(paths: list[Item], stats: RunStats) -> Iterator[pa.Table]:
     """Read several files; yield tables of about BATCH_ROWS rows (one small batch per file).
 
     Each file is converted to Arrow right after it is decoded, while its records are still
@@ -612,7 +648,7 @@ def _chunk_tables(paths: list[str], stats: RunStats) -> Iterator[pa.Table]:
     n = 0
     with _no_gc():
         for p in paths:
-            res = read_file(p)
+            res = read_item(p)
             stats.merge(res.stats)
             if not res.kept:
                 continue
@@ -627,29 +663,39 @@ def _chunk_tables(paths: list[str], stats: RunStats) -> Iterator[pa.Table]:
             yield _derive(pa.Table.from_batches(pending, schema=_RAW_SCHEMA))
 
 
-def _read_chunk(paths: list[str]) -> tuple[list[pa.RecordBatch], RunStats]:
+def _read_chunk(paths: list[Item]) -> tuple[list[pa.RecordBatch], RunStats, list[str]]:
     """Worker: read several files, return batches of at most BATCH_ROWS rows."""
     stats = RunStats()
     batches = list(_chunk_batches(paths, stats))
-    return batches, stats
+    return batches, stats, [_item_source(p) for p in paths]
 
 
-def _map_chunks(fn: Callable, chunks: list, workers: int) -> Iterator:
+def _map_chunks(fn: Callable, chunks: Iterable, workers: int) -> Iterator:
     """``fn`` over ``chunks`` in order, in worker processes when worthwhile.
 
-    Memory stays bounded: at most ``2 * workers`` chunks are in flight at any time.
+    ``chunks`` may be lazy (S3 objects fetched as the workers go): memory stays bounded, at
+    most ``2 * workers`` chunks are in flight at any time.
     """
-    if workers <= 1 or len(chunks) <= 1:
-        for chunk in chunks:
-            yield fn(chunk)
+    it = iter(chunks)
+    first = next(it, None)
+    if first is None:
+        return
+    second = next(it, None)
+    if workers <= 1 or second is None:
+        yield fn(first)
+        if second is not None:
+            yield fn(second)
+            for chunk in it:
+                yield fn(chunk)
         return
     import concurrent.futures as cf
+    import itertools
     import multiprocessing as mp
 
+    it = itertools.chain([first, second], it)
     ctx = mp.get_context("forkserver")
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: list[cf.Future] = []
-        it = iter(chunks)
         for chunk in it:
             pending.append(pool.submit(fn, chunk))
             if len(pending) >= 2 * workers:
@@ -671,40 +717,42 @@ CHUNK_FILES = 256
 
 
 def _chunks(
-    paths: Iterable[Path | str], chunk_files: int = CHUNK_FILES, chunk_bytes: int = CHUNK_BYTES
-) -> list[list[str]]:
-    chunks: list[list[str]] = []
-    current: list[str] = []
+    paths: Iterable[Path | str | Item],
+    chunk_files: int = CHUNK_FILES,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[list[Item]]:
+    """Group items into chunks lazily (fetched S3 bytes are not all held at once)."""
+    current: list[Item] = []
     size = 0
     for p in paths:
-        path = str(p)
-        try:
-            size += os.stat(path).st_size
-        except OSError:
-            pass  # reading it will account for the error
-        current.append(path)
+        item: Item = p if isinstance(p, tuple) else str(p)
+        size += _item_size(item)
+        current.append(item)
         if len(current) >= chunk_files or size >= chunk_bytes:
-            chunks.append(current)
+            yield current
             current, size = [], 0
     if current:
-        chunks.append(current)
-    return chunks
+        yield current
 
 
 def iter_batches(
-    paths: Iterable[Path],
+    paths: Iterable[Path | str | Item],
     stats: RunStats,
     *,
     workers: int | None = None,
     chunk_files: int = CHUNK_FILES,
+    on_chunk: Callable[[list[str], RunStats], None] | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Decode files into batches, in parallel processes when there are many files.
 
     Memory stays bounded: at most ``2 * workers`` chunks are in flight at any time.
+    ``on_chunk(source_files, chunk_stats)`` is called as chunks finish.
     """
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    for batches, st in _map_chunks(_read_chunk, _chunks(paths, chunk_files), workers):
+    for batches, st, sources in _map_chunks(_read_chunk, _chunks(paths, chunk_files), workers):
         stats.merge(st)
+        if on_chunk is not None:
+            on_chunk(sources, st)
         yield from batches
 
 
@@ -722,6 +770,7 @@ class ChunkOutput:
 
     files: list[tuple[str, int]]
     stats: RunStats
+    sources: list[str] = field(default_factory=list)  # the inputs it read, by source name
 
 
 def _partition_keys(table: pa.Table) -> list[tuple[str, str, pa.Table]]:
@@ -744,23 +793,35 @@ def _safe_part(value: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in value) or "unknown"
 
 
-def _write_chunk(job: tuple[list[str], str, str, bool]) -> ChunkOutput:
+def _write_chunk(job: tuple[list[Item], str, str, bool]) -> ChunkOutput:
     """Worker: decode a chunk of files and write it under ``out_dir`` in ``fmt``."""
     paths, out_dir, fmt, partition = job
     stats = RunStats()
     written: list[tuple[str, int]] = []
+    sources = [_item_source(p) for p in paths]
     name = uuid.uuid4().hex
     tables = list(_chunk_tables(paths, stats))
     if not tables:
-        return ChunkOutput(written, stats)
+        return ChunkOutput(written, stats, sources)
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
     if fmt == "ipc":
         path = os.path.join(out_dir, f"part-{name}.arrow")
         with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, API_ACTIVITY) as writer:
             writer.write_table(table)
-        return ChunkOutput([(path, table.num_rows)], stats)
+        return ChunkOutput([(path, table.num_rows)], stats, sources)
+    written = write_parquet(table, out_dir, partition=partition, name=name)
+    return ChunkOutput(written, stats, sources)
+
+
+def write_parquet(
+    table: pa.Table, out_dir: str, *, partition: bool, name: str | None = None
+) -> list[tuple[str, int]]:
+    """Write canonical rows as zstd Parquet under ``out_dir`` (Hive ``date=``/``account=``
+    folders with ``partition``); returns (file, rows) for each file written."""
     import pyarrow.parquet as pq
 
+    name = name or uuid.uuid4().hex
+    written: list[tuple[str, int]] = []
     parts = _partition_keys(table) if partition else [("", "", table)]
     for d, a, part in parts:
         folder = out_dir
@@ -773,11 +834,11 @@ def _write_chunk(job: tuple[list[str], str, str, bool]) -> ChunkOutput:
             part, path, compression="zstd", compression_level=1, row_group_size=BATCH_ROWS
         )
         written.append((path, part.num_rows))
-    return ChunkOutput(written, stats)
+    return written
 
 
 def write_files(
-    paths: Iterable[Path | str],
+    paths: Iterable[Path | str | Item],
     stats: RunStats,
     out_dir: str | os.PathLike,
     *,
@@ -796,12 +857,11 @@ def write_files(
         raise ValueError(f"fmt must be one of {FILE_FORMATS}")
     workers = workers if workers is not None else (os.cpu_count() or 1)
     out = str(out_dir)
-    chunks = _chunks(paths, chunk_files)
-    jobs = [(c, out, fmt, partition) for c in chunks]
+    jobs = ((c, out, fmt, partition) for c in _chunks(paths, chunk_files))
     written: list[tuple[str, int]] = []
-    for chunk, res in zip(chunks, _map_chunks(_write_chunk, jobs, workers), strict=True):
+    for res in _map_chunks(_write_chunk, jobs, workers):
         stats.merge(res.stats)
         written.extend(res.files)
         if on_chunk is not None:
-            on_chunk(chunk, res)
+            on_chunk(res.sources, res)
     return written

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from isal import igzip
 from isal.igzip_lib import IsalError
@@ -180,8 +180,14 @@ def read_head(path: Path) -> bytes:
     return head
 
 
-def classify_file(path: Path, head: bytes | None = None) -> tuple[str | None, str | None]:
-    """(kind, skip_reason): kind is ``cloudtrail`` or ``web`` when readable, else a reason."""
+def classify_file(
+    path: PurePath, head: bytes | None = None, *, sniff: bool = True
+) -> tuple[str | None, str | None]:
+    """(kind, skip_reason): kind is ``cloudtrail`` or ``web`` when readable, else a reason.
+
+    Without ``head``, the file's first bytes are read (``sniff``), or, with ``sniff=False``,
+    only its name and layout are judged and (None, None) means "read its head to know".
+    """
     posix = path.as_posix()
     name = path.name
     if _DIGEST.search(posix):
@@ -192,6 +198,8 @@ def classify_file(path: Path, head: bytes | None = None) -> tuple[str | None, st
         # Named and placed as CloudTrail delivers: the decoder reads it (and accounts for an
         # empty, truncated or non-JSON file with the same reasons), so it is not opened twice.
         return CLOUDTRAIL, None
+    if head is None and not sniff:
+        return None, None
     if head is None:
         try:
             head = read_head(path)
