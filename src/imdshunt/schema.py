@@ -98,6 +98,16 @@ INVENTORY_ADDRESS = pa.schema(
     ]
 )
 
+#: Each distinct source address, classified once (see :mod:`imdshunt.enrich.ipranges`).
+IP_CLASS = pa.schema(
+    [
+        ("src_ip", pa.string()),
+        ("network", pa.string()),  # aws:EC2:us-east-1, private, internet, allowlisted ...
+        ("network_kind", pa.string()),  # the first part of network (aws, private, internet ...)
+        ("is_aws", pa.bool_()),
+    ]
+)
+
 #: The organisation's accounts (Organizations list-accounts, --org-accounts, config).
 ORG_ACCOUNT = pa.schema([("account_id", pa.string())])
 

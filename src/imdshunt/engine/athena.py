@@ -53,6 +53,7 @@ from imdshunt.engine.base import Engine
 from imdshunt.engine.duckdb import view_files
 from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.errors import EngineError, UsageError
+from imdshunt.schema import IP_CLASS
 from imdshunt.sources.cloudtrail import VENDING_EVENTS
 from imdshunt.sources.s3 import parse_s3_uri
 from imdshunt.window import HuntWindow
@@ -459,17 +460,7 @@ class AthenaEngine(Engine):
         self.execute(self.ddl(key_filter), label="cloudtrail table")
         self.execute(view, label="api_activity view")
         self._tables.add("api_activity")
-        self.register_table(
-            "ip_class",
-            pa.table(
-                {
-                    "src_ip": pa.array([], pa.string()),
-                    "network": pa.array([], pa.string()),
-                    "network_kind": pa.array([], pa.string()),
-                    "is_aws": pa.array([], pa.bool_()),
-                }
-            ),
-        )
+        self.register_table("ip_class", IP_CLASS.empty_table())
         self._views_ready = False
 
     def ensure_views(self) -> None:

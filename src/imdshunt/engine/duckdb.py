@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from imdshunt.engine.base import BatchLoading, Engine
 from imdshunt.errors import EngineError
-from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, REFERENCE_TABLES
+from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, IP_CLASS, REFERENCE_TABLES
 
 VIEWS_DIR = Path(__file__).resolve().parent.parent / "views"
 
@@ -102,10 +102,7 @@ class DuckDBEngine(BatchLoading, Engine):
         # Settled rows appended through load_api_activity(); ``api_activity`` is a view over
         # them and over any attached files (see attach_files).
         self.con.execute(_ddl("api_activity_loaded", API_ACTIVITY))
-        self.con.execute(
-            "CREATE TABLE IF NOT EXISTS ip_class (src_ip VARCHAR, network VARCHAR, "
-            "network_kind VARCHAR, is_aws BOOLEAN)"
-        )
+        self.con.execute(_ddl("ip_class", IP_CLASS))
         # Inventory and org accounts: empty unless given, so detections reading them still run.
         for name, schema in REFERENCE_TABLES.items():
             self.con.execute(_ddl(name, schema))

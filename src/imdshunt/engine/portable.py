@@ -32,7 +32,7 @@ import sqlglot
 import sqlglot.expressions as exp
 
 from imdshunt.errors import EngineError
-from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST
+from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, IP_CLASS
 
 #: Dialect names users may give, mapped to sqlglot dialects.
 DIALECTS = {"duckdb": "duckdb", "trino": "trino", "athena": "trino", "spark": "spark"}
@@ -42,7 +42,7 @@ TABLE_COLUMNS: dict[str, list[str]] = {
     "api_activity_raw": list(API_ACTIVITY.names),
     "api_activity": list(API_ACTIVITY.names),
     "http_request": list(HTTP_REQUEST.names),
-    "ip_class": ["src_ip", "network", "network_kind", "is_aws"],
+    "ip_class": list(IP_CLASS.names),
 }
 
 

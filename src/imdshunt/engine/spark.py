@@ -36,17 +36,7 @@ from imdshunt.engine.base import BatchLoading, Engine
 from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, MATERIALIZE, VIEWS_DIR, view_files
 from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.errors import EngineError
-from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST
-
-IP_CLASS = pa.schema(
-    [
-        ("src_ip", pa.string()),
-        ("network", pa.string()),
-        ("network_kind", pa.string()),
-        ("is_aws", pa.bool_()),
-    ]
-)
-
+from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, IP_CLASS
 
 #: Settings for a local session over small inputs (tests, demos, a few thousand records), where
 #: planning, code generation and the JVM's own compilation of Spark take most of a hunt: one

@@ -182,13 +182,15 @@ class AddressClassifier:
             ips.append(ip)
             nets.append(net)
             kinds.append(net.split(":", 1)[0])
-        return pa.table(
-            {
-                "src_ip": pa.array(ips, pa.string()),
-                "network": pa.array(nets, pa.string()),
-                "network_kind": pa.array(kinds, pa.string()),
-                "is_aws": pa.array([k in ("aws", "aws-service") for k in kinds], pa.bool_()),
-            }
+        from imdshunt.schema import IP_CLASS
+
+        is_aws = [k in ("aws", "aws-service") for k in kinds]
+        return pa.Table.from_arrays(
+            [
+                pa.array(v, f.type)
+                for v, f in zip((ips, nets, kinds, is_aws), IP_CLASS, strict=True)
+            ],
+            schema=IP_CLASS,
         )
 
 
