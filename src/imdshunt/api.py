@@ -249,11 +249,7 @@ def run_detections(
         else:
             sql = det.render_sql(params.get(det.id), dialect=engine.dialect)
             table = engine.query(sql, label=det.id)
-        findings.extend(
-            from_arrow(
-                table, detection=det.id, severity=det.severity, title=det.title, kind=det.kind
-            )
-        )
+        findings.extend(from_arrow(table, det))
     if merge:
         findings = merge_findings(findings)
     return sort_findings(findings)
