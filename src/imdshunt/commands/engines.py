@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from imdshunt.commands._common import ImdshuntCommand, ImdshuntGroup
 
-@click.command("sql")
+
+@click.command("sql", cls=ImdshuntCommand)
 @click.option(
     "--dialect",
     type=click.Choice(["duckdb", "trino", "athena", "spark"]),
@@ -52,7 +54,7 @@ def sql_command(dialect, detection_id, no_views):
         click.echo(render_detection(det, engine) + ";\n")
 
 
-@click.group("athena")
+@click.group("athena", cls=ImdshuntGroup)
 def athena_group():
     """Run imdshunt on Amazon Athena, over the CloudTrail bucket where it lies.
 

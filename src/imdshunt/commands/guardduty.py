@@ -6,12 +6,13 @@ import json
 
 import click
 
-from imdshunt.commands._common import EXIT_FAILED, exits_on_library_errors, make_session
+from imdshunt.commands._common import EXIT_FINDINGS, ImdshuntGroup, make_session
 from imdshunt.errors import UsageError
 
 
 @click.group(
     "guardduty",
+    cls=ImdshuntGroup,
     epilog="""\b
 Example:
   imdshunt guardduty check --region us-east-1 --region eu-west-1
@@ -52,7 +53,6 @@ Examples:
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-@exits_on_library_errors
 def check(
     regions: tuple[str, ...],
     profile: str | None,
@@ -91,7 +91,7 @@ def check(
     else:
         click.echo(_render(out))
     if problems:
-        raise SystemExit(EXIT_FAILED)
+        raise SystemExit(EXIT_FINDINGS)
 
 
 def _render(out: dict) -> str:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from imdshunt.commands._common import exits_on_library_errors, make_session
+from imdshunt.commands._common import ImdshuntCommand, make_session
 from imdshunt.errors import UsageError
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ def _targets(
 
 @click.command(
     "respond",
+    cls=ImdshuntCommand,
     epilog="""\b
 Examples:
   imdshunt respond --from findings.jsonl --finding i-0abc12345def67890
@@ -133,7 +134,6 @@ Examples:
 )
 @click.option("--region", help="Region of the instance (default: the profile's).")
 @click.option("--profile", help="AWS profile of the victim's account.")
-@exits_on_library_errors
 def respond(
     finding_id: str | None,
     findings_file: str | None,

@@ -22,7 +22,7 @@ from typing import Any
 
 from botocore.config import Config
 
-from imdshunt.errors import AwsActionError, InputError
+from imdshunt.errors import AwsActionError, InputError, not_json
 from imdshunt.respond.aws import AWS_ERRORS, client, describe_error
 from imdshunt.respond.policies import iso_z, parse_time
 
@@ -211,7 +211,7 @@ def load_guardduty_findings(path: str | Path) -> list[dict[str, Any]]:
     except OSError as exc:
         raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
-        raise InputError(str(path), f"not JSON: {exc.msg}", exc.lineno) from exc
+        raise not_json(path, exc) from exc
     if isinstance(data, dict):
         data = data.get("Findings")
     if not isinstance(data, list):
