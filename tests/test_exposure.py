@@ -371,7 +371,7 @@ def test_command_runs_on_the_ingest_api(monkeypatch, tmp_path):
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     assert recs[0]["instance_id"] == ADMIN
     result = CliRunner().invoke(exposure, [str(ORG), "--format", "table"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "IMDSv1 exposure backlog" in result.output
 
 
