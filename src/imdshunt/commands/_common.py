@@ -51,6 +51,27 @@ def make_session(profile: str | None, region: str | None) -> Any:
     return boto3.Session(profile_name=profile, region_name=region)
 
 
+def print_iam_policy_option(*commands: str, what: str) -> Any:
+    """``--print-iam-policy``: print the policy derived from the call sites, and exit."""
+
+    def show(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if not value or ctx.resilient_parsing:
+            return
+        from imdshunt.permissions import print_iam_policy
+
+        click.echo(print_iam_policy(commands))
+        ctx.exit(EXIT_OK)
+
+    return click.option(
+        "--print-iam-policy",
+        is_flag=True,
+        is_eager=True,
+        expose_value=False,
+        callback=show,
+        help=f"Print the least-privilege IAM policy {what} needs, and exit.",
+    )
+
+
 def error(message: str) -> None:
     """``imdshunt: error: <message>`` on standard error: the one shape of every error."""
     click.echo(f"imdshunt: error: {message}", err=True)

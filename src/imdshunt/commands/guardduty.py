@@ -6,7 +6,12 @@ import json
 
 import click
 
-from imdshunt.commands._common import EXIT_FINDINGS, ImdshuntGroup, make_session
+from imdshunt.commands._common import (
+    EXIT_FINDINGS,
+    ImdshuntGroup,
+    make_session,
+    print_iam_policy_option,
+)
 from imdshunt.errors import UsageError
 
 
@@ -50,6 +55,7 @@ Examples:
     help="imdshunt findings (JSON lines) of the same window, for --findings.",
 )
 @click.option("--offline", is_flag=True, help="Skip the live AWS checks (compare files only).")
+@print_iam_policy_option("guardduty", what="the live check")
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from imdshunt.commands._common import ImdshuntGroup, make_session
+from imdshunt.commands._common import ImdshuntGroup, make_session, print_iam_policy_option
 
 
 @click.group("inventory", cls=ImdshuntGroup)
@@ -36,6 +36,7 @@ def inventory() -> None:
     help="Do not call organizations:ListAccounts (it only answers in the management account).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+@print_iam_policy_option("collect", what="the collection")
 def collect(out, regions, profile, no_organizations, quiet) -> None:
     """Write describe-instances, NAT gateways, addresses, ENIs, VPC endpoints and the org's
     accounts as the AWS CLI prints them; read-only calls only.
