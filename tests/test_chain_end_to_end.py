@@ -63,6 +63,36 @@ def test_attempt_then_theft_of_the_target_instance_is_one_chain(tmp_path):
     assert web["target_instance"] == "i-0a1b2c3d4e5f60718"
 
 
+def test_every_finding_carries_its_detections_named_techniques_and_description(tmp_path):
+    """Outputs read MITRE names and descriptions off the finding; no output reloads detections."""
+    from imdshunt import findings as contract
+    from imdshunt.outputs.ocsf import to_ocsf
+
+    result = api.hunt([_org(tmp_path)], ip_ranges=RANGES, workers=1, fetch_ip_ranges=False)
+    documented = {
+        "credential": set(contract.CREDENTIAL_FIELDS) | set(contract.CREDENTIAL_OPTIONAL_FIELDS),
+        "web": set(contract.WEB_FIELDS) | set(contract.WEB_OPTIONAL_FIELDS),
+        "correlation": set(contract.CORRELATION_FIELDS),
+    }
+    cited = {
+        "ec2_instance_credential_outside_aws": ["T1552.005", "T1078.004"],
+        "imds_ssrf_attempt": ["T1552.005", "T1190"],
+        "imds_theft_chain": ["T1190", "T1552.005", "T1078.004"],
+    }
+    for f in result.findings:
+        assert [t["id"] for t in f["mitre"]] == cited[f["detection"]]
+        assert all(t["name"] and t["tactics"] for t in f["mitre"])
+        assert f["description"] and f["schema_version"]
+        undocumented = set(f) - documented[f["kind"]] - set(contract.COMMON_FIELDS)
+        assert not undocumented, f"{f['detection']}: undocumented fields {sorted(undocumented)}"
+        for attack in to_ocsf(f)["finding_info"]["attacks"]:
+            for part in ("technique", "sub_technique"):
+                if part in attack:
+                    assert attack[part]["name"] != attack[part]["uid"], attack
+    credential = next(f for f in result.findings if f["kind"] == "credential")
+    assert credential["merge_priority"] == 0  # detection.yml of outside_aws
+
+
 def test_ssrf_command_reads_only_the_web_side(tmp_path):
     out = CliRunner().invoke(
         cli, ["ssrf", str(_org(tmp_path)), "--ip-ranges", str(RANGES), "--format", "jsonl", "-q"]

@@ -94,9 +94,7 @@ def test_duckdb_twin_of_the_athena_sql_returns_the_same_findings(det_id):
             engine.con.execute(_twin(transpile(stmt, "trino")))
     twin_sql = _twin(det.render_sql(dialect="trino"))
     table = engine.query(twin_sql, label=f"{det_id} (twin)")
-    twin = from_arrow(
-        table, detection=det_id, severity=det.severity, title=det.title, kind=det.kind
-    )
+    twin = from_arrow(table, det)
     key = lambda f: f["finding_id"]  # noqa: E731
     assert sorted(twin, key=key) == sorted(original, key=key)
 

@@ -366,12 +366,12 @@ def test_command_runs_on_the_ingest_api(monkeypatch, tmp_path):
         [str(ORG), "--iam", str(IAM), "--inventory", str(INVENTORY), "--format", "jsonl",
          "-o", str(out)],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # instances listed: exit 1, like findings
     assert calls == [[str(ORG)]]
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     assert recs[0]["instance_id"] == ADMIN
     result = CliRunner().invoke(exposure, [str(ORG), "--format", "table"])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "IMDSv1 exposure backlog" in result.output
 
 
@@ -419,7 +419,7 @@ def test_command_on_real_samples_writes_csv(realdata, tmp_path):
         [str(realdata / "cloudtrail-samples"), "--inventory", str(INVENTORY), "--format", "csv",
          "-o", str(out)],
     )  # fmt: skip
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # instances listed: exit 1, like findings
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     ids = {r["instance_id"] for r in rows}
     assert {"i-0317f6c6b66ae9c40", "i-786a3A8B5C0d92eF4", INVENTORY_ONLY} <= ids

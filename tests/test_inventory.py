@@ -124,7 +124,7 @@ def test_a_file_that_is_not_inventory_is_refused_with_its_path(tmp_path):
         str(bad): "JSON that is no inventory this version reads"
     }
     (tmp_path / "trail.json").write_text("{not json")
-    with pytest.raises(InputError, match="not JSON"):
+    with pytest.raises(InputError, match=r"trail.json:1: not valid JSON"):
         load_inventory([tmp_path])
     with pytest.raises(InputError, match="not found"):
         load_inventory([tmp_path / "missing"])

@@ -5,14 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from imdshunt import api
+from imdshunt.detect import load_detections
 from imdshunt.merge import merge_findings
 
 HERE = Path(__file__).resolve().parent
 DETECTIONS = HERE.parent / "src" / "imdshunt" / "detections"
 RANGES = HERE / "data" / "ip-ranges.fixture.json"
+CATALOGUE = load_detections()
 
 
 def _finding(detection, *, severity="high", confidence=None, ip="198.51.100.7", **extra):
+    """A credential finding as the detection would make it (with its metadata)."""
     f = {
         "kind": "credential",
         "detection": detection,
@@ -29,6 +32,8 @@ def _finding(detection, *, severity="high", confidence=None, ip="198.51.100.7", 
         "first_seen": "2026-11-02T09:10:00Z",
         "last_seen": "2026-11-02T09:10:00Z",
         "reasons": [f"{detection} says so"],
+        "mitre": CATALOGUE[detection].techniques(),
+        "merge_priority": CATALOGUE[detection].merge_priority,
     }
     if confidence:
         f["confidence"] = confidence
@@ -65,6 +70,20 @@ def test_same_credential_and_address_become_one_finding_with_every_reason():
     assert merged["last_seen"] == "2026-11-02T10:00:00Z"
     assert merged["other_sides"] == [{"source_ip": "35.170.10.20"}]  # kept from the weaker one
     assert merged["merged_finding_ids"] == [multi["finding_id"]]
+
+
+def test_the_lowest_merge_priority_leads_and_every_technique_is_kept():
+    # detection.yml's merge_priority decides between equally severe, equally confident
+    # findings, whatever the detection ids' alphabetical order.
+    endpoint = _finding("ec2_instance_credential_foreign_vpc_endpoint", confidence="high")
+    cross = _finding("ec2_instance_credential_cross_instance", confidence="high")
+    assert endpoint["merge_priority"] > cross["merge_priority"]
+    [merged] = merge_findings([endpoint, cross])
+    assert merged["detection"] == "ec2_instance_credential_cross_instance"
+    [reordered] = merge_findings([{**endpoint, "merge_priority": 0}, cross])
+    assert reordered["detection"] == "ec2_instance_credential_foreign_vpc_endpoint"
+    ids = [t["id"] for t in merged["mitre"]]
+    assert ids == ["T1552.005", "T1078.004", "T1021", "T1090"]  # the leader's first, each once
 
 
 def test_high_confidence_inventory_evidence_leads_over_a_medium_learned_one():

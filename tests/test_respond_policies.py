@@ -7,16 +7,14 @@ from datetime import UTC, datetime
 import pytest
 
 from imdshunt.errors import UsageError
+from imdshunt.permissions import DECLARED, declared_permissions
 from imdshunt.respond import (
     ACTIONS,
-    INVENTORY_COLLECT_PERMISSIONS,
     egress_from_inventory,
     iam_policy,
     target_from_finding,
     targets_from_findings,
 )
-from imdshunt.respond.actions import PLANNING_PERMISSIONS
-from imdshunt.respond.permissions import GUARDDUTY_CHECK_PERMISSIONS
 from imdshunt.respond.policies import (
     pin_policy,
     revoke_policy_cutoff,
@@ -95,12 +93,13 @@ def test_egress_from_inventory_keeps_only_the_instances_networks():
 def test_iam_policy_holds_every_declared_permission():
     policy = iam_policy()
     granted = {a for st in policy["Statement"] for a in st["Action"]}
-    declared = {p.action for p in PLANNING_PERMISSIONS}
-    for action in ACTIONS.values():
-        declared |= {p.action for p in action.permissions + action.read_permissions}
-    declared |= {p.action for p in INVENTORY_COLLECT_PERMISSIONS + GUARDDUTY_CHECK_PERMISSIONS}
+    declared = {p.action for p in declared_permissions()}
+    for action in ACTIONS.values():  # each step's permissions are filed under respond
+        steps = {p.action for p in action.permissions + action.read_permissions}
+        assert steps <= {p.action for p in DECLARED["respond"]}
     assert granted == declared
     assert "organizations:ListAccounts" in granted and "guardduty:ListFilters" in granted
+    assert "ec2:DescribeVpcEndpoints" in granted  # inventory collect calls it
     assert all(st["Effect"] == "Allow" for st in policy["Statement"])
 
 

@@ -1,6 +1,8 @@
 """The command line: a thin layer over :mod:`imdshunt.api`.
 
-Exit status: 0 no findings, 1 findings (at or above ``--fail-on``), 2 usage or input error.
+Exit status: 0 no findings, 1 findings (at or above ``--fail-on``) or an AWS action refused,
+2 usage or input error, 3 a bug (traceback written to a file). The one table that maps errors
+to statuses is :data:`imdshunt.commands._common.EXIT_STATUS`.
 """
 
 from __future__ import annotations
@@ -13,20 +15,15 @@ from pathlib import Path
 import click
 
 from imdshunt import __version__
-from imdshunt.errors import ImdshuntError, InputError, UsageError
+from imdshunt.commands._common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    ImdshuntGroup,
+)
 
-EXIT_OK, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
-
-
-class ImdshuntGroup(click.Group):
-    """Turns library errors into a one-line message and exit status 2."""
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except ImdshuntError as exc:
-            click.echo(f"imdshunt: error: {exc}", err=True)
-            ctx.exit(EXIT_ERROR)
+#: Exit statuses and the error table: imdshunt.commands._common (README, "Exit status").
+EXIT_ERROR = EXIT_USAGE  # the name earlier versions used
 
 
 @click.group(cls=ImdshuntGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -607,8 +604,4 @@ _register_optional_commands()
 
 
 def main() -> None:
-    try:
-        cli.main(standalone_mode=True)
-    except (UsageError, InputError) as exc:  # pragma: no cover - ImdshuntGroup handles these
-        click.echo(f"imdshunt: error: {exc}", err=True)
-        sys.exit(EXIT_ERROR)
+    cli.main()  # ImdshuntGroup.main turns every error into a message and an exit status

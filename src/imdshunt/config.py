@@ -14,8 +14,11 @@ Example::
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,8 +39,19 @@ class Config:
     detection_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def load_config(path: str | os.PathLike | None = None, *, cwd: Path | None = None) -> Config:
-    """Load ``path``, else ``./imdshunt.toml`` when present, else defaults."""
+def load_config(
+    path: str | os.PathLike | None = None,
+    *,
+    cwd: Path | None = None,
+    detections: Mapping[str, Any] | None = None,
+) -> Config:
+    """Load ``path``, else ``./imdshunt.toml`` when present, else defaults.
+
+    Refuses (:class:`~imdshunt.errors.ConfigError` naming the file, and the line where it can
+    be found) unknown keys, ``[detections.<id>]`` tables for detections that do not exist and
+    parameters a detection does not have. ``detections`` is the catalogue to check against
+    (default: the shipped detections).
+    """
     if path is None:
         candidate = (cwd or Path.cwd()) / CONFIG_NAME
         if not candidate.is_file():
@@ -45,15 +59,31 @@ def load_config(path: str | os.PathLike | None = None, *, cwd: Path | None = Non
         path = candidate
     p = Path(path)
     try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
+        raise ConfigError("config file not found", path=p) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read: {exc}", path=p) from exc
+    try:
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: {exc}") from exc
+        # tomllib has no line attribute before Python 3.14; its message ends "(at line N, ...)"
+        at = _TOML_AT.search(str(exc))
+        message = _TOML_AT.sub("", str(exc)).strip()
+        raise ConfigError(
+            f"not valid TOML: {message}" + (f" (column {at.group(2)})" if at else ""),
+            path=p,
+            line=int(at.group(1)) if at else None,
+        ) from exc
     known = {"allowlist", "allowlist_files", "org_accounts", "inventory", "ip_ranges", "detections"}
-    unknown = set(doc) - known
+    unknown = sorted(set(doc) - known)
     if unknown:
-        raise ConfigError(f"{p}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        raise ConfigError(
+            f"unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}",
+            path=p,
+            line=_line_of(text, rf"\[?\s*{re.escape(unknown[0])}\b"),
+        )
+    detection_params = _detection_params(doc.get("detections") or {}, text, p, detections)
     base = p.parent
 
     def rel(v: str) -> str:
@@ -66,5 +96,54 @@ def load_config(path: str | os.PathLike | None = None, *, cwd: Path | None = Non
         org_accounts=[str(x) for x in doc.get("org_accounts", [])],
         inventory=[rel(x) for x in doc.get("inventory", [])],
         ip_ranges=rel(doc["ip_ranges"]) if doc.get("ip_ranges") else None,
-        detection_params={k: dict(v) for k, v in (doc.get("detections") or {}).items()},
+        detection_params=detection_params,
     )
+
+
+_TOML_AT = re.compile(r"\(at line (\d+), column (\d+)\)")
+
+
+def _line_of(text: str, pattern: str) -> int | None:
+    """The first line of the file where ``pattern`` starts a line (1-based), if any.
+
+    tomllib gives parsed values without positions; a look at the text finds where a key or
+    table was written in the usual way (a dotted key or inline table gives no line).
+    """
+    match = re.search(rf"^[ \t]*{pattern}", text, re.M)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def _detection_params(
+    tables: Any, text: str, p: Path, detections: Mapping[str, Any] | None
+) -> dict[str, dict[str, Any]]:
+    if not isinstance(tables, dict):
+        raise ConfigError("detections must be a table of [detections.<id>] tables", path=p)
+    if detections is None:
+        from imdshunt.detect import load_detections
+
+        detections = load_detections()
+    out = {}
+    for det_id, params in tables.items():
+        line = _line_of(text, rf"\[\s*detections\s*\.\s*[\"']?{re.escape(det_id)}[\"']?\s*\]")
+        if det_id not in detections:
+            close = difflib.get_close_matches(det_id, list(detections), n=1)
+            raise ConfigError(
+                f"[detections.{det_id}]: no detection has this id"
+                + (f" (did you mean {close[0]}?)" if close else "")
+                + "; 'imdshunt detections list' lists them",
+                path=p,
+                line=line,
+            )
+        if not isinstance(params, dict):
+            raise ConfigError(f"detections.{det_id} must be a table of parameters", path=p)
+        known = detections[det_id].params
+        unknown = sorted(set(params) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"[detections.{det_id}]: no parameter(s) {', '.join(unknown)}; it has "
+                + (", ".join(sorted(known)) or "none"),
+                path=p,
+                line=line,
+            )
+        out[det_id] = dict(params)
+    return out

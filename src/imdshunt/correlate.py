@@ -18,11 +18,23 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from imdshunt import FINDINGS_SCHEMA_VERSION
 from imdshunt.errors import UsageError
+from imdshunt.mitre import techniques
 
 __all__ = ["CHAIN_DETECTION", "correlate_chains"]
 
 CHAIN_DETECTION = "imds_theft_chain"
+#: What a chain is evidence of: the SSRF (exploiting the web tier), the read of the metadata
+#: credential, and its use as a valid cloud account. Named from imdshunt/data/mitre.yml.
+CHAIN_MITRE = ("T1190", "T1552.005", "T1078.004")
+CHAIN_TITLE = "SSRF attempt on an instance, then its credential used off the box"
+CHAIN_DESCRIPTION = (
+    "A web request carried a metadata-service address to an instance's web tier (SSRF "
+    "attempt), and within the correlation window that instance's credential was used from "
+    "somewhere other than the instance: the attempt most likely succeeded and the credential "
+    "is in other hands."
+)
 #: Credential types whose ``credential_id`` is an EC2 instance id.
 _INSTANCE_CREDENTIALS = {None, "", "ec2-instance"}
 
@@ -159,7 +171,11 @@ def _chain(
         "finding_id": hashlib.sha256(key.encode()).hexdigest()[:16],
         "detection": CHAIN_DETECTION,
         "severity": "critical",
+        "title": CHAIN_TITLE,
         "kind": "correlation",
+        "schema_version": FINDINGS_SCHEMA_VERSION,
+        "mitre": techniques(CHAIN_MITRE),
+        "description": CHAIN_DESCRIPTION,
         "target_instance": instance,
         "target_ips": targets,
         # the attempt

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from imdshunt.errors import ConfigError, DetectionError
+from imdshunt.mitre import known_ids, techniques
 
 DETECTIONS_DIR = Path(__file__).resolve().parent / "detections"
 #: SQL fragments several detections share, included with ``-- imdshunt: include <name>``.
@@ -26,6 +27,8 @@ SEVERITIES = ("info", "low", "medium", "high", "critical")
 REQUIRED_KEYS = ("id", "title", "severity", "description", "kind")
 #: What a detection reads: credential use (CloudTrail) or web requests.
 KINDS = ("credential", "web", "exposure")
+#: ``merge_priority`` of a detection.yml that does not set one: after every one that does.
+DEFAULT_MERGE_PRIORITY = 100
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,13 @@ class Detection:
     params: dict[str, Any] = field(default_factory=dict)
     requires: tuple[str, ...] = ()  # tables that must be non-empty, e.g. ("http_request",)
     meta: dict[str, Any] = field(default_factory=dict)
+    #: Among detections that fire for one credential and address, the lowest leads the merged
+    #: finding (after severity and confidence; see :mod:`imdshunt.merge`).
+    merge_priority: int = DEFAULT_MERGE_PRIORITY
+
+    def techniques(self) -> list[dict[str, Any]]:
+        """The MITRE ATT&CK techniques the metadata cites, named (see :mod:`imdshunt.mitre`)."""
+        return techniques(self.mitre)
 
     def values(self, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
         """The parameter values to run with: the defaults, then ``overrides``."""
@@ -170,6 +180,17 @@ def load_detection(folder: Path) -> Detection:
         raise DetectionError(str(meta_path), f"severity must be one of {SEVERITIES}")
     if meta["kind"] not in KINDS:
         raise DetectionError(str(meta_path), f"kind must be one of {KINDS}")
+    mitre = tuple(str(x) for x in meta.get("mitre") or ())
+    unnamed = [m for m in mitre if m not in known_ids()]
+    if unnamed:
+        raise DetectionError(
+            str(meta_path),
+            f"MITRE id(s) {', '.join(unnamed)} not in imdshunt/data/mitre.yml (add id, name and "
+            "tactics there)",
+        )
+    merge_priority = meta.get("merge_priority", DEFAULT_MERGE_PRIORITY)
+    if not isinstance(merge_priority, int) or isinstance(merge_priority, bool):
+        raise DetectionError(str(meta_path), "merge_priority must be an integer")
     params = {}
     for name, spec in (meta.get("params") or {}).items():
         params[name] = spec.get("default") if isinstance(spec, dict) else spec
@@ -181,11 +202,12 @@ def load_detection(folder: Path) -> Detection:
         description=meta["description"].strip(),
         sql=_expand_includes(sql_path.read_text(), folder),
         folder=folder,
-        mitre=tuple(meta.get("mitre") or ()),
+        mitre=mitre,
         runbook=(meta.get("runbook") or "").strip(),
         params=params,
         requires=tuple(meta.get("requires") or ()),
         meta=meta,
+        merge_priority=merge_priority,
     )
     _check_params(det)
     return det
@@ -209,6 +231,7 @@ def describe(det: Detection) -> dict[str, Any]:
         "severity": det.severity,
         "kind": det.kind,
         "mitre": list(det.mitre),
+        "merge_priority": det.merge_priority,
         "params": det.params,
         "description": det.description,
     }

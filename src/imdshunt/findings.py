@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from imdshunt import FINDINGS_SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    from imdshunt.detect import Detection
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -64,8 +67,18 @@ WEB_FIELDS = (
     "line_number",
 )
 
+#: What every finding says about the detection that made it (so no output reloads the
+#: detection catalogue): field -> meaning.
+DETECTION_FIELDS = {
+    "mitre": "MITRE ATT&CK techniques: [{id, name, tactics: [{id, name}], parent: {id, name}}]"
+    " (parent only for a sub-technique); names from imdshunt/data/mitre.yml",
+    "description": "what the detection looks for (its detection.yml description)",
+    "merge_priority": "rank of the detection when several agree on one credential and address;"
+    " the lowest leads a merged finding (detection.yml merge_priority)",
+}
+
 #: Fields on every finding of any kind.
-COMMON_FIELDS = ("kind", "schema_version")
+COMMON_FIELDS = ("kind", "schema_version", *DETECTION_FIELDS)
 
 #: Fields a credential finding carries when its detection knows them (absent or null otherwise).
 CREDENTIAL_OPTIONAL_FIELDS = {
@@ -103,6 +116,38 @@ WEB_OPTIONAL_FIELDS = {
     "log_types": "every web tier that logged it",
 }
 
+#: Fields of a correlation finding (``imds_theft_chain``, :mod:`imdshunt.correlate`).
+CORRELATION_FIELDS = {
+    "finding_id": "stable id of the chain (instance and theft finding)",
+    "detection": "imds_theft_chain",
+    "severity": "critical",
+    "title": "what the chain is",
+    "target_instance": "the instance attacked and whose credential was used",
+    "target_ips": "the web tier's target addresses of the attempts",
+    "ssrf_client_ips": "who sent the attempts",
+    "ssrf_request_urls": "every distinct URL of the attempts",
+    "ssrf_endpoints": "metadata endpoints named (ec2-imds-ipv4 ...)",
+    "ssrf_finding_ids": "the imds_ssrf_attempt findings chained",
+    "first_attempt": "first attempt",
+    "last_attempt": "last attempt",
+    "account_id": "the credential's account",
+    "role": "the credential's role",
+    "role_arn": "the credential's role ARN",
+    "credential_id": "the session name (the instance id)",
+    "access_key_ids": "the stolen keys seen",
+    "source_ip": "where the credential was used from",
+    "network": "how that address was classified",
+    "actions": "what was done with it",
+    "event_count": "calls made with it",
+    "theft_detection": "the credential finding's detection",
+    "theft_finding_id": "the credential finding chained",
+    "first_off_box_use": "first use off the instance",
+    "last_seen": "last use",
+    "minutes_attempt_to_use": "minutes from the first attempt to the first use",
+    "timeline": "attempts and uses in time order: [{time, event, detail}]",
+    "reasons": "why the two were linked",
+}
+
 #: Which columns identify "the same finding" across runs, per kind.
 IDENTITY_FIELDS = {
     "credential": ("detection", "account_id", "role", "credential_id", "source_ip"),
@@ -136,18 +181,27 @@ def finding_id(record: dict[str, Any], kind: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def from_arrow(
-    table: pa.Table, *, detection: str, severity: str, title: str, kind: str
-) -> list[dict]:
-    """Turn a detection's result rows into contract records."""
+def from_arrow(table: pa.Table, detection: Detection) -> list[dict]:
+    """Turn a detection's result rows into contract records carrying its metadata.
+
+    A row's own ``severity`` column (a detection that grades its findings) wins over the
+    metadata's.
+    """
     out = []
     for row in table.to_pylist():
-        rec: dict[str, Any] = {"detection": detection, "severity": severity, "title": title}
+        rec: dict[str, Any] = {
+            "detection": detection.id,
+            "severity": detection.severity,
+            "title": detection.title,
+        }
         rec.update({k: _clean(v) for k, v in row.items()})
-        rec.setdefault("severity", severity)
-        rec["finding_id"] = finding_id(rec, kind)
-        rec["kind"] = kind
+        rec.setdefault("severity", detection.severity)
+        rec["finding_id"] = finding_id(rec, detection.kind)
+        rec["kind"] = detection.kind
         rec["schema_version"] = FINDINGS_SCHEMA_VERSION
+        rec["mitre"] = detection.techniques()
+        rec["description"] = detection.description
+        rec["merge_priority"] = detection.merge_priority
         out.append(rec)
     return out
 

@@ -14,20 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from imdshunt.detect import DEFAULT_MERGE_PRIORITY
 from imdshunt.findings import SEVERITY_RANK
 
 #: The fields that make two credential findings "the same credential used from the same place".
 MERGE_KEY = ("account_id", "role", "credential_type", "credential_id", "source_ip")
 
-#: Among equally severe and equally confident findings, which detection's reason leads.
-#: Direct address evidence first, then inventory-backed binding, then inferred binding.
-DETECTION_PRIORITY = {
-    "ec2_instance_credential_outside_aws": 0,
-    "ec2_instance_credential_cross_instance": 1,
-    "ec2_instance_credential_other_aws_account": 2,
-    "ec2_instance_credential_foreign_vpc_endpoint": 3,
-    "ec2_instance_key_multiple_networks": 4,
-}
 CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
 
 #: Evidence ids kept in a merged finding when every part was under the detections' own cap.
@@ -37,12 +29,14 @@ _UNION_FIELDS = ("access_key_ids", "actions", "user_agents", "regions", "evidenc
 
 
 def strength(finding: dict[str, Any]) -> tuple:
-    """Sort key, strongest first: severity, confidence, detection priority, id."""
+    """Sort key, strongest first: severity, confidence, the detection's ``merge_priority``
+    (detection.yml: direct address evidence before inventory-backed binding before inferred
+    binding), detection id, finding id."""
     return (
         -SEVERITY_RANK.get(finding.get("severity", "info"), 0),
         # A finding without a confidence (outside AWS) rests on the address class: certain.
         -CONFIDENCE_RANK.get(finding.get("confidence") or "high", 0),
-        DETECTION_PRIORITY.get(finding.get("detection", ""), len(DETECTION_PRIORITY)),
+        finding.get("merge_priority", DEFAULT_MERGE_PRIORITY),
         str(finding.get("detection", "")),
         str(finding.get("finding_id", "")),
     )
@@ -65,6 +59,8 @@ def _fold(group: list[dict[str, Any]]) -> dict[str, Any]:
     head["detections"] = _union([[f["detection"]] for f in group])
     head["merged_finding_ids"] = [f.get("finding_id") for f in group[1:]]
     head["reasons"] = _union(f.get("reasons") for f in group)
+    # Every technique any agreeing detection cites, the leading detection's first.
+    head["mitre"] = list({t["id"]: t for f in group for t in f.get("mitre") or []}.values())
     for name in _UNION_FIELDS:
         if any(name in f for f in group):
             merged = _union(f.get(name) for f in group)

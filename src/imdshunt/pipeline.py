@@ -241,11 +241,7 @@ def run_detections(
         if not all(engine.has_rows(t) for t in det.requires):
             continue
         table = engine.run_detection(det, params.get(det.id))
-        findings.extend(
-            from_arrow(
-                table, detection=det.id, severity=det.severity, title=det.title, kind=det.kind
-            )
-        )
+        findings.extend(from_arrow(table, det))
     if merge:
         findings = merge_findings(findings)
     return sort_findings(findings)

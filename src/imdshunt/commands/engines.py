@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from imdshunt.commands._common import ImdshuntCommand, ImdshuntGroup
 from imdshunt.engine.base import ENGINES
 
 
-@click.command("sql")
+@click.command("sql", cls=ImdshuntCommand)
 @click.option(
     "--dialect",
     type=click.Choice([*ENGINES, "trino"]),
@@ -54,7 +55,7 @@ def sql_command(dialect, detection_id, no_views):
         click.echo(render_detection(det, engine) + ";\n")
 
 
-@click.group("athena")
+@click.group("athena", cls=ImdshuntGroup)
 def athena_group():
     """Run imdshunt on Amazon Athena, over the CloudTrail bucket where it lies.
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from imdshunt.errors import ImdshuntError
+from imdshunt.commands._common import EXIT_FINDINGS, ImdshuntCommand
 
 EPILOG = """\b
 Examples:
@@ -21,7 +21,7 @@ Inputs:
 """
 
 
-@click.command(name="exposure", epilog=EPILOG)
+@click.command(name="exposure", cls=ImdshuntCommand, epilog=EPILOG)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option(
     "--inventory",
@@ -64,18 +64,16 @@ def exposure(
     Reads CloudTrail at PATH... (userIdentity.sessionContext.ec2RoleDelivery "1.0" = IMDSv1),
     ranks the instances by how much damage their role could do, and prints for each the
     command that requires IMDSv2, the check to run first, and account-level guardrails.
+    Exits 1 when it lists any instance (like a hunt's findings), 0 when none.
     """
     from imdshunt import api
     from imdshunt.exposure import exposure_backlog
     from imdshunt.exposure.output import render_table, write_csv, write_jsonl
 
-    try:
-        engine, _stats = api.load_cloudtrail(list(paths))
-        if hasattr(engine, "ensure_views"):  # materialises the canonical api_activity
-            engine.ensure_views()
-        records = exposure_backlog(engine.con, inventory_files=inventory, iam_file=iam_file)
-    except ImdshuntError as e:
-        raise click.ClickException(str(e)) from e
+    engine, _stats = api.load_cloudtrail(list(paths))
+    if hasattr(engine, "ensure_views"):  # materialises the canonical api_activity
+        engine.ensure_views()
+    records = exposure_backlog(engine.con, inventory_files=inventory, iam_file=iam_file)
 
     out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     try:
@@ -96,3 +94,5 @@ def exposure(
         if output:
             out.close()
             click.echo(f"{len(records)} record(s) written to {Path(output)}", err=True)
+    if records:  # like a hunt's findings: instances still hand out credentials over IMDSv1
+        sys.exit(EXIT_FINDINGS)

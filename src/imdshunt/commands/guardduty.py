@@ -6,12 +6,18 @@ import json
 
 import click
 
-from imdshunt.commands._common import EXIT_FAILED, exits_on_library_errors, make_session
+from imdshunt.commands._common import (
+    EXIT_FINDINGS,
+    ImdshuntGroup,
+    make_session,
+    print_iam_policy_option,
+)
 from imdshunt.errors import UsageError
 
 
 @click.group(
     "guardduty",
+    cls=ImdshuntGroup,
     epilog="""\b
 Example:
   imdshunt guardduty check --region us-east-1 --region eu-west-1
@@ -49,10 +55,10 @@ Examples:
     help="imdshunt findings (JSON lines) of the same window, for --findings.",
 )
 @click.option("--offline", is_flag=True, help="Skip the live AWS checks (compare files only).")
+@print_iam_policy_option("guardduty", what="the live check")
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
-@exits_on_library_errors
 def check(
     regions: tuple[str, ...],
     profile: str | None,
@@ -91,7 +97,7 @@ def check(
     else:
         click.echo(_render(out))
     if problems:
-        raise SystemExit(EXIT_FAILED)
+        raise SystemExit(EXIT_FINDINGS)
 
 
 def _render(out: dict) -> str:

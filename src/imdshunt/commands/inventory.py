@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import click
 
-from imdshunt.commands._common import exits_on_library_errors, make_session
+from imdshunt.commands._common import ImdshuntGroup, make_session, print_iam_policy_option
 
 
-@click.group("inventory")
+@click.group("inventory", cls=ImdshuntGroup)
 def inventory() -> None:
     """Collect or check the inventory the binding detections use (hunt --inventory DIR).
 
@@ -36,7 +36,7 @@ def inventory() -> None:
     help="Do not call organizations:ListAccounts (it only answers in the management account).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-@exits_on_library_errors
+@print_iam_policy_option("collect", what="the collection")
 def collect(out, regions, profile, no_organizations, quiet) -> None:
     """Write describe-instances, NAT gateways, addresses, ENIs, VPC endpoints and the org's
     accounts as the AWS CLI prints them; read-only calls only.
@@ -64,7 +64,6 @@ def collect(out, regions, profile, no_organizations, quiet) -> None:
 @inventory.command("show")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--org-accounts", "org_accounts", multiple=True, metavar="ID[,ID...]")
-@exits_on_library_errors
 def show(paths, org_accounts) -> None:
     """Parse inventory files or folders and say what they hold (and refuse what they don't).
 

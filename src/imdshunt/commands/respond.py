@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from imdshunt.commands._common import exits_on_library_errors, make_session
+from imdshunt.commands._common import ImdshuntCommand, make_session, print_iam_policy_option
 from imdshunt.errors import UsageError
 
 if TYPE_CHECKING:
@@ -61,6 +61,7 @@ def _targets(
 
 @click.command(
     "respond",
+    cls=ImdshuntCommand,
     epilog="""\b
 Examples:
   imdshunt respond --from findings.jsonl --finding i-0abc12345def67890
@@ -122,18 +123,14 @@ Examples:
     show_default=True,
     help="JSON-lines audit file appended to by --apply.",
 )
-@click.option(
-    "--print-iam-policy",
-    "print_policy",
-    is_flag=True,
-    help="Print the least-privilege IAM policy imdshunt needs, and exit.",
+@print_iam_policy_option(
+    "respond", "collect", "guardduty", what="imdshunt (respond, inventory collect, guardduty check)"
 )
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
 )
 @click.option("--region", help="Region of the instance (default: the profile's).")
 @click.option("--profile", help="AWS profile of the victim's account.")
-@exits_on_library_errors
 def respond(
     finding_id: str | None,
     findings_file: str | None,
@@ -148,7 +145,6 @@ def respond(
     no_replace_profile: bool,
     do_apply: bool,
     audit_log: str,
-    print_policy: bool,
     fmt: str,
     region: str | None,
     profile: str | None,
@@ -159,11 +155,8 @@ def respond(
     Prints a numbered plan (each step's exact API call, effect, blast radius and undo).
     Nothing changes without --apply; a second --apply changes nothing and says so.
     """
-    from imdshunt.respond import apply_plan, build_plan, print_iam_policy
+    from imdshunt.respond import apply_plan, build_plan
 
-    if print_policy:
-        click.echo(print_iam_policy())
-        return
     targets = _targets(finding_id, findings_file, role, instance, session_name)
     session = make_session(profile, region)
     plans = [

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from imdshunt.commands._common import ImdshuntCommand
 
-@click.command("ingest")
+
+@click.command("ingest", cls=ImdshuntCommand)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option(
     "--store",

@@ -6,6 +6,8 @@ import time
 
 import click
 
+from imdshunt.commands._common import ImdshuntCommand
+
 EPILOG = """\b
 Example:
   imdshunt synth --out ./synthorg --seed 7 --records 50000 --days 2
@@ -22,7 +24,7 @@ Writes under --out:
 """
 
 
-@click.command(name="synth", epilog=EPILOG)
+@click.command(name="synth", cls=ImdshuntCommand, epilog=EPILOG)
 @click.option(
     "--out",
     "out_dir",

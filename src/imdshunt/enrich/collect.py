@@ -15,11 +15,10 @@ Layout::
     DIR/<account>/<region>/ec2-describe-vpc-endpoints.json
     DIR/<account>/organizations-list-accounts.json   (only where Organizations answers)
 
-IAM permissions needed: ``ec2:DescribeRegions``, ``ec2:DescribeInstances``,
-``ec2:DescribeNatGateways``, ``ec2:DescribeAddresses``, ``ec2:DescribeNetworkInterfaces``,
-``ec2:DescribeVpcEndpoints``, ``organizations:ListAccounts`` (optional; management or
-delegated administrator account only:
-https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListAccounts.html).
+The IAM permissions are declared beside each call (:mod:`imdshunt.permissions`);
+``imdshunt inventory collect --print-iam-policy`` prints them. ``organizations:ListAccounts``
+is optional: it answers only in the management or a delegated administrator account
+(https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListAccounts.html).
 """
 
 from __future__ import annotations
@@ -33,15 +32,22 @@ from pathlib import Path
 from typing import Any
 
 from imdshunt.errors import AwsActionError
+from imdshunt.permissions import declare, needs
 
-#: (file stem, client method, result list key) of each EC2 call collected per region.
-EC2_CALLS: tuple[tuple[str, str, str], ...] = (
-    ("ec2-describe-instances", "describe_instances", "Reservations"),
-    ("ec2-describe-nat-gateways", "describe_nat_gateways", "NatGateways"),
-    ("ec2-describe-addresses", "describe_addresses", "Addresses"),
-    ("ec2-describe-network-interfaces", "describe_network_interfaces", "NetworkInterfaces"),
-    ("ec2-describe-vpc-endpoints", "describe_vpc_endpoints", "VpcEndpoints"),
-)
+COLLECT = ("collect",)
+
+#: (file stem, client method, result list key, IAM action) of each EC2 call made per region.
+EC2_CALLS: tuple[tuple[str, str, str, str], ...] = (
+    ("ec2-describe-instances", "describe_instances", "Reservations", "ec2:DescribeInstances"),
+    ("ec2-describe-nat-gateways", "describe_nat_gateways", "NatGateways",
+     "ec2:DescribeNatGateways"),
+    ("ec2-describe-addresses", "describe_addresses", "Addresses", "ec2:DescribeAddresses"),
+    ("ec2-describe-network-interfaces", "describe_network_interfaces", "NetworkInterfaces",
+     "ec2:DescribeNetworkInterfaces"),
+    ("ec2-describe-vpc-endpoints", "describe_vpc_endpoints", "VpcEndpoints",
+     "ec2:DescribeVpcEndpoints"),
+)  # fmt: skip
+declare(COLLECT, (action for *_, action in EC2_CALLS))
 _DROP = ("ResponseMetadata", "NextToken")
 
 
@@ -87,6 +93,24 @@ def write_json(path: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
+@needs("ec2:DescribeRegions", commands=COLLECT)
+def _enabled_regions(session: Any) -> list[str]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    home = session.region_name or "us-east-1"
+    try:
+        described = session.client("ec2", region_name=home).describe_regions()
+    except (ClientError, BotoCoreError) as exc:
+        raise AwsActionError(f"cannot list regions (ec2:DescribeRegions): {exc}") from exc
+    return sorted(r["RegionName"] for r in described.get("Regions", []))
+
+
+@needs("organizations:ListAccounts", commands=COLLECT)
+def _org_accounts(session: Any) -> dict[str, Any]:
+    org = session.client("organizations", region_name=session.region_name or "us-east-1")
+    return _all_pages(org, "list_accounts", "Accounts")
+
+
 def collect_inventory(
     session: Any,
     out: str | os.PathLike,
@@ -110,16 +134,11 @@ def collect_inventory(
     except (ClientError, BotoCoreError) as exc:
         raise AwsActionError(f"cannot identify the account (sts:GetCallerIdentity): {exc}") from exc
     if regions is None:
-        home = session.region_name or "us-east-1"
-        try:
-            described = session.client("ec2", region_name=home).describe_regions()
-        except (ClientError, BotoCoreError) as exc:
-            raise AwsActionError(f"cannot list regions (ec2:DescribeRegions): {exc}") from exc
-        regions = sorted(r["RegionName"] for r in described.get("Regions", []))
+        regions = _enabled_regions(session)
     result = CollectResult(account_id=account, regions=list(regions))
     for region in regions:
         client = session.client("ec2", region_name=region)
-        for stem, method, key in EC2_CALLS:
+        for stem, method, key, _action in EC2_CALLS:
             if progress:
                 progress(f"{region} {method}")
             try:
@@ -130,8 +149,7 @@ def collect_inventory(
             result.files.append(write_json(out / account / region / f"{stem}.json", doc))
     if organizations:
         try:
-            org = session.client("organizations", region_name=session.region_name or "us-east-1")
-            doc = _all_pages(org, "list_accounts", "Accounts")
+            doc = _org_accounts(session)
             result.files.append(write_json(out / account / "organizations-list-accounts.json", doc))
         except (ClientError, BotoCoreError) as exc:
             result.errors.append(f"organizations: list_accounts: {exc}")

@@ -36,7 +36,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from imdshunt.errors import InputError, UsageError
+from imdshunt.errors import InputError, UsageError, not_json
 from imdshunt.schema import INVENTORY_ADDRESS, INVENTORY_VPCE, ORG_ACCOUNT
 
 #: Top-level key of each AWS CLI response this module reads, and what it is.
@@ -291,8 +291,12 @@ def load_inventory(
     for path, named in iter_inventory_files(paths):
         try:
             doc = json.loads(path.read_bytes())
-        except (OSError, ValueError) as exc:
-            raise InputError(str(path), f"inventory file is not JSON: {exc}") from exc
+        except json.JSONDecodeError as exc:
+            raise not_json(path, exc) from exc
+        except OSError as exc:
+            raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
+        except ValueError as exc:  # bytes that are not UTF-8
+            raise InputError(path, f"not valid JSON: {exc}") from exc
         kind = detect_kind(doc)
         if kind is None and not named:
             inv.skipped[str(path)] = "JSON that is no inventory this version reads"

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imdshunt.errors import InputError
+from imdshunt.errors import InputError, not_json
 
 _REGION_RE = re.compile(r"^([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d+)")
 
@@ -153,7 +153,7 @@ def load_ec2_inventory(paths: Iterable[str | Path]) -> dict[str, Ec2Instance]:
         except OSError as e:
             raise InputError(str(path), f"cannot read: {e.strerror or e}") from e
         except json.JSONDecodeError as e:
-            raise InputError(str(path), f"not JSON: {e.msg}", line=e.lineno) from e
+            raise not_json(path, e) from e
         for inst in parse_describe_instances(doc, source=str(path)):
             out[inst.instance_id.lower()] = inst
     return out

@@ -198,6 +198,13 @@ def parse_ip_ranges(data: bytes | str, path: str = "<ip-ranges>") -> tuple[list,
     """Parse AWS's ip-ranges.json (format: aws-ip-ranges.html) into prefixes and its header."""
     try:
         doc = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise IpRangesError(
+            f"not valid JSON: {exc.msg} (column {exc.colno})", path=path, line=exc.lineno
+        ) from exc
+    except ValueError as exc:  # bytes that are not UTF-8
+        raise IpRangesError(f"not valid JSON: {exc}", path=path) from exc
+    try:
         v4 = [(p["ip_prefix"], p["service"], p["region"]) for p in doc["prefixes"]]
         v6 = [(p["ipv6_prefix"], p["service"], p["region"]) for p in doc.get("ipv6_prefixes", [])]
         info = IpRangesInfo(
@@ -208,7 +215,12 @@ def parse_ip_ranges(data: bytes | str, path: str = "<ip-ranges>") -> tuple[list,
             ipv6_prefixes=len(v6),
         )
     except (ValueError, KeyError, TypeError) as exc:
-        raise IpRangesError(f"{path}: not an AWS ip-ranges.json document ({exc})") from exc
+        raise IpRangesError(
+            f"not an AWS ip-ranges.json document (no {exc})"
+            if isinstance(exc, KeyError)
+            else f"not an AWS ip-ranges.json document ({exc})",
+            path=path,
+        ) from exc
     return v4 + v6, info
 
 
@@ -278,7 +290,7 @@ def resolve_ip_ranges_path(
     if explicit:
         p = Path(explicit)
         if not p.is_file():
-            raise IpRangesError(f"{p}: ip-ranges file not found")
+            raise IpRangesError("ip-ranges file not found", path=p)
         return p
     env = os.environ.get(ENV_IP_RANGES)
     if env:

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imdshunt.errors import InputError
+from imdshunt.errors import InputError, not_json
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ class IamAuthorizationDetails:
         except OSError as e:
             raise InputError(str(p), f"cannot read: {e.strerror or e}") from e
         except json.JSONDecodeError as e:
-            raise InputError(str(p), f"not JSON: {e.msg}", line=e.lineno) from e
+            raise not_json(p, e) from e
         docs = doc if isinstance(doc, list) else [doc]
         return cls(docs, source=str(p))
 

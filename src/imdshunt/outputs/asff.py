@@ -24,12 +24,11 @@ from typing import Any, TextIO
 
 from imdshunt.outputs.base import Output, RunContext
 from imdshunt.outputs.common import (
-    MITRE,
     first_time,
     iso_ms,
     last_time,
-    mitre_ids,
     one_line_description,
+    techniques_of,
     title_of,
 )
 
@@ -49,15 +48,14 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _types(detection: str) -> list[str]:
+def _types(finding: dict[str, Any]) -> list[str]:
     out = []
-    for mid in mitre_ids(detection):
-        known = MITRE.get(mid)
-        if known is None:
-            continue
-        (_, tname), sub, tactics = known
-        name = f"{tname}: {sub[1]}" if sub else tname
-        out.append(f"TTPs/{tactics[0][1]}/{name}")
+    for t in techniques_of(finding):
+        parent = t.get("parent")
+        name = f"{parent['name']}: {t['name']}" if parent else t["name"]
+        tactics = t.get("tactics") or [{"name": "Credential Access"}]
+        out.append(f"TTPs/{tactics[0]['name']}/{name}")
+    detection = str(finding.get("detection") or "")
     if detection.startswith("ec2_instance_credential") or "credential" in detection:
         out.append("Unusual Behaviors/User/Credential used outside its workload")
     return out or ["TTPs/Credential Access/Unsecured Credentials: Cloud Instance Metadata API"]
@@ -124,7 +122,7 @@ def to_asff(
         "CompanyName": "imdshunt",
         "GeneratorId": f"imdshunt/{detection}",
         "AwsAccountId": account,
-        "Types": _types(detection),
+        "Types": _types(f),
         "CreatedAt": created,
         "UpdatedAt": updated,
         "FirstObservedAt": created,

@@ -3,52 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from typing import Any
 
-#: MITRE ATT&CK techniques our detections cite: id -> (technique, sub-technique, tactics).
-#: Names as published in ATT&CK Enterprise (attack.mitre.org).
-MITRE: dict[str, tuple[tuple[str, str], tuple[str, str] | None, tuple[tuple[str, str], ...]]] = {
-    "T1552.005": (
-        ("T1552", "Unsecured Credentials"),
-        ("T1552.005", "Cloud Instance Metadata API"),
-        (("TA0006", "Credential Access"),),
-    ),
-    "T1078.004": (
-        ("T1078", "Valid Accounts"),
-        ("T1078.004", "Cloud Accounts"),
-        (("TA0005", "Defense Evasion"), ("TA0003", "Persistence")),
-    ),
-    "T1190": (
-        ("T1190", "Exploit Public-Facing Application"),
-        None,
-        (("TA0001", "Initial Access"),),
-    ),
-}
-
+#: What a finding without a ``mitre`` field (written before it existed) is filed under.
 DEFAULT_MITRE = ("T1552.005",)
 
 
-@functools.cache
-def _detection_meta() -> dict[str, Any]:
-    from imdshunt.detect import load_detections
+def techniques_of(finding: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ATT&CK techniques the finding carries (field ``mitre``, named at detection time).
 
-    try:
-        return load_detections()
-    except Exception:  # a broken detection folder must not break an output
-        return {}
+    A finding read from a file written before the field existed is filed under T1552.005.
+    """
+    carried = finding.get("mitre")
+    if carried:
+        return [t for t in carried if isinstance(t, dict) and t.get("id")]
+    from imdshunt.mitre import techniques
 
-
-def mitre_ids(detection: str) -> tuple[str, ...]:
-    """The ATT&CK ids a detection's metadata cites (T1552.005 when it cites none)."""
-    det = _detection_meta().get(detection)
-    ids = tuple(getattr(det, "mitre", ()) or ())
-    return ids or DEFAULT_MITRE
-
-
-def description_of(detection: str) -> str:
-    det = _detection_meta().get(detection)
-    return (getattr(det, "description", "") or "").strip()
+    return techniques(DEFAULT_MITRE)
 
 
 def parse_time(value: Any) -> dt.datetime | None:
@@ -100,7 +71,7 @@ def one_line_description(finding: dict[str, Any]) -> str:
             f"{finding.get('target_instance') or finding.get('target_ip')}: "
             f"{finding.get('request_url')}"
         )
-    return description_of(str(finding.get("detection"))) or str(finding.get("title") or "")
+    return str(finding.get("description") or "").strip() or str(finding.get("title") or "")
 
 
 def title_of(finding: dict[str, Any]) -> str:

@@ -7,7 +7,7 @@ Mapping (OCSF 1.5.0, schema.ocsf.io/1.5.0/classes/detection_finding):
 * ``severity_id``: info 1, low 2, medium 3, high 4, critical 5.
 * ``finding_info``: ``uid`` is our stable ``finding_id``, ``title``, ``desc`` (the reasons),
   ``types`` (the detection id), first/last seen, ``analytic`` (the detection as a rule) and
-  ``attacks`` (the MITRE ATT&CK ids of the detection's metadata).
+  ``attacks`` (the MITRE ATT&CK techniques the finding carries, with their names).
 * The ``cloud`` profile: ``cloud.provider`` AWS, the account and first region.
 * ``resources``: the role and the instance (or task / pod / function) whose credential it is;
   for web findings the targeted instance or address.
@@ -25,12 +25,11 @@ from imdshunt import __version__
 from imdshunt.findings import ordered
 from imdshunt.outputs.base import Output, RunContext
 from imdshunt.outputs.common import (
-    MITRE,
     epoch_ms,
     first_time,
     last_time,
-    mitre_ids,
     one_line_description,
+    techniques_of,
     title_of,
 )
 
@@ -43,21 +42,19 @@ SEVERITY_NAME = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Criti
 _IP_ADDRESS, _RESOURCE_UID = 2, 10
 
 
-def _attacks(detection: str) -> list[dict[str, Any]]:
+def _attacks(finding: dict[str, Any]) -> list[dict[str, Any]]:
+    """One OCSF ``attack`` per (technique, tactic), named from the finding's ``mitre``."""
     out = []
-    for mid in mitre_ids(detection):
-        known = MITRE.get(mid)
-        if known is None:
-            out.append({"technique": {"uid": mid, "name": mid}})
-            continue
-        (tuid, tname), sub, tactics = known
-        for tactic_uid, tactic_name in tactics:
-            attack: dict[str, Any] = {
-                "technique": {"uid": tuid, "name": tname},
-                "tactic": {"uid": tactic_uid, "name": tactic_name},
-            }
-            if sub:
-                attack["sub_technique"] = {"uid": sub[0], "name": sub[1]}
+    for t in techniques_of(finding):
+        own = {"uid": t["id"], "name": t.get("name") or t["id"]}
+        parent = t.get("parent")
+        technique = {"uid": parent["id"], "name": parent["name"]} if parent else own
+        for tactic in t.get("tactics") or [None]:
+            attack: dict[str, Any] = {"technique": technique}
+            if tactic:
+                attack["tactic"] = {"uid": tactic["id"], "name": tactic["name"]}
+            if parent:
+                attack["sub_technique"] = own
             out.append(attack)
     return out
 
@@ -143,7 +140,7 @@ def to_ocsf(finding: dict[str, Any]) -> dict[str, Any]:
             "desc": one_line_description(f),
             "types": [detection],
             "analytic": {"uid": detection, "name": detection, "type": "Rule", "type_id": 1},
-            "attacks": _attacks(detection),
+            "attacks": _attacks(f),
             "data_sources": ["AWS CloudTrail"]
             if f.get("kind") != "web"
             else [str(f.get("log_type") or "web access log")],

@@ -12,6 +12,7 @@ Typical use::
     apply_plan(plan, session, audit_log="imdshunt-audit.jsonl")
 """
 
+from imdshunt.permissions import Permission
 from imdshunt.respond.actions import (
     ACTIONS,
     DEFAULT_MARGIN,
@@ -21,16 +22,10 @@ from imdshunt.respond.actions import (
     collect_egress,
     egress_from_inventory,
 )
-from imdshunt.respond.permissions import (
-    GUARDDUTY_CHECK_PERMISSIONS,
-    INVENTORY_COLLECT_PERMISSIONS,
-    iam_policy,
-    print_iam_policy,
-)
+from imdshunt.respond.permissions import iam_policy, print_iam_policy
 from imdshunt.respond.plan import (
     ApplyReport,
     Clock,
-    Permission,
     Plan,
     PlanFailed,
     Step,
@@ -47,8 +42,6 @@ from imdshunt.respond.targets import (
 __all__ = [
     "ACTIONS",
     "DEFAULT_MARGIN",
-    "GUARDDUTY_CHECK_PERMISSIONS",
-    "INVENTORY_COLLECT_PERMISSIONS",
     "REISSUED_TAG",
     "ApplyReport",
     "Clock",

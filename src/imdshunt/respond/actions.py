@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from imdshunt.errors import AwsActionError, UsageError
+from imdshunt.permissions import needs
 from imdshunt.respond.aws import AWS_ERRORS, AwsContext, describe_error, error_code
 from imdshunt.respond.plan import (
     IN_PLACE,
@@ -52,14 +53,9 @@ REISSUED_TAG = "imdshunt:credentials-reissued-after"
 #: and any re-theft before IMDSv2 is enforced. The victim's fresh credentials come after it.
 DEFAULT_MARGIN = timedelta(minutes=2)
 
-#: Read calls made while planning (the steps' read-backs are declared on each step).
-PLANNING_PERMISSIONS: tuple[Permission, ...] = (
-    Permission.of("iam:GetRole"),
-    Permission.of("iam:GetRolePolicy"),
-    Permission.of("iam:ListInstanceProfilesForRole"),
-    Permission.of("ec2:DescribeIamInstanceProfileAssociations"),
-    Permission.of("ec2:DescribeInstances"),
-)
+#: The command whose policy the call sites below declare their permissions in.
+RESPOND = ("respond",)
+
 
 
 class ServiceLinkedRoleError(AwsActionError):
@@ -70,6 +66,7 @@ class ServiceLinkedRoleError(AwsActionError):
     """
 
 
+@needs("iam:GetRolePolicy", commands=RESPOND)
 def _get_role_policy(ctx: AwsContext, role: str, name: str) -> dict[str, Any] | None:
     try:
         doc = ctx.iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
@@ -80,6 +77,7 @@ def _get_role_policy(ctx: AwsContext, role: str, name: str) -> dict[str, Any] | 
     return json.loads(doc) if isinstance(doc, str) else doc
 
 
+@needs("ec2:DescribeInstances", commands=RESPOND)
 def _describe_instance(ctx: AwsContext, instance_id: str) -> dict[str, Any] | None:
     try:
         res = ctx.ec2.describe_instances(InstanceIds=[instance_id])
@@ -93,6 +91,7 @@ def _describe_instance(ctx: AwsContext, instance_id: str) -> dict[str, Any] | No
     return None
 
 
+@needs("ec2:DescribeIamInstanceProfileAssociations", commands=RESPOND)
 def _association(ctx: AwsContext, instance_id: str) -> dict[str, Any] | None:
     res = ctx.ec2.describe_iam_instance_profile_associations(
         Filters=[{"Name": "instance-id", "Values": [instance_id]}]
@@ -240,7 +239,7 @@ class FollowUpStep(Step):
     action: ClassVar[str] = "follow-ups"
 
 
-#: Every action, in plan order. :mod:`imdshunt.respond.permissions` derives the policy from it.
+#: Every action, in plan order.
 ACTIONS: dict[str, type[Step]] = {
     cls.action: cls for cls in (RevokeStep, ReplaceProfileStep, ImdsV2Step, PinStep, FollowUpStep)
 }
@@ -258,6 +257,11 @@ class RoleUsage:
     associations: dict[str, dict[str, Any]]
 
 
+@needs(
+    "iam:ListInstanceProfilesForRole",
+    "ec2:DescribeIamInstanceProfileAssociations",
+    commands=RESPOND,
+)
 def role_usage(ctx: AwsContext, role_name: str) -> RoleUsage:
     """Find the role's instance profiles and the instances associated with them (one region)."""
     profiles: list[str] = []
@@ -314,6 +318,9 @@ def egress_from_inventory(
     return sorted(out)
 
 
+@needs(
+    "ec2:DescribeInstances", "ec2:DescribeNatGateways", "ec2:DescribeAddresses", commands=RESPOND
+)
 def collect_egress(ctx: AwsContext, instance_ids: Sequence[str]) -> tuple[list[str], list[str]]:
     """Read the live inventory of ``instance_ids``; return (egress addresses, their VPC ids)."""
     if not instance_ids:
@@ -492,6 +499,7 @@ def build_plan(
         raise AwsActionError(f"cannot read the current state: {describe_error(exc)}") from exc
 
 
+@needs("iam:GetRole", commands=RESPOND)  # the role itself; the helpers declare their own
 def _build(
     ctx: AwsContext,
     target: Target,

@@ -22,7 +22,8 @@ from typing import Any
 
 from botocore.config import Config
 
-from imdshunt.errors import AwsActionError, InputError
+from imdshunt.errors import AwsActionError, InputError, not_json
+from imdshunt.permissions import needs
 from imdshunt.respond.aws import AWS_ERRORS, client, describe_error
 from imdshunt.respond.policies import iso_z, parse_time
 
@@ -112,6 +113,15 @@ def _routes_guardduty(pattern_text: str | None) -> bool:
     return "aws.guardduty" in [v for v in values if isinstance(v, str)]
 
 
+@needs(
+    "guardduty:ListDetectors",
+    "guardduty:GetDetector",
+    "guardduty:ListFilters",
+    "guardduty:GetFilter",
+    "events:ListRules",
+    "events:ListTargetsByRule",
+    commands=("guardduty",),
+)
 def check_region(session: Any, region: str) -> RegionCheck:
     """Check one region: detector enabled, suppression filters, EventBridge routing."""
     res = RegionCheck(region)
@@ -185,6 +195,7 @@ def check_region(session: Any, region: str) -> RegionCheck:
     return res
 
 
+@needs("ec2:DescribeRegions", commands=("guardduty",))
 def default_regions(session: Any) -> list[str]:
     """Regions enabled for the account (``ec2:DescribeRegions``)."""
     try:
@@ -211,7 +222,7 @@ def load_guardduty_findings(path: str | Path) -> list[dict[str, Any]]:
     except OSError as exc:
         raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from exc
     except json.JSONDecodeError as exc:
-        raise InputError(str(path), f"not JSON: {exc.msg}", exc.lineno) from exc
+        raise not_json(path, exc) from exc
     if isinstance(data, dict):
         data = data.get("Findings")
     if not isinstance(data, list):

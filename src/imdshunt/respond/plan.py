@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from imdshunt.errors import AwsActionError
+from imdshunt.permissions import Permission, declare
 from imdshunt.respond.aws import AWS_ERRORS, AwsContext, describe_error
 from imdshunt.respond.policies import iso_z
 
@@ -32,23 +33,6 @@ UNCHANGED = "unchanged"
 FAILED = "failed"
 NOT_RUN = "not-run"
 PRINTED = "printed"
-
-
-@dataclass(frozen=True)
-class Permission:
-    """One IAM permission an action needs, with the resource and condition it can be scoped to."""
-
-    action: str
-    resource: str = "*"
-    condition_json: str | None = None
-
-    @classmethod
-    def of(cls, action: str, resource: str = "*", condition: dict | None = None) -> Permission:
-        return cls(action, resource, json.dumps(condition, sort_keys=True) if condition else None)
-
-    @property
-    def condition(self) -> dict | None:
-        return json.loads(self.condition_json) if self.condition_json else None
 
 
 def _snake(operation: str) -> str:
@@ -100,12 +84,17 @@ class Step:
     """One step of a plan. Subclasses declare the IAM permissions they need.
 
     ``permissions`` are needed to apply the step, ``read_permissions`` to plan and verify it;
-    :func:`imdshunt.respond.permissions.iam_policy` is derived from them.
+    each subclass files them under ``respond`` when it is defined, and
+    :func:`imdshunt.permissions.iam_policy` is derived from them.
     """
 
     action: ClassVar[str] = "step"
     permissions: ClassVar[tuple[Permission, ...]] = ()
     read_permissions: ClassVar[tuple[Permission, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        declare(("respond",), (*cls.permissions, *cls.read_permissions))
 
     title: str
     calls: list[ApiCall]

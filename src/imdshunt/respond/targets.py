@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from imdshunt.errors import InputError, UsageError
+from imdshunt.errors import InputError, UsageError, not_json
 from imdshunt.respond.plan import Target
 from imdshunt.respond.policies import parse_time
 
@@ -30,7 +30,7 @@ def load_findings(path: str | Path) -> list[dict[str, Any]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise InputError(str(path), f"not JSON: {exc.msg}", n) from exc
+                raise not_json(path, exc, line=n) from exc
             if not isinstance(record, dict):
                 raise InputError(str(path), "a finding must be a JSON object", n)
             record.setdefault("_line", n)
