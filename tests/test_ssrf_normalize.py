@@ -179,7 +179,7 @@ def test_full_decode_peels_every_layer():
 
 # ---------------------------------------------------------------- properties
 
-_PIECES = list("htp:/?&=.%25AFaf0123456789x[]@:#\\ -①ａ。．｡⑯ⓧ\ufffd") + [
+_PIECES = list("htp:/?&=.%25AFaf0123456789x[]@:#\\ -①ａ。．｡⑯ⓧ\ufffd\x00") + [
     "169.254.169.254",
     "http://",
     "%25",

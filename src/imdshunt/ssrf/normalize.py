@@ -344,7 +344,8 @@ def classify_host(host: str) -> HostMatch | None:
     """
     if not isinstance(host, str):
         raise UsageError(f"host must be text, not {type(host).__name__}")
-    stripped = host.strip().strip("'\"")
+    # A C resolver reads a host up to its first NUL (169.254.169.254%00.example.com).
+    stripped = host.split("\x00", 1)[0].strip().strip("'\"")
     if len(stripped) > 1024:
         return None
     h = idna_map_host(stripped)
@@ -456,7 +457,10 @@ def _scan_text(text: str, *, values: bool) -> list[_Found]:
         scheme = (m.group("scheme") or "").lower()
         candidates = [auth]
         if "@" in auth:  # every reading of a confusing authority (CRS 934120 evasion tests)
-            candidates += auth.split("@")
+            # "host&@other" (Orange Tsai's parser confusion): some parsers stop the host at "&"
+            candidates += [
+                c for part in auth.split("@") for c in dict.fromkeys((part, part.rstrip("&")))
+            ]
         for cand in candidates:
             hm = classify_host(cand)
             if hm:
