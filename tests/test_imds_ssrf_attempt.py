@@ -107,3 +107,14 @@ def test_raw_utf8_payloads_in_nginx_logs_are_each_found():
     assert {f["client_ip"] for f in findings} == {"198.51.100.71", "198.51.100.72", "198.51.100.73"}
     assert all(f["decoded"].startswith("http://169.254.169.254/latest/") for f in findings)
     assert all("idna" in f["encoding"] for f in findings)
+
+
+def test_a_name_on_the_senders_own_wildcard_dns_keeps_its_severity(tmp_path):
+    """Unlike an overflowed number, 169.254.169.254.<their domain> may resolve to the
+    endpoint (they run that DNS): a credentials path answered 200 stays critical."""
+    line = (FOLDER / "tests/match_alb_overflowed_address_answered.log").read_text().splitlines()[0]
+    path = tmp_path / "alb.log"
+    path.write_text(line.replace("425.510.425.510", "169.254.169.254.rebind.example") + "\n")
+    [f] = run([path])
+    assert "dns-name" in f["encoding"] and f["confidence"] == "medium"
+    assert f["severity"] == "critical"

@@ -114,6 +114,9 @@ class HostMatch:
     endpoint: str
     encodings: tuple[str, ...]  # how the host was written: dotted, integer, hex, octal ...
     weak: bool = False  # written in a form resolvers reject or that needs outside DNS
+    #: resolvers reject the spelling (an overflowed number): the request cannot have reached
+    #: the endpoint. A name that needs someone's wildcard DNS is weak, yet may resolve.
+    unresolvable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +129,9 @@ class SsrfMatch:
     encodings: tuple[str, ...]  # e.g. ("hex", "double-percent-encoded", "embedded-url")
     confidence: str  # low | medium | high
     location: str  # url | host-header | header | body
-    #: written only in spellings resolvers reject (overflowed numbers) or as a DNS name that
-    #: needs someone's wildcard DNS: it names the endpoint but cannot have reached it.
-    weak: bool = False
+    #: written in a spelling resolvers reject (an overflowed number): it names the endpoint
+    #: but cannot have reached it.
+    unresolvable: bool = False
 
     @property
     def path_kind(self) -> str | None:
@@ -351,7 +354,7 @@ def classify_host(host: str) -> HostMatch | None:
     h = idna_map_host(stripped)
     if h != stripped.lower():
         hm = _classify_mapped(h)
-        return hm and HostMatch(hm.address, hm.endpoint, hm.encodings + ("idna",), hm.weak)
+        return hm and replace(hm, encodings=hm.encodings + ("idna",))
     return _classify_mapped(h)
 
 
@@ -383,7 +386,7 @@ def _classify_mapped(h: str) -> HostMatch | None:
         a4, labels, overflow = parsed
         if int(a4) in _V4_TARGETS:
             addr = _V4_TARGETS[int(a4)]
-            return HostMatch(addr, ENDPOINTS[addr], labels, weak=overflow)
+            return HostMatch(addr, ENDPOINTS[addr], labels, weak=overflow, unresolvable=overflow)
         return None
     if re.fullmatch(r"[a-z0-9_.-]+", h):
         return _embedded_name_match(h)
@@ -562,7 +565,7 @@ def find_targets(
                 encodings=tuple(dict.fromkeys(enc)),
                 confidence=f.confidence,
                 location=location,
-                weak=f.hm.weak,
+                unresolvable=f.hm.unresolvable,
             )
     return list(results.values())
 
@@ -576,7 +579,7 @@ def _best(matches: list[SsrfMatch]) -> SsrfMatch | None:
         key=lambda m: (
             CONFIDENCE_ORDER[m.confidence],
             kinds[m.path_kind],
-            not m.weak,
+            not m.unresolvable,
             -len(m.encodings),
         ),
     )
@@ -619,7 +622,7 @@ def classify_request(
                         hm.encodings + ("host-header",),
                         "low" if hm.weak else "medium",
                         "host-header",
-                        hm.weak,
+                        hm.unresolvable,
                     )
                 )
             url = ""
@@ -651,7 +654,7 @@ def classify_request(
                         hm.encodings + ("host-header",),
                         "low" if hm.weak else "medium",
                         "host-header",
-                        hm.weak,
+                        hm.unresolvable,
                     )
                 )
                 continue

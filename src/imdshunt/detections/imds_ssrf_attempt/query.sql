@@ -13,7 +13,7 @@ WITH hits AS (
         u.ssrf_encoding AS encoding,
         u.ssrf_confidence AS confidence,
         u.ssrf_path_kind AS path_kind,
-        CASE WHEN u.ssrf_weak THEN 0 ELSE 1 END AS reachable,
+        CASE WHEN u.ssrf_unresolvable THEN 0 ELSE 1 END AS reachable,
         CASE u.ssrf_path_kind WHEN 'credentials' THEN 2 WHEN 'metadata' THEN 1 ELSE 0 END
             AS path_rank,
         CASE u.ssrf_confidence WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END AS conf_rank
@@ -74,6 +74,7 @@ agg AS (
 )
 SELECT
     CASE
+        -- every request in a spelling resolvers reject, or only weak forms without a path
         WHEN a.any_reachable = 0 OR a.max_rank = 1 THEN 'medium'
         WHEN a.answered = 1 AND a.max_rank >= 2 THEN 'critical'
         ELSE 'high'
