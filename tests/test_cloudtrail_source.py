@@ -149,3 +149,66 @@ def test_run_stats_summary_counts_everything():
     s.skip_records("record without eventTime", 2)
     assert s.records_present == 12
     assert "1 files skipped (1 empty file)" in s.summary()
+
+
+# ------------------------------------------------------------------ through Amazon EventBridge
+
+
+def _eventbridge(record: dict, detail_type: str = "AWS API Call via CloudTrail") -> dict:
+    """A CloudTrail record as an EventBridge rule delivers it (events-structure reference)."""
+    return {
+        "version": "0",
+        "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+        "detail-type": detail_type,
+        "source": "aws." + str(record.get("eventSource", "x")).split(".")[0],
+        "account": "111122223333",
+        "time": record.get("eventTime"),
+        "region": "us-east-1",
+        "resources": [],
+        "detail": record,
+    }
+
+
+def test_eventbridge_events_one_per_line_are_read(tmp_path):
+    p = tmp_path / "events.jsonl"
+    p.write_text("".join(json.dumps(_eventbridge(r)) + "\n" for r in _records()))
+    result = _hunt([p])
+    assert not result.stats.files_skipped
+    assert result.stats.records_read == 3
+    [f] = result.findings
+    assert f["detection"] == "ec2_instance_credential_outside_aws" and f["event_count"] == 2
+
+
+def test_firehose_concatenated_eventbridge_events_are_read(tmp_path):
+    """Kinesis Data Firehose writes records to S3 back to back, with no separator."""
+    recs = _records()
+    # a string holding "}{" must not be taken for the gap between two events
+    recs[1]["requestParameters"] = {"policy": '{"a": {}}{"b": 1}'}
+    recs[0].pop("recipientAccountId", None)  # filled from the event's account
+    events = [_eventbridge(r) for r in recs]
+    events.insert(1, {"detail-type": "EC2 Instance State-change Notification", "detail": {}})
+    events.append(_eventbridge(recs[1], "AWS Insight via CloudTrail"))
+    d = tmp_path / "2026" / "11" / "02" / "10"
+    d.mkdir(parents=True)
+    p = d / "ct-to-s3-1-2026-11-02-10-00-00-0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9.gz"
+    p.write_bytes(gzip.compress("".join(json.dumps(e) for e in events).encode()))
+    result = _hunt([tmp_path])
+    assert not result.stats.files_skipped
+    assert result.stats.records_read == 3
+    assert result.stats.records_skipped == {
+        "EventBridge event that is not CloudTrail": 1,
+        "CloudTrail Insights event": 1,
+    }
+    [f] = result.findings
+    assert f["account_id"] == "111122223333" and f["event_count"] == 2
+
+
+def test_discovery_claims_eventbridge_files_by_content():
+    from imdshunt.sources.discover import CLOUDTRAIL, classify_file, is_eventbridge_cloudtrail
+
+    head = json.dumps(_eventbridge(_records()[0])).encode()
+    assert classify_file(Path("firehose-output"), head=head) == (CLOUDTRAIL, None)
+    # the words inside a string (an event pattern in events:PutRule) are not the key
+    rule = dict(_records()[0], requestParameters={"eventPattern": json.dumps(_eventbridge({}))})
+    assert is_eventbridge_cloudtrail(json.dumps({"Records": [rule]}).encode()) is False
+    assert is_eventbridge_cloudtrail(json.dumps(rule).encode()) is False

@@ -18,7 +18,9 @@ from imdshunt.sources.weblogs import read_web_log
 from imdshunt.ssrf import URL_CLASS, classify_urls
 
 FOLDER = Path(__file__).resolve().parents[1] / "src/imdshunt/detections/imds_ssrf_attempt"
-FIXTURES = sorted((FOLDER / "tests").glob("*match_*"))
+FIXTURES = sorted(
+    p for p in (FOLDER / "tests").glob("*match_*") if not p.name.endswith(".expect.json")
+)
 
 
 def run(paths: list[Path], **params) -> list[dict]:
@@ -77,3 +79,42 @@ def test_min_confidence_param_filters():
     assert not run([FOLDER / "tests/match_alb_host_header.log"], min_confidence="high") == []
     low_only = FOLDER / "tests/match_waf_forwarded_host.jsonl"
     assert run([low_only], min_confidence="high") == []
+
+
+def test_spellings_resolvers_reject_are_medium_even_when_answered():
+    """detection.yml: lowered to medium when every request used a spelling resolvers reject;
+    a 200 on such a request (425.510.425.510) cannot have returned the credentials."""
+    [f] = run([FOLDER / "tests/match_alb_overflowed_address_answered.log"])
+    assert "overflow" in f["encoding"] and f["statuses"] == [200]
+    assert "security-credentials" in f["decoded"]
+    assert f["severity"] == "medium"
+
+
+def test_one_resolvable_request_keeps_the_client_at_high(tmp_path):
+    """The downgrade needs every request to be unreachable: an overflowed spelling answered
+    200 next to a plain one that was refused is high (not critical: the plain one got 403)."""
+    lines = (FOLDER / "tests/match_alb_overflowed_address_answered.log").read_text().splitlines()
+    plain = lines[1].replace("http://7147006462/latest/meta-data/", "http://169.254.169.254/")
+    plain = plain.replace(" 200 200 ", " 403 403 ")
+    path = tmp_path / "alb.log"
+    path.write_text(lines[0] + "\n" + plain + "\n")
+    [f] = run([path])
+    assert f["statuses"] == [200, 403] and f["severity"] == "high"
+
+
+def test_raw_utf8_payloads_in_nginx_logs_are_each_found():
+    findings = run([FOLDER / "tests/match_nginx_raw_utf8_payloads.log"])
+    assert {f["client_ip"] for f in findings} == {"198.51.100.71", "198.51.100.72", "198.51.100.73"}
+    assert all(f["decoded"].startswith("http://169.254.169.254/latest/") for f in findings)
+    assert all("idna" in f["encoding"] for f in findings)
+
+
+def test_a_name_on_the_senders_own_wildcard_dns_keeps_its_severity(tmp_path):
+    """Unlike an overflowed number, 169.254.169.254.<their domain> may resolve to the
+    endpoint (they run that DNS): a credentials path answered 200 stays critical."""
+    line = (FOLDER / "tests/match_alb_overflowed_address_answered.log").read_text().splitlines()[0]
+    path = tmp_path / "alb.log"
+    path.write_text(line.replace("425.510.425.510", "169.254.169.254.rebind.example") + "\n")
+    [f] = run([path])
+    assert "dns-name" in f["encoding"] and f["confidence"] == "medium"
+    assert f["severity"] == "critical"

@@ -180,6 +180,14 @@ def test_service_linked_role_is_refused(aws_env):
     assert isinstance(ServiceLinkedRoleError("x"), AwsActionError)
 
 
+def test_the_instance_identity_role_is_refused_with_what_to_contain_instead(world):
+    """aws:ec2-instance findings are reported, but AWS manages that role: no policy applies."""
+    finding = world.finding(world.victim, role="aws:ec2-instance")
+
+    with pytest.raises(ServiceLinkedRoleError, match="instance identity role.*IMDSv2"):
+        build_plan(world.session, target_from_finding(finding), margin=NO_MARGIN)
+
+
 def test_apply_appends_one_audit_line_per_step_with_who_when_calls_result(world, tmp_path):
     audit = tmp_path / "audit.jsonl"
     plan = _plan(world)

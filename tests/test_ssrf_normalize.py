@@ -15,6 +15,7 @@ from imdshunt.ssrf.normalize import (
     classify_host,
     classify_request,
     full_decode,
+    idna_map_host,
     normalize_url,
     parse_ipv4,
 )
@@ -69,6 +70,8 @@ def test_corpora_are_not_trivially_small():
         ("[::ffff:a9fe:a9fe]", ("ipv4-mapped-ipv6",)),
         ("instance-data", ("dns-name",)),
         ("169-254-169-254.sslip.io", ("dns-name", "dashed")),
+        ("169。254。169。254", ("dotted", "idna")),
+        ("⓪ⓧⓐ⑨ⓕⓔⓐ⑨ⓕⓔ", ("hex", "idna")),
     ],
 )
 def test_the_encoding_label_says_how_the_host_was_written(host, labels):
@@ -144,13 +147,39 @@ def test_normalize_url_rewrites_hosts_to_the_canonical_literal():
     )
 
 
+def test_hosts_are_mapped_as_idna_resolvers_map_them():
+    """RFC 3490 3.1 / UTS #46: the ideographic, fullwidth and halfwidth full stops are dots."""
+    assert idna_map_host("169。254。169。254") == "169.254.169.254"
+    assert idna_map_host("169．254｡169。254") == "169.254.169.254"
+    assert idna_map_host("⑯⑨。②⑤④。⑯⑨｡②⑤④") == "169.254.169.254"
+    assert idna_map_host("Shop.Example.COM") == "shop.example.com"
+    # a character IDNA disallows does not stop the others from being mapped
+    assert idna_map_host("169。254。169。254\ufffd") == "169.254.169.254\ufffd"
+
+
+def test_the_idna_mapping_agrees_with_the_system_resolver():
+    """What getaddrinfo connects to is what the normaliser says (Python's IDNA codec)."""
+    host = "169。254。169。254"
+    resolved = {ai[4][0] for ai in socket.getaddrinfo(host, 80, socket.AF_INET)}
+    assert resolved == {"169.254.169.254"}
+    assert classify_host(host).address == "169.254.169.254"
+
+
+def test_normalize_url_rewrites_idna_dotted_hosts():
+    assert normalize_url("/f?u=http://169。254。169。254/latest") == (
+        "/f?u=http://169.254.169.254/latest"
+    )
+    # other hosts written with ideographic stops are left as written
+    assert normalize_url("/f?u=http://10。0。0。1/") == "/f?u=http://10。0。0。1/"
+
+
 def test_full_decode_peels_every_layer():
     assert full_decode("%25252F") == ("/", 3, False)
 
 
 # ---------------------------------------------------------------- properties
 
-_PIECES = list("htp:/?&=.%25AFaf0123456789x[]@:#\\ -①ａ") + [
+_PIECES = list("htp:/?&=.%25AFaf0123456789x[]@:#\\ -①ａ。．｡⑯ⓧ\ufffd\x00") + [
     "169.254.169.254",
     "http://",
     "%25",
@@ -158,6 +187,9 @@ _PIECES = list("htp:/?&=.%25AFaf0123456789x[]@:#\\ -①ａ") + [
     "0xa9fea9fe",
     "[::ffff:",
     "/latest/meta-data/",
+    "169。254。169。254",
+    "%E3%80%82",
+    "\udce3",
 ]
 _urlish = st.lists(st.sampled_from(_PIECES), max_size=25).map("".join)
 
@@ -167,6 +199,16 @@ _urlish = st.lists(st.sampled_from(_PIECES), max_size=25).map("".join)
 def test_normalisation_is_idempotent(text):
     once = normalize_url(text)
     assert normalize_url(once) == once
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.one_of(st.text(max_size=40), st.lists(st.sampled_from(_PIECES), max_size=12).map("".join))
+)
+def test_idna_host_mapping_never_raises_and_is_idempotent(host):
+    once = idna_map_host(host)
+    assert idna_map_host(once) == once
+    classify_host(host)
 
 
 @settings(max_examples=400, deadline=None)

@@ -172,6 +172,35 @@ def test_nginx_combined_fixture():
     assert rows[4]["client_ip"] == "2001:db8::5" and rows[4]["line_number"] == 8
 
 
+@pytest.mark.parametrize(
+    ("log_type", "logged", "url"),
+    [
+        # raw UTF-8 in the request: nginx and Apache log each byte as \xHH
+        ("nginx", r"/p?u=http://\xE2\x91\xA0\xE2\x91\xA5\xE2\x91\xA8.254", "/p?u=http://①⑥⑨.254"),
+        ("apache", r"/p?u=169\xe3\x80\x82254", "/p?u=169。254"),
+        # one pass: nginx's escaped backslash then quote is a backslash and a quote
+        ("nginx", r"/p?q=\x5C\x22", '/p?q=\\"'),
+        ("apache", r"/p?q=\\\"x\"", '/p?q=\\"x"'),
+        # bytes that are not UTF-8 stay as the log wrote them
+        ("nginx", r"/p?q=\xFF\xFEok", r"/p?q=\xff\xfeok"),
+    ],
+)
+def test_combined_log_escapes_are_undone_as_bytes(tmp_path, log_type, logged, url):
+    path = tmp_path / "access.log"
+    line = f'192.0.2.1 - - [10/Oct/2025:13:55:36 +0000] "GET {logged} HTTP/1.1" 200 1 "-" "x"\n'
+    path.write_text(line, encoding="ascii")
+    rows, acc = _rows(path, log_type=log_type)
+    assert acc.rows == 1 and rows[0]["url"] == url
+
+
+def test_only_the_combined_formats_undo_backslash_x_escapes(tmp_path):
+    """ALB and CloudFront do not escape that way: a logged \\xE3 stays text."""
+    path = tmp_path / "alb.log"
+    path.write_text(ALB_2024.replace("/fetch?url=", "/fetch?x=\\xE3\\x80\\x82&url=") + "\n")
+    rows, _ = _rows(path, log_type="alb")
+    assert "/fetch?x=\\xE3\\x80\\x82&url=" in rows[0]["url"]
+
+
 def test_apache_vhost_combined_and_common_log_format():
     rows, acc = _rows(DATA / "apache_vhost_combined.log")
     assert {r["log_type"] for r in rows} == {"apache"}  # the file name says apache

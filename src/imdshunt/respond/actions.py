@@ -58,6 +58,10 @@ RESPOND = ("respond",)
 
 
 
+#: The role name of EC2 instance identity credentials (assumed-role/aws:ec2-instance/<instance>).
+INSTANCE_IDENTITY_ROLE = "aws:ec2-instance"
+
+
 class ServiceLinkedRoleError(AwsActionError):
     """Refused: a service-linked role (path ``/aws-service-role/``) cannot be changed by us.
 
@@ -522,6 +526,14 @@ def _build(
         raise UsageError(
             f"the stolen session belongs to account {target.account_id} but the credentials "
             f"given are for account {ident['account']}; use a profile in the victim's account"
+        )
+    if target.role_name == INSTANCE_IDENTITY_ROLE:
+        raise ServiceLinkedRoleError(
+            f"{INSTANCE_IDENTITY_ROLE} is the EC2 instance identity role, which AWS manages: it "
+            "is no IAM role of the account, so no policy can revoke its sessions. Its use off "
+            f"the instance proves {target.instance_id or 'the instance'}'s metadata service was "
+            "read: contain that instance's instance-profile role (its own finding) and enforce "
+            "IMDSv2 on the instance."
         )
     try:
         role = ctx.iam.get_role(RoleName=target.role_name)["Role"]

@@ -11,6 +11,10 @@ Accepted layouts (https://docs.aws.amazon.com/awscloudtrail/latest/userguide/clo
 ``{"Records": [...]}`` as delivered to S3 (``.json.gz`` or ``.json``), a bare JSON array of
 records (CloudTrail Lake / Grimoire exports), and JSON lines with one record per line
 (Logstash-style exports carry ``@timestamp`` instead of ``eventTime``; both are accepted).
+CloudTrail routed through Amazon EventBridge is read too: each record is the ``detail`` of an
+event ``{"detail-type": "AWS API Call via CloudTrail", "account": ..., "region": ...,
+"detail": {...}}``, written one per line, or concatenated with no separator at all, as Kinesis
+Data Firehose delivers events to S3 unless told to add a delimiter.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import contextlib
 import gc
 import operator
 import os
+import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +36,12 @@ from isal import igzip
 from isal.igzip_lib import IsalError
 
 from imdshunt.schema import API_ACTIVITY
-from imdshunt.sources.discover import GZIP_MAGIC, RunStats, _read_error_reason
+from imdshunt.sources.discover import (
+    GZIP_MAGIC,
+    RunStats,
+    _read_error_reason,
+    is_eventbridge_cloudtrail,
+)
 
 Str = str | None
 
@@ -88,6 +98,13 @@ class _Record(msgspec.Struct, gc=False):
     responseElements: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
 
 
+class _EventBridgeEvent(msgspec.Struct, gc=False):
+    detail_type: Str = msgspec.field(default=None, name="detail-type")
+    account: Str = None
+    region: Str = None
+    detail: _Record | None = None
+
+
 class _Envelope(msgspec.Struct, gc=False):
     Records: list[_Record] | None = None
 
@@ -140,6 +157,8 @@ _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _array_decoder = msgspec.json.Decoder(list[_Record])
 _raw_envelope_decoder = msgspec.json.Decoder(_RawEnvelope)
 _raw_array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_eventbridge_decoder = msgspec.json.Decoder(_EventBridgeEvent)
+_any_decoder = msgspec.json.Decoder()
 _vend_req_decoder = msgspec.json.Decoder(_VendRequest)
 _vend_resp_decoder = msgspec.json.Decoder(_VendResponse)
 
@@ -466,6 +485,8 @@ def _decode_records(data: bytes, source: str) -> DecodedFile:
     if not text:
         stats.skip_file(source, "empty file")
         return DecodedFile(rows, stats, source)
+    if is_eventbridge_cloudtrail(text):
+        return _decode_eventbridge(text, source)
     if text[:1] == b"{":
         try:
             env = _envelope_decoder.decode(text)
@@ -563,6 +584,87 @@ def _decode_json_lines(data: bytes, source: str) -> DecodedFile:
             stats.skip_records("line is not valid JSON", example=f"{source}:{lineno}: {exc}")
             continue
         _keep(rec, rows, stats, source, lineno)
+    stats.files_read += 1
+    stats.records_read = len(rows)
+    return DecodedFile(rows, stats, source)
+
+
+#: Where one JSON object may end and the next begin: "}" then optional whitespace then "{".
+#: Between two members of one object there is always a comma, so outside strings this only
+#: occurs between documents; inside a string it may, and decoding then tells (see below).
+_DOCUMENT_GAP = re.compile(rb"\}\s*\{")
+
+
+def _concatenated_documents(text: bytes, decoder: msgspec.json.Decoder) -> Iterator[tuple]:
+    """Decode JSON objects written one after another, with or without whitespace between them.
+
+    Yields ``(index, value, error)`` per document, ``error`` a :class:`msgspec.ValidationError`
+    when the document is JSON but not of ``decoder``'s type (``value`` is then None) or a
+    :class:`msgspec.DecodeError` for a trailing piece that is not JSON. Hand-written because
+    neither msgspec nor the standard library reads a stream of concatenated documents without
+    building every one as dicts; each document is parsed once unless a candidate gap falls
+    inside a string, where the too-short piece fails to parse and is extended.
+    """
+    start = 0
+    index = 0
+    view = memoryview(text)  # pieces without copies
+    for gap in _DOCUMENT_GAP.finditer(text):
+        piece = view[start : gap.start() + 1]
+        try:
+            value, error = decoder.decode(piece), None
+        except msgspec.ValidationError as exc:
+            try:
+                _any_decoder.decode(piece)
+            except msgspec.DecodeError:
+                continue  # the type error came before the piece ran out: not a whole document
+            value, error = None, exc
+        except msgspec.DecodeError:
+            continue  # the gap was inside a string: the document goes on
+        index += 1
+        yield index, value, error
+        start = gap.end() - 1
+    piece = view[start:]
+    if bytes(piece).strip():
+        try:
+            yield index + 1, decoder.decode(piece), None
+        except msgspec.DecodeError as exc:
+            yield index + 1, None, exc
+
+
+def _decode_eventbridge(text: bytes, source: str) -> DecodedFile:
+    """CloudTrail records delivered as EventBridge events (see the module docstring).
+
+    The record is the event's ``detail``; the event's ``account`` and ``region`` fill a record
+    that lacks ``recipientAccountId`` or ``awsRegion``. Events of other kinds in the same
+    stream (EventBridge rules often forward several sources) and CloudTrail Insights events
+    (API-rate anomalies, not calls) are counted as skipped records.
+    """
+    stats = RunStats()
+    rows: list[tuple[_Record, int]] = []
+    for index, event, error in _concatenated_documents(text, _eventbridge_decoder):
+        if error is not None:
+            reason = (
+                "record field has an unexpected type"
+                if isinstance(error, msgspec.ValidationError)
+                else "event is not valid JSON"
+            )
+            stats.skip_records(reason, example=f"{source}:{index}: {error}")
+            continue
+        kind = event.detail_type or ""
+        if event.detail is None or not kind.endswith("via CloudTrail"):
+            stats.skip_records(
+                "EventBridge event that is not CloudTrail", example=f"{source}:{index}: {kind}"
+            )
+            continue
+        if kind.startswith("AWS Insight"):
+            stats.skip_records("CloudTrail Insights event", example=f"{source}:{index}")
+            continue
+        rec = event.detail
+        if rec.recipientAccountId is None:
+            rec.recipientAccountId = event.account
+        if rec.awsRegion is None:
+            rec.awsRegion = event.region
+        _keep(rec, rows, stats, source, index)
     stats.files_read += 1
     stats.records_read = len(rows)
     return DecodedFile(rows, stats, source)

@@ -180,6 +180,22 @@ def read_head(path: Path) -> bytes:
     return head
 
 
+#: An Amazon EventBridge event that carries a CloudTrail record in ``detail``
+#: (https://docs.aws.amazon.com/eventbridge/latest/ref/events-structure.html): its
+#: ``detail-type`` ends with "via CloudTrail" ("AWS API Call via CloudTrail", "AWS Console Sign
+#: In via CloudTrail", "AWS Service Event via CloudTrail" ...). Matched as a key, so the text
+#: inside a string value (an event pattern in a PutRule call, where quotes are escaped) is not.
+_EVENTBRIDGE_CLOUDTRAIL = re.compile(rb'"detail-type"\s*:\s*"[^"\\]*via CloudTrail"')
+
+
+def is_eventbridge_cloudtrail(head: bytes) -> bool:
+    """Does this JSON (a file's first bytes) hold CloudTrail records wrapped in EventBridge
+    events, one per line or concatenated as Kinesis Data Firehose writes them to S3?"""
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] == b"{" and bool(
+        _EVENTBRIDGE_CLOUDTRAIL.search(head[:_SNIFF_BYTES])
+    )
+
+
 def classify_file(
     path: PurePath, head: bytes | None = None, *, sniff: bool = True
 ) -> tuple[str | None, str | None]:
@@ -209,6 +225,8 @@ def classify_file(
         return None, "empty file"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith((b"{", b"[")):
+        if is_eventbridge_cloudtrail(text):
+            return CLOUDTRAIL, None
         if b'"eventVersion"' in head or b'"Records"' in head or b'"eventName"' in head:
             return CLOUDTRAIL, None
         if _CT_LAYOUT.search(posix) and text.startswith(b'{"Records"'):

@@ -324,14 +324,44 @@ def _clf_time(v: str) -> datetime:
     ).astimezone(UTC)
 
 
+#: One escape of nginx's or Apache's access log: ``\xHH`` or a backslash and one character.
+_COMBINED_ESCAPE = re.compile(r"\\x([0-9a-fA-F]{2})|\\(.)")
+#: Apache's one-letter escapes (``ap_escape_logitem``); any other ``\c`` is kept as written.
+_APACHE_ESCAPES = {
+    '"': b'"',
+    "\\": b"\\",
+    "b": b"\b",
+    "n": b"\n",
+    "r": b"\r",
+    "t": b"\t",
+    "v": b"\v",
+}
+
+
 def _combined_unescape(v: str | None) -> str | None:
-    if v is None:
-        return None
-    if "\\" in v:
-        # nginx writes bytes outside printable ASCII and '"' as \xHH; Apache writes \" and \\.
-        v = re.sub(r"\\x([0-9a-fA-F]{2})", lambda m: chr(int(m.group(1), 16)), v)
-        v = v.replace('\\"', '"').replace("\\\\", "\\")
-    return v
+    r"""Undo the escaping nginx and Apache apply to logged request fields, in one pass.
+
+    nginx (``escape=default``) writes a quote, a backslash and every byte outside printable
+    ASCII as ``\xHH``; Apache's ``%r`` writes bytes outside printable ASCII as ``\xhh`` and a
+    quote, a backslash and some controls as ``\"``, ``\\``, ``\n``. A request sent as raw UTF-8
+    (``①⑥⑨``) is logged as its bytes escaped one by one, so the escapes are collected into
+    bytes and decoded as UTF-8: reading each as a code point of its own would turn ``\xE2\x91
+    \xA0`` into ``â\x91\xa0`` and hide the payload. Bytes that are not UTF-8 stay written as
+    ``\xHH``. One pass, because nginx's ``\x5C\x22`` is a backslash and a quote, not ``"``.
+    """
+    if v is None or "\\" not in v:
+        return v
+    out = bytearray()
+    pos = 0
+    for m in _COMBINED_ESCAPE.finditer(v):
+        out += v[pos : m.start()].encode("utf-8", "surrogatepass")
+        if m.group(1) is not None:
+            out.append(int(m.group(1), 16))
+        else:
+            out += _APACHE_ESCAPES.get(m.group(2)) or m.group(0).encode("utf-8", "surrogatepass")
+        pos = m.end()
+    out += v[pos:].encode("utf-8", "surrogatepass")
+    return out.decode("utf-8", "backslashreplace")
 
 
 def _combined_row(line: str) -> dict:

@@ -7,6 +7,10 @@ normalised before it is compared:
 * percent-decoding is repeated until nothing changes (``%25`` twice is one layer more), and
   Unicode is folded with NFKC (``①⑥⑨.②⑤④.①⑥⑨.②⑤④`` is what WHATWG URL parsers turn into
   ``169.254.169.254``);
+* a host is mapped as IDNA resolvers and URL parsers map it before reading an address literal
+  (UTS #46 mapping, via the ``idna`` package): the full stops ``。`` (U+3002), ``．`` (U+FF0E)
+  and ``｡`` (U+FF61) separate labels like ``.`` (RFC 3490 §3.1; ``socket.getaddrinfo`` on
+  ``169。254。169。254`` connects to 169.254.169.254), and compatibility forms fold as in NFKC;
 * IPv4 literals are read as BSD ``inet_aton``/``inet_addr`` reads them: one to four parts,
   each decimal, ``0x`` hex or ``0`` octal, the last part filling the remaining bytes, so
   ``2852039166``, ``0xA9FEA9FE``, ``0251.0376.0251.0376``, ``169.254.43518`` and
@@ -48,8 +52,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from urllib.parse import parse_qsl, unquote
+
+import idna
 
 from imdshunt.errors import UsageError
 
@@ -62,6 +69,7 @@ __all__ = [
     "classify_request",
     "find_targets",
     "full_decode",
+    "idna_map_host",
     "normalize_url",
     "parse_ipv4",
 ]
@@ -106,6 +114,9 @@ class HostMatch:
     endpoint: str
     encodings: tuple[str, ...]  # how the host was written: dotted, integer, hex, octal ...
     weak: bool = False  # written in a form resolvers reject or that needs outside DNS
+    #: resolvers reject the spelling (an overflowed number): the request cannot have reached
+    #: the endpoint. A name that needs someone's wildcard DNS is weak, yet may resolve.
+    unresolvable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +129,9 @@ class SsrfMatch:
     encodings: tuple[str, ...]  # e.g. ("hex", "double-percent-encoded", "embedded-url")
     confidence: str  # low | medium | high
     location: str  # url | host-header | header | body
+    #: written in a spelling resolvers reject (an overflowed number): it names the endpoint
+    #: but cannot have reached it.
+    unresolvable: bool = False
 
     @property
     def path_kind(self) -> str | None:
@@ -300,14 +314,51 @@ def _embedded_name_match(name: str) -> HostMatch | None:
     return None
 
 
+@lru_cache(maxsize=4096)
+def _uts46_char(ch: str) -> str:
+    try:
+        return idna.uts46_remap(ch, std3_rules=False, transitional=False)
+    except (idna.IDNAError, ValueError):
+        return ch  # disallowed in hostnames (U+FFFD, lone surrogates ...): left as written
+
+
+def idna_map_host(host: str) -> str:
+    """``host`` mapped as IDNA (UTS #46, non-transitional) maps a name before lookup.
+
+    The ideographic and fullwidth full stops become ``.``, compatibility characters fold
+    (``⑯⑨`` -> ``169``, ``ⓧ`` -> ``x``), letters are case-folded. Characters that UTS #46
+    disallows are kept as they are rather than rejecting the whole host: a host that a resolver
+    would refuse still tells us what its sender aimed at. ASCII hosts come back lower-cased.
+    """
+    if host.isascii():
+        return host.lower()
+    try:
+        return idna.uts46_remap(host, std3_rules=False, transitional=False)
+    except (idna.IDNAError, ValueError):
+        # Character by character so one disallowed character does not hide the rest.
+        return unicodedata.normalize("NFC", "".join(_uts46_char(c) for c in host))
+
+
 def classify_host(host: str) -> HostMatch | None:
     """Does this host string (no scheme, no path; a port is allowed) name a metadata endpoint?
 
-    ``host`` should already be decoded (see :func:`full_decode`).
+    ``host`` should already be decoded (see :func:`full_decode`); it is mapped with
+    :func:`idna_map_host` here.
     """
     if not isinstance(host, str):
         raise UsageError(f"host must be text, not {type(host).__name__}")
-    h = host.strip().strip("'\"").lower()
+    # A C resolver reads a host up to its first NUL (169.254.169.254%00.example.com).
+    stripped = host.split("\x00", 1)[0].strip().strip("'\"")
+    if len(stripped) > 1024:
+        return None
+    h = idna_map_host(stripped)
+    if h != stripped.lower():
+        hm = _classify_mapped(h)
+        return hm and replace(hm, encodings=hm.encodings + ("idna",))
+    return _classify_mapped(h)
+
+
+def _classify_mapped(h: str) -> HostMatch | None:
     if "@" in h:  # userinfo: the host is what follows the last @
         h = h.rsplit("@", 1)[1]
     if not h or len(h) > 255:
@@ -335,7 +386,7 @@ def classify_host(host: str) -> HostMatch | None:
         a4, labels, overflow = parsed
         if int(a4) in _V4_TARGETS:
             addr = _V4_TARGETS[int(a4)]
-            return HostMatch(addr, ENDPOINTS[addr], labels, weak=overflow)
+            return HostMatch(addr, ENDPOINTS[addr], labels, weak=overflow, unresolvable=overflow)
         return None
     if re.fullmatch(r"[a-z0-9_.-]+", h):
         return _embedded_name_match(h)
@@ -358,7 +409,7 @@ _HOST_THEN_PATH = re.compile(
     re.I,
 )
 #: Spellings that identify an address even as a whole parameter value (no scheme, no path).
-_PLAIN_VALUE_FORMS = {"dotted", "ipv6", "expanded-ipv6", "ipv4-mapped-ipv6"}
+_PLAIN_VALUE_FORMS = {"dotted", "ipv6", "expanded-ipv6", "ipv4-mapped-ipv6", "idna"}
 _PATH_END = re.compile(r"[\s\"'<>]")
 _USERINFO_HOST = re.compile(r"@(?P<host>\[[0-9a-f:.%]+\]|[^\s/?#@&\"'<>\\+]+)", re.I)
 
@@ -409,7 +460,10 @@ def _scan_text(text: str, *, values: bool) -> list[_Found]:
         scheme = (m.group("scheme") or "").lower()
         candidates = [auth]
         if "@" in auth:  # every reading of a confusing authority (CRS 934120 evasion tests)
-            candidates += auth.split("@")
+            # "host&@other" (Orange Tsai's parser confusion): some parsers stop the host at "&"
+            candidates += [
+                c for part in auth.split("@") for c in dict.fromkeys((part, part.rstrip("&")))
+            ]
         for cand in candidates:
             hm = classify_host(cand)
             if hm:
@@ -511,6 +565,7 @@ def find_targets(
                 encodings=tuple(dict.fromkeys(enc)),
                 confidence=f.confidence,
                 location=location,
+                unresolvable=f.hm.unresolvable,
             )
     return list(results.values())
 
@@ -521,7 +576,12 @@ def _best(matches: list[SsrfMatch]) -> SsrfMatch | None:
     kinds = {"credentials": 2, "metadata": 1, None: 0}
     return max(
         matches,
-        key=lambda m: (CONFIDENCE_ORDER[m.confidence], kinds[m.path_kind], -len(m.encodings)),
+        key=lambda m: (
+            CONFIDENCE_ORDER[m.confidence],
+            kinds[m.path_kind],
+            not m.unresolvable,
+            -len(m.encodings),
+        ),
     )
 
 
@@ -562,6 +622,7 @@ def classify_request(
                         hm.encodings + ("host-header",),
                         "low" if hm.weak else "medium",
                         "host-header",
+                        hm.unresolvable,
                     )
                 )
             url = ""
@@ -570,18 +631,9 @@ def classify_request(
                 own_host = classify_host(full_decode(own.group(2))[0])
                 if own_host and own_host.address == m.address and m.decoded.count("://") == 1:
                     enc = tuple(e for e in m.encodings if e != "parameter") + ("host-header",)
-                    m = SsrfMatch(
-                        m.endpoint, m.address, m.decoded, enc, m.confidence, "host-header"
-                    )
+                    m = replace(m, encodings=enc, location="host-header")
             elif not {"parameter", "embedded-path"} & set(m.encodings):
-                m = SsrfMatch(
-                    m.endpoint,
-                    m.address,
-                    m.decoded,
-                    m.encodings + ("embedded-url",),
-                    m.confidence,
-                    m.location,
-                )
+                m = replace(m, encodings=m.encodings + ("embedded-url",))
             matches.append(m)
     hdrs: list[tuple[str, str]] = []
     if host:
@@ -602,34 +654,17 @@ def classify_request(
                         hm.encodings + ("host-header",),
                         "low" if hm.weak else "medium",
                         "host-header",
+                        hm.unresolvable,
                     )
                 )
                 continue
         if lname in ("referer", "user-agent", "cookie"):
             continue  # a referer naming a URL is not a request for it
         for m in find_targets(value, location="header", values=False):
-            matches.append(
-                SsrfMatch(
-                    m.endpoint,
-                    m.address,
-                    m.decoded,
-                    m.encodings + ("embedded-url",),
-                    m.confidence,
-                    "header",
-                )
-            )
+            matches.append(replace(m, encodings=m.encodings + ("embedded-url",)))
     if body:
         for m in find_targets(body, location="body"):
-            matches.append(
-                SsrfMatch(
-                    m.endpoint,
-                    m.address,
-                    m.decoded,
-                    m.encodings + ("embedded-url",),
-                    m.confidence,
-                    "body",
-                )
-            )
+            matches.append(replace(m, encodings=m.encodings + ("embedded-url",)))
     return _best(matches)
 
 

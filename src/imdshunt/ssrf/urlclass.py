@@ -38,6 +38,8 @@ URL_CLASS = pa.schema(
         ("ssrf_confidence", pa.string()),  # low | medium | high
         ("ssrf_location", pa.string()),  # url | host-header | header | body
         ("ssrf_path_kind", pa.string()),  # credentials | metadata | NULL (no metadata path)
+        # true when written in a spelling resolvers reject: the request cannot have reached it
+        ("ssrf_unresolvable", pa.bool_()),
     ]
 )
 
@@ -88,4 +90,5 @@ def classify_urls(requests: pa.Table | pa.RecordBatch | Iterable[pa.RecordBatch]
         out["ssrf_confidence"].append(m.confidence)
         out["ssrf_location"].append(m.location)
         out["ssrf_path_kind"].append(m.path_kind)
+        out["ssrf_unresolvable"].append(m.unresolvable)
     return pa.table(out, schema=URL_CLASS)

@@ -20,8 +20,11 @@
 --      session name = ECS task id (UUID, or 32 hex digits for newer task ids),
 --      a Lambda runtime user agent on any call of the session (exec-env/AWS_Lambda_ from the
 --      SDKs, awslambda-worker from the runtime itself).
--- The EC2 instance identity role (assumed-role/aws:ec2-instance/i-...) is not an instance
--- profile and is left out.
+-- The EC2 instance identity role (assumed-role/aws:ec2-instance/i-<instance>) is no instance
+-- profile, but IMDS serves its credentials too (latest/meta-data/identity-credentials/ec2/
+-- security-credentials/ec2-instance; EC2 User Guide, "Instance identity roles"): it is an
+-- ec2-instance credential, marked is_instance_identity. It can do little, yet its use off the
+-- instance proves that someone read the instance's metadata service.
 
 -- One row per successful credential-vending event, with the path it vends for. Every
 -- AssumeRole* is kept, not only the AWS services' ones: a session vended to a person or by role
@@ -145,7 +148,6 @@ SELECT
         AS event_ids
 FROM api_activity
 WHERE actor_type = 'AssumedRole'
-  AND coalesce(role_name, '') <> 'aws:ec2-instance'
 GROUP BY
     account_id, region, actor_arn, role_name, role_arn, session_name, access_key_id,
     role_delivery, web_id_provider, invoked_by, src_ip, user_agent, vpce_id,
@@ -212,6 +214,11 @@ marked AS (
         coalesce(kp.k8s_pod, sp.k8s_pod) AS vended_k8s_pod,
         regexp_full_match(c.session_name, '[iI]-([0-9a-fA-F]{8}|[0-9a-fA-F]{17})')
             AS name_is_instance_id,
+        coalesce(
+            c.role_name = 'aws:ec2-instance'
+                OR c.actor_arn LIKE 'arn:%:sts::%:assumed-role/aws:ec2-instance/%',
+            false
+        ) AS is_instance_identity,
         regexp_full_match(
             c.session_name,
             '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}'
@@ -229,6 +236,7 @@ marked AS (
 SELECT
     m.*,
     CASE
+        WHEN m.is_instance_identity THEN 'ec2-instance'
         WHEN m.provenance_match = 'key' THEN m.key_vended_type
         WHEN m.provenance_match = 'session' THEN m.session_vended_type
         WHEN m.role_delivery IS NOT NULL THEN 'ec2-instance'
@@ -239,6 +247,12 @@ SELECT
         WHEN m.session_has_lambda_runtime_ua THEN 'lambda'
     END AS credential_type,
     CASE
+        -- The EC2 detections' own reason for the identity role (they also lower its severity).
+        WHEN m.is_instance_identity THEN
+            'session is of the EC2 instance identity role aws:ec2-instance: it can do little by '
+            || 'itself, but only the instance''s metadata service hands out its credentials, so '
+            || 'their use proves that someone read that service, who could read the instance '
+            || 'profile''s credentials as well'
         WHEN m.provenance_match = 'key' THEN
             'key ' || m.access_key_id || ' was vended by sts:' || m.vending_event_name
             || ' from ' || m.key_vended_by
@@ -265,8 +279,9 @@ SELECT
             || ' (exec-env/AWS_Lambda_ or awslambda-worker)'
     END AS credential_marker,
     -- True when the path was read off the session itself because no vending event was found.
-    (m.provenance_match IS NULL) AS vending_event_missing,
-    -- The SSM agent talks to its own control channels with the instance credential.
-    (m.event_source IN ('ssm.amazonaws.com', 'ec2messages.amazonaws.com', 'ssmmessages.amazonaws.com')
-        AND m.user_agent ILIKE 'amazon-ssm-agent%') AS is_ssm_agent_channel
+    -- No exclusion for the SSM agent's channels (ssm, ec2messages, ssmmessages with an
+    -- amazon-ssm-agent user agent): the user agent is the caller's to choose, and stolen instance
+    -- credentials talk to those channels from anywhere (intercepting Run Command and Session
+    -- Manager). From the instance's own address no detection fires on them anyway.
+    (m.provenance_match IS NULL) AS vending_event_missing
 FROM marked m;

@@ -32,8 +32,7 @@ SELECT
         || coalesce(c.vpce_account_id, '') || '|' || coalesce(c.region, '') AS bind_key
 FROM credential_activity c
 WHERE c.credential_type = 'ec2-instance'
-  AND c.invoked_by IS NULL
-  AND NOT c.is_ssm_agent_channel;
+  AND c.invoked_by IS NULL;
 
 -- Which ASIA key belongs to which instance, role and issue time, and on what evidence.
 CREATE OR REPLACE VIEW ec2_key_binding AS

@@ -103,7 +103,13 @@ SELECT
   ) AS regions,
   MIN(key_issued_at) AS key_issued_at,
   MIN(confidence) AS confidence,
-  CASE WHEN MIN(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
+  CASE
+    WHEN BOOL_OR(is_instance_identity)
+    THEN CASE WHEN MIN(confidence) = 'high' THEN 'medium' ELSE 'low' END
+    WHEN MIN(confidence) = 'high'
+    THEN 'high'
+    ELSE 'medium'
+  END AS severity,
   JSON_FORMAT(CAST(ARRAY_SORT(ARRAY_AGG(DISTINCT evidence)) AS JSON)) AS evidence,
   MIN(other_instance) AS other_instance_id,
   CONCAT(

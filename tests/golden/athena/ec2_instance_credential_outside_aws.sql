@@ -38,6 +38,7 @@ SELECT
   ) AS regions,
   MIN(key_issued_at) AS key_issued_at,
   'high' AS confidence, /* The address class alone is the evidence: an instance never egresses from the internet. */
+  CASE WHEN BOOL_OR(is_instance_identity) THEN 'medium' ELSE 'high' END AS severity,
   JSON_FORMAT(CAST(ARRAY['address-class'] AS JSON)) AS evidence,
   JSON_FORMAT(
     CAST(ARRAY_SORT(ARRAY_AGG(DISTINCT role_delivery) FILTER(WHERE
@@ -71,7 +72,6 @@ WHERE
   credential_type = 'ec2-instance'
   AND network_kind = 'internet'
   AND invoked_by IS NULL
-  AND NOT is_ssm_agent_channel
 GROUP BY
   account_id,
   role_name,

@@ -151,7 +151,13 @@ SELECT
   ) AS regions,
   MIN(key_issued_at) AS key_issued_at,
   MIN(confidence) AS confidence,
-  CASE WHEN MIN(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
+  CASE
+    WHEN BOOL_OR(is_instance_identity)
+    THEN CASE WHEN MIN(confidence) = 'high' THEN 'medium' ELSE 'low' END
+    WHEN MIN(confidence) = 'high'
+    THEN 'high'
+    ELSE 'medium'
+  END AS severity,
   JSON_FORMAT(CAST(ARRAY_SORT(ARRAY_AGG(DISTINCT evidence)) AS JSON)) AS evidence,
   JSON_FORMAT(CAST(ARRAY_SORT(ARRAY_DISTINCT(FLATTEN(ARRAY_AGG(other_sides)))) AS JSON)) AS other_sides,
   JSON_FORMAT(CAST(ARRAY_SORT(ARRAY_DISTINCT(FLATTEN(ARRAY_AGG(other_source_ips)))) AS JSON)) AS other_source_ips,

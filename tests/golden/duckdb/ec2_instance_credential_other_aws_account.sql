@@ -48,7 +48,13 @@ SELECT
     NOT region IS NULL)) AS regions,
   MIN(key_issued_at) AS key_issued_at,
   MIN(confidence) AS confidence,
-  CASE WHEN MIN(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
+  CASE
+    WHEN BOOL_OR(CAST(is_instance_identity AS BOOLEAN))
+    THEN CASE WHEN MIN(confidence) = 'high' THEN 'medium' ELSE 'low' END
+    WHEN MIN(confidence) = 'high'
+    THEN 'high'
+    ELSE 'medium'
+  END AS severity,
   LIST_SORT(ARRAY_AGG(DISTINCT evidence)) AS evidence,
   MIN(learned_own_ip) AS instance_learned_ip,
   LIST_CONCAT(

@@ -22,6 +22,11 @@ SELECT
     NOT region IS NULL)) AS regions,
   MIN(key_issued_at) AS key_issued_at,
   'high' AS confidence, /* The address class alone is the evidence: an instance never egresses from the internet. */
+  CASE
+    WHEN BOOL_OR(CAST(is_instance_identity AS BOOLEAN))
+    THEN 'medium'
+    ELSE 'high'
+  END AS severity,
   ['address-class'] AS evidence,
   LIST_SORT(ARRAY_AGG(DISTINCT role_delivery) FILTER(WHERE
     NOT role_delivery IS NULL)) AS role_deliveries,
@@ -35,7 +40,6 @@ WHERE
   credential_type = 'ec2-instance'
   AND network_kind = 'internet'
   AND invoked_by IS NULL
-  AND NOT is_ssm_agent_channel
 GROUP BY
   account_id,
   role_name,

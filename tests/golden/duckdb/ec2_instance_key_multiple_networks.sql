@@ -120,7 +120,13 @@ SELECT
     NOT region IS NULL)) AS regions,
   MIN(key_issued_at) AS key_issued_at,
   MIN(confidence) AS confidence,
-  CASE WHEN MIN(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
+  CASE
+    WHEN BOOL_OR(CAST(is_instance_identity AS BOOLEAN))
+    THEN CASE WHEN MIN(confidence) = 'high' THEN 'medium' ELSE 'low' END
+    WHEN MIN(confidence) = 'high'
+    THEN 'high'
+    ELSE 'medium'
+  END AS severity,
   LIST_SORT(ARRAY_AGG(DISTINCT evidence)) AS evidence,
   LIST_SORT(LIST_DISTINCT(FLATTEN(ARRAY_AGG(other_sides)))) AS other_sides,
   LIST_SORT(LIST_DISTINCT(FLATTEN(ARRAY_AGG(other_source_ips)))) AS other_source_ips,

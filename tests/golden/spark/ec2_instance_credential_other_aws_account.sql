@@ -75,7 +75,13 @@ SELECT
   ) AS regions,
   MIN(key_issued_at) AS key_issued_at,
   MIN(confidence) AS confidence,
-  CASE WHEN MIN(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
+  CASE
+    WHEN BOOL_OR(is_instance_identity)
+    THEN CASE WHEN MIN(confidence) = 'high' THEN 'medium' ELSE 'low' END
+    WHEN MIN(confidence) = 'high'
+    THEN 'high'
+    ELSE 'medium'
+  END AS severity,
   ARRAY_SORT(
     IF(SIZE(COLLECT_LIST(DISTINCT evidence)) = 0, NULL, COLLECT_LIST(DISTINCT evidence))
   ) AS evidence,

@@ -49,6 +49,7 @@ SELECT
   ) AS regions,
   MIN(key_issued_at) AS key_issued_at,
   'high' AS confidence, /* The address class alone is the evidence: an instance never egresses from the internet. */
+  CASE WHEN BOOL_OR(is_instance_identity) THEN 'medium' ELSE 'high' END AS severity,
   ARRAY('address-class') AS evidence,
   ARRAY_SORT(
     IF(
@@ -73,7 +74,6 @@ WHERE
   credential_type = 'ec2-instance'
   AND network_kind = 'internet'
   AND invoked_by IS NULL
-  AND NOT is_ssm_agent_channel
 GROUP BY
   account_id,
   role_name,

@@ -14,6 +14,7 @@ WITH hits AS (
     u.ssrf_encoding AS encoding,
     u.ssrf_confidence AS confidence,
     u.ssrf_path_kind AS path_kind,
+    CASE WHEN u.ssrf_unresolvable THEN 0 ELSE 1 END AS reachable,
     CASE u.ssrf_path_kind WHEN 'credentials' THEN 2 WHEN 'metadata' THEN 1 ELSE 0 END AS path_rank,
     CASE u.ssrf_confidence WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END AS conf_rank
   FROM http_request AS r
@@ -82,7 +83,14 @@ WITH hits AS (
     MIN(time) AS first_seen,
     MAX(time) AS last_seen,
     MAX(conf_rank) AS max_rank,
-    MAX(CASE WHEN path_rank = 2 AND status BETWEEN 200 AND 299 THEN 1 ELSE 0 END) AS answered,
+    MAX(reachable) AS any_reachable,
+    MAX(
+      CASE
+        WHEN path_rank = 2 AND reachable = 1 AND status BETWEEN 200 AND 299
+        THEN 1
+        ELSE 0
+      END
+    ) AS answered, /* a 2xx on a spelling resolvers reject cannot have returned the credentials */
     ARRAY_SORT(
       IF(SIZE(COLLECT_LIST(DISTINCT encoding)) = 0, NULL, COLLECT_LIST(DISTINCT encoding))
     ) AS encodings,
@@ -106,10 +114,10 @@ WITH hits AS (
 )
 SELECT
   CASE
+    WHEN a.any_reachable = 0 OR a.max_rank = 1
+    THEN 'medium'
     WHEN a.answered = 1 AND a.max_rank >= 2
     THEN 'critical'
-    WHEN a.max_rank = 1
-    THEN 'medium'
     ELSE 'high'
   END AS severity,
   k.log_type,

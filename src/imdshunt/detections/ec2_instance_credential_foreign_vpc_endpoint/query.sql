@@ -55,7 +55,13 @@ SELECT
     network,
     -- imdshunt: include credential_use
     min(confidence) AS confidence,
-    CASE WHEN min(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
+    CASE
+        -- the instance identity role: one step lower (little power, but proof of IMDS access)
+        WHEN bool_or(is_instance_identity) THEN
+            CASE WHEN min(confidence) = 'high' THEN 'medium' ELSE 'low' END
+        WHEN min(confidence) = 'high' THEN 'high'
+        ELSE 'medium'
+    END AS severity,
     list_sort(list(DISTINCT evidence)) AS evidence,
     list_concat(
         [

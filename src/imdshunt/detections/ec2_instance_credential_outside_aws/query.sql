@@ -9,6 +9,7 @@ SELECT
     -- imdshunt: include credential_use
     -- The address class alone is the evidence: an instance never egresses from the internet.
     'high' AS confidence,
+    CASE WHEN bool_or(is_instance_identity) THEN 'medium' ELSE 'high' END AS severity,
     ['address-class'] AS evidence,
     list_sort(list(DISTINCT role_delivery) FILTER (WHERE role_delivery IS NOT NULL)) AS role_deliveries,
     [
@@ -22,5 +23,4 @@ FROM credential_activity
 WHERE credential_type = 'ec2-instance'
   AND network_kind = 'internet'
   AND invoked_by IS NULL
-  AND NOT is_ssm_agent_channel
 GROUP BY account_id, role_name, session_name, src_ip, network

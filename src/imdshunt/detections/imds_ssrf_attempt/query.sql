@@ -13,6 +13,7 @@ WITH hits AS (
         u.ssrf_encoding AS encoding,
         u.ssrf_confidence AS confidence,
         u.ssrf_path_kind AS path_kind,
+        CASE WHEN u.ssrf_unresolvable THEN 0 ELSE 1 END AS reachable,
         CASE u.ssrf_path_kind WHEN 'credentials' THEN 2 WHEN 'metadata' THEN 1 ELSE 0 END
             AS path_rank,
         CASE u.ssrf_confidence WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END AS conf_rank
@@ -57,8 +58,14 @@ agg AS (
         min(time) AS first_seen,
         max(time) AS last_seen,
         max(conf_rank) AS max_rank,
-        max(CASE WHEN path_rank = 2 AND status BETWEEN 200 AND 299 THEN 1 ELSE 0 END)
-            AS answered,
+        max(reachable) AS any_reachable,
+        -- a 2xx on a spelling resolvers reject cannot have returned the credentials
+        max(
+            CASE
+                WHEN path_rank = 2 AND reachable = 1 AND status BETWEEN 200 AND 299 THEN 1
+                ELSE 0
+            END
+        ) AS answered,
         list_sort(list(DISTINCT encoding)) AS encodings,
         list_sort(list(DISTINCT status) FILTER (WHERE status IS NOT NULL)) AS statuses,
         list_sort(list(DISTINCT log_type)) AS log_types
@@ -67,8 +74,9 @@ agg AS (
 )
 SELECT
     CASE
+        -- every request in a spelling resolvers reject, or only weak forms without a path
+        WHEN a.any_reachable = 0 OR a.max_rank = 1 THEN 'medium'
         WHEN a.answered = 1 AND a.max_rank >= 2 THEN 'critical'
-        WHEN a.max_rank = 1 THEN 'medium'
         ELSE 'high'
     END AS severity,
     k.log_type,

@@ -47,9 +47,7 @@ SELECT
   ) AS bind_key
 FROM credential_activity AS c
 WHERE
-  c.credential_type = 'ec2-instance'
-  AND c.invoked_by IS NULL
-  AND NOT c.is_ssm_agent_channel;
+  c.credential_type = 'ec2-instance' AND c.invoked_by IS NULL;
 
 /* Which ASIA key belongs to which instance, role and issue time, and on what evidence. */
 CREATE OR REPLACE VIEW ec2_key_binding AS

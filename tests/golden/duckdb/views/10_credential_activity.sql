@@ -20,8 +20,11 @@
 /*      session name = ECS task id (UUID, or 32 hex digits for newer task ids), */
 /*      a Lambda runtime user agent on any call of the session (exec-env/AWS_Lambda_ from the */
 /*      SDKs, awslambda-worker from the runtime itself). */
-/* The EC2 instance identity role (assumed-role/aws:ec2-instance/i-...) is not an instance */
-/* profile and is left out. */
+/* The EC2 instance identity role (assumed-role/aws:ec2-instance/i-<instance>) is no instance */
+/* profile, but IMDS serves its credentials too (latest/meta-data/identity-credentials/ec2/ */
+/* security-credentials/ec2-instance; EC2 User Guide, "Instance identity roles"): it is an */
+/* ec2-instance credential, marked is_instance_identity. It can do little, yet its use off the */
+/* instance proves that someone read the instance's metadata service. */
 /* One row per successful credential-vending event, with the path it vends for. Every */
 /* AssumeRole* is kept, not only the AWS services' ones: a session vended to a person or by role */
 /* chaining is then known not to be a workload's, whatever its name looks like. */
@@ -150,7 +153,7 @@ SELECT
     NOT event_id IS NULL)), 1, 100) AS event_ids
 FROM api_activity
 WHERE
-  actor_type = 'AssumedRole' AND COALESCE(role_name, '') <> 'aws:ec2-instance'
+  actor_type = 'AssumedRole'
 GROUP BY
   account_id,
   region,
@@ -228,6 +231,11 @@ WITH calls AS (
     COALESCE(kp.k8s_service_account, sp.k8s_service_account) AS vended_k8s_service_account,
     COALESCE(kp.k8s_pod, sp.k8s_pod) AS vended_k8s_pod,
     REGEXP_FULL_MATCH(c.session_name, '[iI]-([0-9a-fA-F]{8}|[0-9a-fA-F]{17})') AS name_is_instance_id,
+    COALESCE(
+      c.role_name = 'aws:ec2-instance'
+      OR c.actor_arn LIKE 'arn:%:sts::%:assumed-role/aws:ec2-instance/%',
+      FALSE
+    ) AS is_instance_identity,
     REGEXP_FULL_MATCH(
       c.session_name,
       '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}'
@@ -249,6 +257,8 @@ WITH calls AS (
 SELECT
   m.*,
   CASE
+    WHEN m.is_instance_identity
+    THEN 'ec2-instance'
     WHEN m.provenance_match = 'key'
     THEN m.key_vended_type
     WHEN m.provenance_match = 'session'
@@ -267,6 +277,8 @@ SELECT
     THEN 'lambda'
   END AS credential_type,
   CASE
+    WHEN m.is_instance_identity
+    THEN 'session is of the EC2 instance identity role aws:ec2-instance: it can do little by ' || 'itself, but only the instance''s metadata service hands out its credentials, so ' || 'their use proves that someone read that service, who could read the instance ' || 'profile''s credentials as well'
     WHEN m.provenance_match = 'key'
     THEN 'key ' || m.access_key_id || ' was vended by sts:' || m.vending_event_name || ' from ' || m.key_vended_by
     WHEN m.provenance_match = 'session'
@@ -290,9 +302,5 @@ SELECT
   END AS credential_marker,
   (
     m.provenance_match IS NULL
-  ) AS vending_event_missing, /* True when the path was read off the session itself because no vending event was found. */
-  (
-    m.event_source IN ('ssm.amazonaws.com', 'ec2messages.amazonaws.com', 'ssmmessages.amazonaws.com')
-    AND m.user_agent ILIKE 'amazon-ssm-agent%'
-  ) AS is_ssm_agent_channel /* The SSM agent talks to its own control channels with the instance credential. */
+  ) AS vending_event_missing /* True when the path was read off the session itself because no vending event was found. */ /* No exclusion for the SSM agent's channels (ssm, ec2messages, ssmmessages with an */ /* amazon-ssm-agent user agent): the user agent is the caller's to choose, and stolen instance */ /* credentials talk to those channels from anywhere (intercepting Run Command and Session */ /* Manager). From the instance's own address no detection fires on them anyway. */
 FROM marked AS m

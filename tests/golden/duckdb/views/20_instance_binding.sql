@@ -28,9 +28,7 @@ SELECT
   COALESCE(c.account_id, '') /* what the binding of a call depends on: evaluated once per distinct value, not per call */ || '|' || LOWER(COALESCE(c.session_name, '')) || '|' || COALESCE(c.src_ip, '') || '|' || COALESCE(c.vpce_id, '') || '|' || COALESCE(c.vpce_account_id, '') || '|' || COALESCE(c.region, '') AS bind_key
 FROM credential_activity AS c
 WHERE
-  c.credential_type = 'ec2-instance'
-  AND c.invoked_by IS NULL
-  AND NOT c.is_ssm_agent_channel;
+  c.credential_type = 'ec2-instance' AND c.invoked_by IS NULL;
 
 /* Which ASIA key belongs to which instance, role and issue time, and on what evidence. */
 CREATE OR REPLACE VIEW ec2_key_binding AS
