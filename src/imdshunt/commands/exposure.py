@@ -71,9 +71,7 @@ def exposure(
 
     try:
         engine, _stats = api.load_cloudtrail(list(paths))
-        if hasattr(engine, "ensure_views"):  # materialises the canonical api_activity
-            engine.ensure_views()
-        records = exposure_backlog(engine.con, inventory_files=inventory, iam_file=iam_file)
+        records = exposure_backlog(engine, inventory_files=inventory, iam_file=iam_file)
     except ImdshuntError as e:
         raise click.ClickException(str(e)) from e
 
