@@ -241,8 +241,19 @@ def test_the_reports_session_calls_run_on_athena_with_the_keys_inlined(buckets):
         [
             _result(
                 SESSION_CALL_COLUMNS,
-                [[f"f{i}", "2026-03-01 10:00:00.000 UTC", "198.199.65.17", "internet",
-                  "internet", "s3:ListBuckets", None, "ASIA5FLZVX4OPVKKAAAA", "1"]],
+                [
+                    [
+                        f"f{i}",
+                        "2026-03-01 10:00:00.000 UTC",
+                        "198.199.65.17",
+                        "internet",
+                        "internet",
+                        "s3:ListBuckets",
+                        None,
+                        "ASIA5FLZVX4OPVKKAAAA",
+                        "1",
+                    ]
+                ],
             )  # fmt: skip
             for i in range(2)
         ],

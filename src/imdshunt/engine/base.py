@@ -61,4 +61,3 @@ class BatchLoading:
 
     def load_http_requests(self, batches: Iterable[pa.RecordBatch]) -> int:
         return self._load("http_request", batches)
-

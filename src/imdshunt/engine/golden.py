@@ -4,8 +4,9 @@
 (params at their defaults) and ``tests/golden/<engine>/views/<file>.sql`` each shared view;
 ``tests/golden/athena/_cloudtrail_table.sql`` and ``_api_activity_view.sql`` the Athena set-up
 for an example window; ``tests/golden/<engine>/queries/`` the queries run after a hunt (the
-report's session calls, for Athena with one example key inlined; the IMDSv1 backlog). A test fails when the rendered SQL differs from the files, so a change
-to a detection, a view or the transpiler shows up in review as a diff of these files.
+report's session calls, for Athena with one example key inlined; the IMDSv1 backlog). A test
+fails when the rendered SQL differs from the files, so a change to a detection, a view or the
+transpiler shows up in review as a diff of these files.
 
 Regenerate after a deliberate change::
 
