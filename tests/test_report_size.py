@@ -150,3 +150,14 @@ def test_the_report_of_a_week_of_a_synthetic_organisation_stays_small(tmp_path):
     assert len(timelines) == len(credential) > 5
     assert max(len(t) for t in timelines) < TIMELINE_LIMIT
     assert len(page) < REPORT_LIMIT
+
+
+def test_the_text_under_a_timeline_counts_every_call_of_the_session():
+    from imdshunt.outputs.html import _timeline_summary
+
+    calls = _dense_week(on_box=100, thief=3)
+    for c in calls:
+        c["session_call_count"] = 250_000  # the engine read only the first 20,000 of them
+    text = _timeline_summary(calls)
+    assert text.startswith("250000 calls with this session: 108 read for this timeline")
+    assert "8 off-box" in text

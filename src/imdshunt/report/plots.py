@@ -106,6 +106,8 @@ def timeline_svg(
     if not pts:
         return None
     summary = summary or SUMMARY
+    if summary not in ("buckets", "raster"):
+        raise ValueError(f"summary must be 'buckets' or 'raster', not {summary!r}")
     times = [t for t, _ in pts]
     xs = mdates.date2num(times)
     lo = float(xs.min())
