@@ -8,6 +8,7 @@ starts, in the order the flow starts them, and asserts what was sent.
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from pathlib import Path
 
@@ -209,3 +210,82 @@ def test_athena_cost_is_five_dollars_per_tb_with_a_10mb_minimum():
         QueryRecord("CREATE VIEW v AS SELECT 1", "c", "SUCCEEDED", 0, "z"),
     ]
     assert e.cost_usd == pytest.approx(5.0 + 5.0 * 10 * 1024**2 / 1024**4)
+
+
+SESSION_CALL_COLUMNS = [
+    ("finding_id", "varchar"),
+    ("event_time", "timestamp(3) with time zone"),
+    ("src_ip", "varchar"),
+    ("network", "varchar"),
+    ("network_kind", "varchar"),
+    ("action", "varchar"),
+    ("error_code", "varchar"),
+    ("access_key_id", "varchar"),
+    ("session_call_count", "bigint"),
+]
+
+
+def test_the_reports_session_calls_run_on_athena_with_the_keys_inlined(buckets):
+    """Athena cannot register the report's keys as a table: they are a VALUES list, a bounded
+    number per query, quoted as SQL literals; the rows come back typed like DuckDB's."""
+    from imdshunt.report import credential_timelines
+
+    findings = [
+        {"finding_id": f"f{i}", "kind": "credential", "account_id": "111122223333",
+         "role": "it's-a-role", "credential_id": f"i-0a1b2c3d4e5f6071{i}",
+         "source_ip": "198.199.65.17"}
+        for i in range(3)
+    ]  # fmt: skip
+    _queue(
+        buckets,
+        [
+            _result(
+                SESSION_CALL_COLUMNS,
+                [
+                    [
+                        f"f{i}",
+                        "2026-03-01 10:00:00.000 UTC",
+                        "198.199.65.17",
+                        "internet",
+                        "internet",
+                        "s3:ListBuckets",
+                        None,
+                        "ASIA5FLZVX4OPVKKAAAA",
+                        "1",
+                    ]
+                ],
+            )  # fmt: skip
+            for i in range(2)
+        ],
+    )
+    engine = AthenaEngine(trail=TRAIL, output=OUTPUT, session=boto3.Session(), poll_seconds=0.05)
+    engine._views_ready = True  # the hunt made them
+    engine._tables.add("api_activity")
+    engine.SESSION_KEYS_PER_QUERY = 2
+    timelines = credential_timelines(engine, findings)
+    sent = [q.sql for q in engine.history]
+    assert len(sent) == 2  # 3 keys, 2 a query
+    assert "('f0', '111122223333', 'it''s-a-role', 'i-0a1b2c3d4e5f60710'" in sent[0]
+    assert "'f2'" in sent[1] and "'f0'" not in sent[1]
+    assert all("session_keys" not in s and "JOIN (VALUES" in s for s in sent)
+    assert sorted(timelines) == ["f0", "f1"]
+    [call] = timelines["f0"]
+    assert call["event_time"].isoformat() == "2026-03-01T10:00:00+00:00"
+    assert call["session_call_count"] == 1 and call["this_finding"] and not call["on_box"]
+
+
+def test_the_imdsv1_backlog_runs_on_athena_as_trino(buckets):
+    from imdshunt.exposure import exposure_backlog
+
+    _queue(buckets, [EMPTY])
+    engine = AthenaEngine(trail=TRAIL, output=OUTPUT, session=boto3.Session(), poll_seconds=0.05)
+    engine._views_ready = True
+    engine._tables.add("api_activity")
+    assert exposure_backlog(engine) == []
+    [q] = engine.history
+    assert q.label == "IMDSv1 backlog"
+    assert "REGEXP_LIKE(session_name" in q.sql
+    flat = " ".join(q.sql.split())
+    for column in ("delivery_versions", "regions", "v1_source_ips", "actions_succeeded"):
+        # arrays come back as JSON text, decoded into lists
+        assert re.search(rf"JSON_FORMAT\( CAST\(.*?AS JSON\) \) AS {column}\b", flat), column

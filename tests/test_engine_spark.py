@@ -150,3 +150,56 @@ def test_spark_findings_equal_duckdb_on_a_synthetic_organisation(spark, tmp_path
     assert sp.stats.duplicate_records == duck.stats.duplicate_records
     assert sp.naive == duck.naive
     assert sp.notes == duck.notes
+
+
+# ------------------------------------------------------------------ after the hunt: the report
+
+
+def test_the_report_reads_spark_through_the_engine_and_gets_duckdbs_timelines(spark, tmp_path):
+    """The report's timelines and backlog come through engine methods (no DuckDB connection):
+    Spark gives DuckDB's rows."""
+    import io
+
+    from imdshunt.engine.spark import SparkEngine
+    from imdshunt.outputs import OUTPUTS
+    from imdshunt.report import credential_timelines, exposure_records, report_context
+    from tests import report_support as rs
+
+    logs = rs.write_org(tmp_path, with_web=True)
+    kw = dict(ip_ranges=rs.RANGES, fetch_ip_ranges=False, workers=1)
+    duck = api.hunt([logs], **kw)
+    engine = SparkEngine(spark)
+    try:
+        sp = api.hunt([logs], engine=engine, **kw)
+        spark_timelines = credential_timelines(engine, sp.findings)
+        assert spark_timelines == credential_timelines(duck.engine, duck.findings)
+        theft = next(
+            f for f in sp.findings if f["kind"] == "credential" and f["source_ip"] == rs.THIEF_IP
+        )
+        calls = spark_timelines[theft["finding_id"]]
+        assert sum(c["this_finding"] for c in calls) == 5 and len(calls) == 36
+        assert exposure_records(engine) == exposure_records(duck.engine)
+        buf = io.StringIO()
+        OUTPUTS["html"]().write(sp.findings, buf, report_context(sp, backlog=True))
+    finally:
+        engine.close()
+    page = buf.getvalue()
+    assert 'class="plot timeline"' in page and 'id="backlog"' in page
+    assert rs.INSTANCE in page[page.index('id="backlog"') :]
+
+
+def test_hunt_engine_spark_format_html_writes_the_report(spark, tmp_path):
+    from click.testing import CliRunner
+
+    from imdshunt.cli import cli
+    from tests import report_support as rs
+
+    logs = rs.write_org(tmp_path)
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(
+        cli,
+        ["hunt", str(logs), "--engine", "spark", "--ip-ranges", str(rs.RANGES),
+         "--format", "html", "-o", str(out), "-q"],
+    )  # fmt: skip
+    assert res.exit_code == 1, res.output  # findings
+    assert 'class="plot timeline"' in out.read_text()

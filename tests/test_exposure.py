@@ -354,7 +354,7 @@ def test_command_runs_on_the_ingest_api(monkeypatch, tmp_path):
 
     def load_cloudtrail(paths, **kw):
         calls.append(paths)
-        return types.SimpleNamespace(con=connect_with(records_from_file(ORG))), {}
+        return connect_with(records_from_file(ORG)), {}  # what exposure_backlog accepts
 
     monkeypatch.setitem(
         sys.modules, "imdshunt.api", types.SimpleNamespace(load_cloudtrail=load_cloudtrail)
@@ -389,8 +389,7 @@ def test_real_samples_through_the_cloudtrail_ingest(realdata):
     engine, _ = api.load_cloudtrail(
         [realdata / "cloudtrail-samples", realdata / "otrf-ec2-proxy-s3-exfiltration"], workers=1
     )
-    engine.ensure_views()
-    records = exposure_backlog(engine.con)
+    records = exposure_backlog(engine)
     assert {r["instance_id"] for r in records} == {"i-0317f6c6b66ae9c40", "i-786a3A8B5C0d92eF4",
                                                    "i-exampled859aa775c"}  # fmt: skip
     otrf = next(r for r in records if r["instance_id"] == "i-0317f6c6b66ae9c40")

@@ -71,9 +71,7 @@ def exposure(
     from imdshunt.exposure.output import render_table, write_csv, write_jsonl
 
     engine, _stats = api.load_cloudtrail(list(paths))
-    if hasattr(engine, "ensure_views"):  # materialises the canonical api_activity
-        engine.ensure_views()
-    records = exposure_backlog(engine.con, inventory_files=inventory, iam_file=iam_file)
+    records = exposure_backlog(engine, inventory_files=inventory, iam_file=iam_file)
 
     out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     try:

@@ -512,6 +512,23 @@ class AthenaEngine(Engine):
     def close(self) -> None:
         self._clients.clear()
 
+    # -- after a hunt: what outputs read (SQL in imdshunt.engine.queries) -------------------
+    #: Keys inlined per query: Athena refuses query strings over 256 kB (~300 bytes a key).
+    SESSION_KEYS_PER_QUERY = 500
+
+    def session_calls(self, keys: pa.Table, *, limit: int) -> pa.Table:
+        """Every call of each keyed finding's session, at most ``limit`` per finding (see
+        :meth:`imdshunt.engine.duckdb.DuckDBEngine.session_calls`). The keys are inlined as a
+        ``VALUES`` list: registering a table here costs an S3 upload and two DDL queries."""
+        from imdshunt.engine.queries import conform_session_calls, session_calls_sql
+
+        parts = []
+        for start in range(0, keys.num_rows, self.SESSION_KEYS_PER_QUERY):
+            chunk = keys.slice(start, self.SESSION_KEYS_PER_QUERY)
+            sql = session_calls_sql(self.dialect, limit=limit, keys=chunk)
+            parts.append(self.query(sql, label="session calls"))
+        return conform_session_calls(parts)
+
 
 def _json_default(v: Any) -> Any:
     if isinstance(v, dt.datetime):

@@ -121,6 +121,21 @@ class Engine(ABC):
             return self.query(det.sql, label=det.id, params=det.values(params))
         return self.query(det.render_sql(params, dialect=self.dialect), label=det.id)
 
+    # Read by outputs after a hunt (the HTML report's timelines); nothing outside an engine
+    # touches its connection.
+    @abstractmethod
+    def session_calls(self, keys: pa.Table, *, limit: int) -> pa.Table:
+        """Every call made with each keyed credential finding's session, from any address.
+
+        ``keys``: one row per finding, columns :data:`imdshunt.engine.queries.SESSION_KEYS`
+        (``finding_id``, ``account_id``, ``role``, ``credential_id`` = session name,
+        ``source_ip`` = the finding's address). Returns
+        :data:`imdshunt.engine.queries.SESSION_CALLS` rows ordered by finding and time: at
+        most ``limit`` per finding, off-box calls and calls from the finding's address kept
+        first, ``session_call_count`` counting them all. The SQL is
+        :data:`imdshunt.engine.queries.SESSION_CALLS_SQL`, transpiled to the engine's dialect.
+        """
+
     # -- after a hunt ----------------------------------------------------------------------
     def cost_summary(self) -> str | None:
         """One line on what the hunt cost where the engine bills by use (Athena), else None."""

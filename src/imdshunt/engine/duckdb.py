@@ -476,6 +476,28 @@ class DuckDBEngine(BatchLoading, Engine):
         if self._scratch is not None:
             self._finalizer()
 
+    # -- after a hunt: what outputs read (SQL in imdshunt.engine.queries) -------------------
+    def session_calls(self, keys: pa.Table, *, limit: int) -> pa.Table:
+        """Every call of each keyed finding's session, at most ``limit`` per finding.
+
+        ``keys`` has the columns of :data:`imdshunt.engine.queries.SESSION_KEYS`; the result
+        those of :data:`~imdshunt.engine.queries.SESSION_CALLS`. The keys are registered for
+        the query only (not as a reference table, which would rebuild the computed views).
+        """
+        from imdshunt.engine.queries import (
+            SESSION_KEYS_RELATION,
+            conform_session_calls,
+            session_calls_sql,
+        )
+
+        self.ensure_views()
+        self.con.register(SESSION_KEYS_RELATION, keys)
+        try:
+            table = self.query(session_calls_sql(self.dialect, limit=limit), label="session calls")
+        finally:
+            self.con.unregister(SESSION_KEYS_RELATION)
+        return conform_session_calls([table])
+
 
 def _sql_str(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"

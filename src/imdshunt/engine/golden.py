@@ -3,8 +3,10 @@
 ``tests/golden/<engine>/<detection>.sql`` holds each detection as it runs on that engine
 (params at their defaults) and ``tests/golden/<engine>/views/<file>.sql`` each shared view;
 ``tests/golden/athena/_cloudtrail_table.sql`` and ``_api_activity_view.sql`` the Athena set-up
-for an example window. A test fails when the rendered SQL differs from the files, so a change
-to a detection, a view or the transpiler shows up in review as a diff of these files.
+for an example window; ``tests/golden/<engine>/queries/`` the queries run after a hunt (the
+report's session calls, for Athena with one example key inlined; the IMDSv1 backlog). A test
+fails when the rendered SQL differs from the files, so a change to a detection, a view or the
+transpiler shows up in review as a diff of these files.
 
 Regenerate after a deliberate change::
 
@@ -47,6 +49,38 @@ def render_view_file(path: Path, engine: str) -> str:
     return ";\n\n".join(transpile(s, dialect) for s in parse_statements(path.read_text()))
 
 
+def render_queries(engine: str) -> dict[str, str]:
+    """The queries ``engine`` runs after a hunt (see :mod:`imdshunt.engine.queries`)."""
+    from imdshunt.engine.queries import session_calls_sql, session_keys
+    from imdshunt.exposure.backlog import backlog_sql_for
+    from imdshunt.report import MAX_TIMELINE_CALLS
+
+    keys = None
+    if engine == "athena":  # no table to register: the keys are inlined
+        keys = session_keys(
+            [
+                {
+                    "finding_id": "0123456789abcdef",
+                    "account_id": "111122223333",
+                    "role": "web-app-role",
+                    "credential_id": "i-0a1b2c3d4e5f60718",
+                    "source_ip": "198.51.100.7",
+                }
+            ]
+        )
+    out = {
+        "session_calls": session_calls_sql(
+            ENGINES[engine].dialect, limit=MAX_TIMELINE_CALLS, keys=keys
+        ),
+        "exposure_backlog": backlog_sql_for(ENGINES[engine].dialect),
+    }
+    if engine == "athena":
+        from imdshunt.engine.athena import athena_sql_for_detection
+
+        out = {name: athena_sql_for_detection(sql)[0] for name, sql in out.items()}
+    return out
+
+
 def render_all(detections: dict[str, Detection] | None = None) -> dict[str, str]:
     """Relative path -> content of every golden file."""
     from imdshunt.engine.athena import TrailLocation, api_activity_view, cloudtrail_ddl
@@ -64,6 +98,8 @@ def render_all(detections: dict[str, Detection] | None = None) -> dict[str, str]
             if engine == "athena" and path.name == DEDUP_VIEW_FILE:
                 continue  # on Athena the canonical view de-duplicates (see _api_activity_view)
             out[f"{engine}/views/{path.name}"] = HEADER + render_view_file(path, engine) + "\n"
+        for name, sql in render_queries(engine).items():
+            out[f"{engine}/queries/{name}.sql"] = HEADER + sql + "\n"
     example = HuntWindow.make("2026-03-01", "2026-03-07", ["111122223333"], ["us-east-1"])
     loc = TrailLocation.parse("s3://example-org-trail/AWSLogs/o-exampleorg1/")
     out["athena/_cloudtrail_table.sql"] = (

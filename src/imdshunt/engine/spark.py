@@ -291,6 +291,25 @@ class SparkEngine(BatchLoading, Engine):
             for name in self._registered:
                 self._session.catalog.dropTempView(name)
 
+    # -- after a hunt: what outputs read (SQL in imdshunt.engine.queries) -------------------
+    def session_calls(self, keys: pa.Table, *, limit: int) -> pa.Table:
+        """Every call of each keyed finding's session, at most ``limit`` per finding (see
+        :meth:`imdshunt.engine.duckdb.DuckDBEngine.session_calls`); the keys are a temporary
+        view for the query only."""
+        from imdshunt.engine.queries import (
+            SESSION_KEYS_RELATION,
+            conform_session_calls,
+            session_calls_sql,
+        )
+
+        self._ready()
+        self._dataframe(keys).createOrReplaceTempView(SESSION_KEYS_RELATION)
+        try:
+            table = self.query(session_calls_sql(self.dialect, limit=limit), label="session calls")
+        finally:
+            self.spark.catalog.dropTempView(SESSION_KEYS_RELATION)
+        return conform_session_calls([table])
+
 
 @functools.lru_cache(maxsize=64)
 def _spark_script(sql: str) -> tuple[tuple[str | None, str], ...]:

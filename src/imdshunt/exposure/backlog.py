@@ -62,16 +62,31 @@ def _role_name_from_arn(arn: str | None) -> str | None:
     return arn.rsplit("/", 1)[-1] if arn and "/" in arn else None
 
 
-def _query(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    try:
-        rel = con.sql(backlog_sql())
-        # duckdb 2 has Relation.to_arrow_table(); duckdb 1 calls it arrow().
-        fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
-        return fetch().to_pylist()
-    except duckdb.CatalogException as e:
-        raise UsageError(f"the connection has no api_activity view: {e}") from e
-    except duckdb.Error as e:
-        raise EngineError(f"IMDSv1 backlog query failed: {e}") from e
+def backlog_sql_for(dialect: str) -> str:
+    """The backlog query in an engine's dialect (transpiled from DuckDB's like a detection)."""
+    if dialect == "duckdb":
+        return backlog_sql()
+    from imdshunt.engine.portable import transpile
+
+    return transpile(backlog_sql(), dialect)
+
+
+def _query(source: Any) -> list[dict[str, Any]]:
+    if isinstance(source, duckdb.DuckDBPyConnection):
+        # A bare connection holding api_activity (library callers, tests): no engine around it.
+        try:
+            rel = source.sql(backlog_sql())
+            # duckdb 2 has Relation.to_arrow_table(); duckdb 1 calls it arrow().
+            fetch = getattr(rel, "to_arrow_table", None) or rel.arrow
+            return fetch().to_pylist()
+        except duckdb.CatalogException as e:
+            raise UsageError(f"the connection has no api_activity view: {e}") from e
+        except duckdb.Error as e:
+            raise EngineError(f"IMDSv1 backlog query failed: {e}") from e
+    source.ensure_views()
+    if not source.table_exists("api_activity"):
+        raise UsageError(f"the {source.name} engine has no api_activity table")
+    return source.query(backlog_sql_for(source.dialect), label="IMDSv1 backlog").to_pylist()
 
 
 def _new_record(instance_id: str) -> dict[str, Any]:
@@ -147,14 +162,16 @@ def _apply_privilege(rec: dict[str, Any], a: PrivilegeAssessment) -> None:
 
 
 def exposure_backlog(
-    con: duckdb.DuckDBPyConnection,
+    source: Any,
     *,
     inventory_files: Iterable[str | Path] = (),
     iam_file: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Build the ranked IMDSv1 backlog from ``api_activity`` on ``con``.
+    """Build the ranked IMDSv1 backlog from ``api_activity`` on ``source``.
 
-    :param con: a DuckDB connection that already has the ``api_activity`` table or view.
+    :param source: an engine (DuckDB, Spark, Athena; the query runs through its ``query``
+        method, transpiled to its dialect), or a DuckDB connection that already has the
+        ``api_activity`` table or view.
     :param inventory_files: ``aws ec2 describe-instances`` JSON files. They add the instances'
         metadata options, name tag and state, and the instances that answer IMDSv1
         (``HttpTokens: optional``) with no v1 use in CloudTrail.
@@ -162,7 +179,7 @@ def exposure_backlog(
         ranked by what their policies allow (cloudsplaining), otherwise by the sensitive actions
         CloudTrail saw them use.
     :returns: ``imdsv1_exposure`` records, best target for an attacker first (``rank`` 1).
-    :raises UsageError: ``con`` has no ``api_activity``.
+    :raises UsageError: ``source`` has no ``api_activity``.
     :raises InputError: an inventory or IAM file cannot be read.
     """
     inventory = load_ec2_inventory(inventory_files)
@@ -170,7 +187,7 @@ def exposure_backlog(
 
     records: list[dict[str, Any]] = []
     seen_keys: set[str] = set()
-    for row in _query(con):
+    for row in _query(source):
         key = row["instance_key"]
         inv = inventory.get(key)
         v1 = int(row["v1_event_count"] or 0)
@@ -194,9 +211,8 @@ def exposure_backlog(
             last_seen=_iso(row["last_seen"]),
             v1_source_ips=list(row["v1_source_ips"] or []),
         )
-        counts = row["region_counts"] or []
-        if counts:
-            rec["region"], rec["region_source"] = counts[0]["region"], "cloudtrail"
+        if row["top_region"]:
+            rec["region"], rec["region_source"] = row["top_region"], "cloudtrail"
         if inv:
             _apply_inventory(rec, inv)
         if v1:
@@ -293,5 +309,6 @@ __all__ = [
     "STATUS_V1_ALLOWED",
     "STATUS_V1_USED",
     "backlog_sql",
+    "backlog_sql_for",
     "exposure_backlog",
 ]

@@ -8,8 +8,12 @@ as ``data:`` images.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
+import warnings
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,6 +25,7 @@ from imdshunt.sanitize import inert
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "report" / "templates"
 CHAIN_DETECTION = "imds_theft_chain"
+_log = logging.getLogger("imdshunt.report")
 
 _CREDENTIAL_PIVOT = (
     ("account", "account_id"),
@@ -100,16 +105,37 @@ def _timeline_summary(calls: list[dict[str, Any]]) -> str:
     off = sum(1 for c in calls if not c.get("on_box"))
     addresses = len({c.get("src_ip") for c in calls})
     first_off = next((c.get("event_time") for c in calls if not c.get("on_box")), None)
+    # The engine keeps off-box calls first when it stops at its limit; it counts them all.
+    total = max(int(calls[0].get("session_call_count") or 0), len(calls))
     text = (
-        f"{len(calls)} calls with this session from {addresses} addresses: "
-        f"{len(calls) - off} on-box, {off} off-box"
+        f"{total} calls with this session from {addresses} addresses: "
+        f"{total - off} on-box, {off} off-box"
     )
+    if total > len(calls):
+        text = (
+            f"{total} calls with this session: {len(calls)} read for this timeline "
+            f"(every off-box call first), from {addresses} addresses: {off} off-box"
+        )
     if first_off is not None:
         t = first_off
         if isinstance(t, dt.datetime):
             t = t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         text += f"; first off-box call {t}"
     return text
+
+
+@contextlib.contextmanager
+def _plots_quietly() -> Iterator[None]:
+    """Library warnings raised while plotting go to the debug log, not to the user's terminal.
+
+    The plots avoid every warning they are known to raise (tests draw them with warnings as
+    errors); this keeps a future matplotlib's new warning out of a responder's terminal.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        _log.debug("while plotting: %s: %s", w.category.__name__, w.message)
 
 
 def _environment():
@@ -150,11 +176,13 @@ class HtmlOutput(Output):
             item["_pivot"], item["_more"] = _pivot(f)
             calls = timelines.get(f.get("finding_id")) or []
             if calls:
-                item["_plot"] = timeline_svg(calls)
+                with _plots_quietly():
+                    item["_plot"] = timeline_svg(calls)
                 item["_timeline_summary"] = _timeline_summary(calls)
             shown.append(item)
         for c in chains:
-            c["_plot"] = chain_svg(c)
+            with _plots_quietly():
+                c["_plot"] = chain_svg(c)
         severities = sorted(SEVERITY_RANK, key=lambda s: -SEVERITY_RANK[s])
         by_det: dict[str, Counter] = {}
         for f in findings:

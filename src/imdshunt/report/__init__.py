@@ -18,29 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import pyarrow as pa
-
 from imdshunt.outputs.base import RunContext
 
-#: Calls kept per credential for its timeline (the plot thins beyond this; counts stay exact).
+#: Calls kept per credential for its timeline: off-box calls and calls from the finding's address
+#: first, then on-box ones in time order (``session_call_count`` still counts them all).
 MAX_TIMELINE_CALLS = 20_000
-
-_TIMELINE_SQL = """
-SELECT k.finding_id, c.event_time, c.src_ip,
-       coalesce(ip.network, 'invalid') AS network,
-       coalesce(ip.network_kind, 'invalid') AS network_kind,
-       split_part(c.event_source, '.', 1) || ':' || c.event_name AS action,
-       c.error_code, c.access_key_id
-FROM api_activity c
-LEFT JOIN ip_class ip ON ip.src_ip = c.src_ip
-JOIN _report_keys k
-  ON c.account_id IS NOT DISTINCT FROM k.account_id
- AND c.session_name = k.credential_id
- AND c.role_name IS NOT DISTINCT FROM k.role
-WHERE c.actor_type = 'AssumedRole'
-QUALIFY row_number() OVER (PARTITION BY k.finding_id ORDER BY c.event_time) <= {limit}
-ORDER BY k.finding_id, c.event_time
-"""
 
 
 def credential_timelines(
@@ -48,17 +30,15 @@ def credential_timelines(
 ) -> dict[str, list[dict[str, Any]]]:
     """Every call made with each credential finding's session, from any address, in time order.
 
-    Keyed by ``finding_id``. A call is ``on_box`` unless it came from an internet address
-    (``network_kind == 'internet'``): AWS ranges, private ranges and allowlisted egress are
-    where the workload itself reaches AWS from. ``this_finding`` marks the finding's address.
+    Keyed by ``finding_id``; read through the engine's ``session_calls`` (any engine). A call
+    is ``on_box`` unless it came from an internet address (``network_kind == 'internet'``):
+    AWS ranges, private ranges and allowlisted egress are where the workload itself reaches AWS
+    from. ``this_finding`` marks the finding's address.
     """
+    from imdshunt.engine.queries import session_keys
+
     keys = [
-        {
-            "finding_id": f["finding_id"],
-            "account_id": f.get("account_id"),
-            "role": f.get("role"),
-            "credential_id": f.get("credential_id"),
-        }
+        f
         for f in findings
         if f.get("kind") == "credential" and f.get("credential_id") and f.get("finding_id")
     ]
@@ -68,19 +48,7 @@ def credential_timelines(
     if not engine.table_exists("api_activity"):
         return {}
     source = {f["finding_id"]: f.get("source_ip") for f in findings if f.get("finding_id")}
-    table = pa.Table.from_pylist(
-        keys,
-        schema=pa.schema(
-            [(name, pa.string()) for name in ("finding_id", "account_id", "role", "credential_id")]
-        ),
-    )
-    # A registered Arrow table, not a reference table: replacing one of those would make the
-    # engine rebuild its materialised views.
-    engine.con.register("_report_keys", table)
-    try:
-        rows = engine.query(_TIMELINE_SQL.format(limit=int(limit)), label="report timelines")
-    finally:
-        engine.con.unregister("_report_keys")
+    rows = engine.session_calls(session_keys(keys), limit=int(limit))
     out: dict[str, list[dict[str, Any]]] = {}
     for row in rows.to_pylist():
         fid = row.pop("finding_id")
@@ -94,7 +62,7 @@ def exposure_records(engine: Any) -> list[dict[str, Any]]:
     """The IMDSv1 backlog from CloudTrail alone (no inventory, no IAM), ranked."""
     from imdshunt.exposure import exposure_backlog
 
-    return exposure_backlog(engine.con)
+    return exposure_backlog(engine)
 
 
 def report_context(
