@@ -27,6 +27,8 @@ DETECTION_PRIORITY = {
     "ec2_instance_credential_other_aws_account": 2,
     "ec2_instance_credential_foreign_vpc_endpoint": 3,
     "ec2_instance_key_multiple_networks": 4,
+    "workload_credential_other_aws_account": 5,
+    "workload_credential_foreign_vpc_endpoint": 6,
 }
 CONFIDENCE_RANK = {"high": 2, "medium": 1, "low": 0}
 
