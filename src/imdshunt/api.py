@@ -169,28 +169,45 @@ def link_chains(
     instance_by_ip: dict[str, str] | None = None,
     *,
     window_hours: float = 24,
+    workload_by_ip: dict[str, set[str]] | None = None,
 ) -> list[dict]:
-    """Name each SSRF target's instance and link attempts to later thefts (``imds_theft_chain``)."""
+    """Name each SSRF target's instance and link attempts to later thefts (``imds_theft_chain``)
+    of the target instance's, task's or pod's credential."""
     import datetime as dt
 
-    from imdshunt.correlate import correlate_chains
+    from imdshunt.correlate import WORKLOAD_CREDENTIALS, correlate_chains
 
     web = [f for f in findings if f.get("kind") == "web"]
     cred = [
         f
         for f in findings
-        if f.get("kind") == "credential" and f.get("credential_type") == "ec2-instance"
+        if f.get("kind") == "credential"
+        and f.get("credential_type") in {"ec2-instance", *WORKLOAD_CREDENTIALS}
     ]
     if not web:
         return []
-    mapping = learned_instance_addresses(engine) if _table_has_rows(engine, "api_activity") else {}
+    has_calls = _table_has_rows(engine, "api_activity")
+    mapping = learned_instance_addresses(engine) if has_calls else {}
     mapping.update(instance_by_ip or {})
     for f in web:
         if not f.get("target_instance") and f.get("target_ip"):
             f["target_instance"] = mapping.get(f["target_ip"])
     if not cred:
         return []
-    return correlate_chains(web, cred, mapping, window=dt.timedelta(hours=window_hours))
+    # issue 18: tasks and pods (learned from their own endpoint calls, then inventory)
+    workloads = _workload_addresses(engine, workload_by_ip) if has_calls else {}
+    return correlate_chains(
+        web, cred, mapping, workload_by_ip=workloads, window=dt.timedelta(hours=window_hours)
+    )
+
+
+def _workload_addresses(engine: Any, given: dict[str, set[str]] | None) -> dict[str, set[str]]:
+    from imdshunt.correlate import learned_workload_addresses
+
+    out = learned_workload_addresses(engine)
+    for ip, keys in (given or {}).items():
+        out.setdefault(ip, set()).update(keys)
+    return out
 
 
 def classify_addresses(engine: DuckDBEngine, classifier: AddressClassifier) -> int:
@@ -407,6 +424,7 @@ def hunt(
             engine,
             {**inv.instance_by_ip(), **(instance_by_ip or {})},
             window_hours=chain_window_hours,
+            workload_by_ip=inv.workload_by_ip(),
         )
     )
     naive = naive_rule(engine)
