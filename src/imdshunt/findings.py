@@ -79,6 +79,8 @@ CREDENTIAL_OPTIONAL_FIELDS = {
     "merged_finding_ids": "finding ids folded into this one (see imdshunt.merge)",
     "other_instance_id": "cross-instance: the instance whose address the call came from",
     "instance_learned_ip": "the instance's own address, learned from its first use",
+    "workload_learned_ip": "task or pod: the session's own address, learned from its first use",
+    "workload_vpc_id": "task, pod or function: its VPC according to the inventory",
     "other_source_ips": "multiple networks: the key's other source addresses",
     "other_sides": "multiple networks: those addresses with network, first use and ownership",
     "ecs_task_id": "ECS task id (the session name)",

@@ -22,6 +22,11 @@ WITH hits AS (
             CAST(b.inv_workload_vpc AS VARCHAR),
             CAST(', so it leaves AWS through that VPC' AS VARCHAR)
           )
+          WHEN NOT b.inv_knows_workload
+          THEN CONCAT(
+            CAST('; the workload is not in the inventory snapshot, and the address ' AS VARCHAR),
+            CAST('is no instance''s or workload''s learned own address either' AS VARCHAR)
+          )
           ELSE ''
         END AS VARCHAR)
       )
@@ -47,8 +52,12 @@ WITH hits AS (
     AND b.inv_org_address_kind IS NULL
     AND (
       (
-        b.credential_type <> 'lambda' AND b.inv_covers_account
-      )
+        b.credential_type <> 'lambda'
+        AND b.inv_covers_account
+        AND (
+          b.inv_knows_workload OR b.place_credentials_own = 0
+        )
+      ) /* tasks are replaced within hours and the inventory is a snapshot: a task it does */ /* not list may have had a public IP since released, so its own learned address (or */ /* any credential's) is not evidence against it */
       OR (
         b.credential_type = 'lambda'
         AND b.inv_covers_account

@@ -9,6 +9,8 @@ WITH hits AS (
       THEN b.src_ip || ' is in AWS''s ' || b.network || ' space but is no instance, NAT ' || 'gateway, Elastic IP or network interface in the inventory of account ' || b.account_id || CASE
         WHEN b.credential_type = 'lambda'
         THEN ', and inventory attaches function ' || b.session_name || ' to ' || b.inv_workload_vpc || ', so it leaves AWS through that VPC'
+        WHEN NOT b.inv_knows_workload
+        THEN '; the workload is not in the inventory snapshot, and the address ' || 'is no instance''s or workload''s learned own address either'
         ELSE ''
       END
       ELSE b.src_ip || ' is in AWS''s ' || b.network || ' space but is no instance''s or ' || 'workload''s learned own address (this session was first used from ' || COALESCE(b.learned_own_ip, '?') || ') and only ' || CAST(b.place_credentials_using AS TEXT) || ' credential(s) use it, so it ' || 'is not shared NAT; no network-interface inventory covers account ' || b.account_id || ', so this rests on learned egress'
@@ -20,8 +22,12 @@ WITH hits AS (
     AND b.inv_org_address_kind IS NULL
     AND (
       (
-        b.credential_type <> 'lambda' AND b.inv_covers_account
-      )
+        b.credential_type <> 'lambda'
+        AND b.inv_covers_account
+        AND (
+          b.inv_knows_workload OR b.place_credentials_own = 0
+        )
+      ) /* tasks are replaced within hours and the inventory is a snapshot: a task it does */ /* not list may have had a public IP since released, so its own learned address (or */ /* any credential's) is not evidence against it */
       OR (
         b.credential_type = 'lambda'
         AND b.inv_covers_account

@@ -8,10 +8,15 @@ WITH hits AS (
                 b.src_ip || ' is in AWS''s ' || b.network || ' space but is no instance, NAT '
                 || 'gateway, Elastic IP or network interface in the inventory of account '
                 || b.account_id
-                || CASE WHEN b.credential_type = 'lambda'
+                || CASE
+                    WHEN b.credential_type = 'lambda'
                         THEN ', and inventory attaches function ' || b.session_name || ' to '
                             || b.inv_workload_vpc || ', so it leaves AWS through that VPC'
-                        ELSE '' END
+                    WHEN NOT b.inv_knows_workload
+                        THEN '; the workload is not in the inventory snapshot, and the address '
+                            || 'is no instance''s or workload''s learned own address either'
+                    ELSE ''
+                END
             ELSE
                 b.src_ip || ' is in AWS''s ' || b.network || ' space but is no instance''s or '
                 || 'workload''s learned own address (this session was first used from '
@@ -25,7 +30,11 @@ WITH hits AS (
       AND b.network_kind = 'aws'
       AND b.inv_org_address_kind IS NULL
       AND (
-          (b.credential_type <> 'lambda' AND b.inv_covers_account)
+          -- tasks are replaced within hours and the inventory is a snapshot: a task it does
+          -- not list may have had a public IP since released, so its own learned address (or
+          -- any credential's) is not evidence against it
+          (b.credential_type <> 'lambda' AND b.inv_covers_account
+              AND (b.inv_knows_workload OR b.place_credentials_own = 0))
           OR (b.credential_type = 'lambda' AND b.inv_covers_account
               AND b.inv_workload_vpc IS NOT NULL)
           OR (
