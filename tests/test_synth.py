@@ -460,7 +460,14 @@ def test_alb_lines_have_the_documented_fields_and_hold_every_attempt(org):
         "near_miss_address",
         "hyphenated_slug",
     }
-    (chain,) = gt.ssrf["chains"]
+    chain, task_chain = gt.ssrf["chains"]
+    task_theft = next(a for a in gt.attacks if a["id"] == task_chain["attack_id"])
+    assert task_theft["kind"] == "ecs_outside_aws"
+    assert task_theft["credential_id"] == task_chain["task_id"]
+    assert all(at["time"] < task_theft["first_seen"] for at in task_chain["attempts"])
+    assert {a["endpoint"] for a in gt.ssrf["attempts"] if a.get("target_task")} == {
+        "ecs-credentials"
+    }
     theft = next(a for a in gt.attacks if a["id"] == chain["attack_id"])
     assert theft["instance_id"] == chain["instance_id"]
     for at in chain["attempts"]:

@@ -199,3 +199,29 @@ def test_lambda_thefts_are_never_chained_to_a_target_address():
     theft = dict(POD_THEFT, credential_type="lambda", credential_id="invoice-renderer")
     wl = {"10.9.1.45": {"invoice-renderer"}}
     assert correlate_chains([POD_WEB], [theft], {}, workload_by_ip=wl) == []
+
+
+def test_synthetic_organisation_chains_the_ssrf_through_a_task_to_its_stolen_credential(tmp_path):
+    from imdshunt.synth import generate_org
+
+    truth = generate_org(tmp_path, seed=3, records=3_000, days=2, workers=1)
+    task_chain = next(c for c in truth.ssrf["chains"] if "task_id" in c)
+    kw = dict(ip_ranges=tmp_path / "ip-ranges.json", fetch_ip_ranges=False, workers=1)
+    # the task reaches AWS through a NAT gateway: only inventory says whose address it is
+    assert not [c for c in _chains(api.hunt([tmp_path / "AWSLogs"], **kw)) if c["target_workload"]]
+    result = api.hunt([tmp_path / "AWSLogs"], inventory=[tmp_path / "inventory"], **kw)
+    [chain] = [c for c in _chains(result) if c["target_workload"]]
+    assert chain["credential_type"] == "ecs-task"
+    assert chain["target_workload"] == task_chain["task_id"]
+    assert chain["target_ips"] == [task_chain["target_ip"]]
+    assert chain["theft_finding_id"] in {f["finding_id"] for f in result.findings}
+
+
+def test_the_run_says_what_workload_evidence_was_missing():
+    fixture = OTHER / "nomatch_fargate_tasks_on_their_own_public_ips.json"
+    kw = dict(ip_ranges=RANGES, workers=1, fetch_ip_ranges=False, kinds=("credential",))
+    bare = api.hunt([fixture], **kw).notes
+    assert any("no describe-network-interfaces for account(s) 111122223333" in n for n in bare)
+    assert any(n.startswith("no task, pod or function inventory") for n in bare)
+    given = api.hunt([fixture], inventory=[FARGATE], **kw).notes
+    assert not any("describe-network-interfaces" in n or "no task, pod" in n for n in given)

@@ -285,6 +285,7 @@ def evidence_notes(engine: DuckDBEngine, inventory: Inventory | None = None) -> 
     notes = []
     if inventory is not None and not inventory.empty:
         notes.append(inventory.summary())
+    notes += _workload_evidence_notes(engine)  # issue 18
     if not _table_has_rows(engine, "ec2_credential_call"):
         return notes
     if not _table_has_rows(engine, "inventory_address"):
@@ -315,6 +316,37 @@ def evidence_notes(engine: DuckDBEngine, inventory: Inventory | None = None) -> 
             "no org account list: VPC endpoint owners are judged against the accounts in these "
             "logs and the inventory (confidence medium); give --org-accounts or an Organizations "
             "list-accounts file"
+        )
+    return notes
+
+
+def _workload_evidence_notes(engine: DuckDBEngine) -> list[str]:
+    """What the container and function binding lacked (see docs/binding.md)."""
+    if not _table_has_rows(engine, "workload_credential_call"):
+        return []
+    uncovered = (
+        engine.query(
+            "SELECT DISTINCT account_id FROM workload_credential_call "
+            "WHERE credential_type <> 'lambda' AND account_id NOT IN (SELECT account_id "
+            "FROM inventory_address WHERE kind = 'eni' AND account_id IS NOT NULL) ORDER BY 1",
+            label="workload inventory coverage",
+        )
+        .column(0)
+        .to_pylist()
+    )
+    notes = []
+    if uncovered:
+        notes.append(
+            "no describe-network-interfaces for account(s) "
+            + ", ".join(uncovered)
+            + ": task and pod other-account findings there rest on learned egress (each "
+            "session's first address; confidence medium)"
+        )
+    if not _table_has_rows(engine, "inventory_workload"):
+        notes.append(
+            "no task, pod or function inventory (ecs describe-tasks, kubectl get pods, lambda "
+            "list-functions): Lambda functions are not judged by address, and the VPC check of "
+            "workload_credential_foreign_vpc_endpoint does not apply"
         )
     return notes
 
