@@ -210,11 +210,17 @@ def test_synthetic_organisation_chains_the_ssrf_through_a_task_to_its_stolen_cre
     # the task reaches AWS through a NAT gateway: only inventory says whose address it is
     assert not [c for c in _chains(api.hunt([tmp_path / "AWSLogs"], **kw)) if c["target_workload"]]
     result = api.hunt([tmp_path / "AWSLogs"], inventory=[tmp_path / "inventory"], **kw)
-    [chain] = [c for c in _chains(result) if c["target_workload"]]
-    assert chain["credential_type"] == "ecs-task"
-    assert chain["target_workload"] == task_chain["task_id"]
-    assert chain["target_ips"] == [task_chain["target_ip"]]
-    assert chain["theft_finding_id"] in {f["finding_id"] for f in result.findings}
+    chains = [c for c in _chains(result) if c["target_workload"]]
+    # the planted internet theft, and the same task's key replayed from another AWS account
+    assert {c["theft_detection"] for c in chains} == {
+        "ecs_task_credential_outside_aws",
+        "workload_credential_other_aws_account",
+    }
+    for chain in chains:
+        assert chain["credential_type"] == "ecs-task"
+        assert chain["target_workload"] == task_chain["task_id"]
+        assert chain["target_ips"] == [task_chain["target_ip"]]
+        assert chain["theft_finding_id"] in {f["finding_id"] for f in result.findings}
 
 
 def test_the_run_says_what_workload_evidence_was_missing():
