@@ -13,13 +13,18 @@ Layout::
     DIR/<account>/<region>/ec2-describe-addresses.json
     DIR/<account>/<region>/ec2-describe-network-interfaces.json
     DIR/<account>/<region>/ec2-describe-vpc-endpoints.json
+    DIR/<account>/<region>/ecs-describe-tasks.json          (running tasks of every cluster)
+    DIR/<account>/<region>/lambda-list-functions.json
     DIR/<account>/organizations-list-accounts.json   (only where Organizations answers)
 
 IAM permissions needed: ``ec2:DescribeRegions``, ``ec2:DescribeInstances``,
 ``ec2:DescribeNatGateways``, ``ec2:DescribeAddresses``, ``ec2:DescribeNetworkInterfaces``,
-``ec2:DescribeVpcEndpoints``, ``organizations:ListAccounts`` (optional; management or
+``ec2:DescribeVpcEndpoints``, ``ecs:ListClusters``, ``ecs:ListTasks``, ``ecs:DescribeTasks``,
+``lambda:ListFunctions``, ``organizations:ListAccounts`` (optional; management or
 delegated administrator account only:
 https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListAccounts.html).
+Pods are not collected: ``kubectl get pods -A -o json`` needs each cluster's Kubernetes
+credentials, not AWS ones.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ EC2_CALLS: tuple[tuple[str, str, str], ...] = (
     ("ec2-describe-vpc-endpoints", "describe_vpc_endpoints", "VpcEndpoints"),
 )
 _DROP = ("ResponseMetadata", "NextToken")
+#: DescribeTasks takes at most 100 task ARNs per call
+#: (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html).
+_DESCRIBE_TASKS_MAX = 100
 
 
 @dataclass
@@ -79,6 +87,21 @@ def _all_pages(client: Any, method: str, key: str) -> dict[str, Any]:
         return merged
     response = getattr(client, method)()
     return {k: v for k, v in response.items() if k not in _DROP}
+
+
+def _ecs_tasks(client: Any) -> dict[str, Any]:
+    """``aws ecs describe-tasks`` over the running tasks of every cluster, as one document."""
+    doc: dict[str, Any] = {"tasks": [], "failures": []}
+    clusters = _all_pages(client, "list_clusters", "clusterArns")["clusterArns"]
+    for cluster in clusters:
+        arns: list[str] = []
+        for page in client.get_paginator("list_tasks").paginate(cluster=cluster):
+            arns.extend(page.get("taskArns") or [])
+        for i in range(0, len(arns), _DESCRIBE_TASKS_MAX):
+            part = client.describe_tasks(cluster=cluster, tasks=arns[i : i + _DESCRIBE_TASKS_MAX])
+            doc["tasks"].extend(part.get("tasks") or [])
+            doc["failures"].extend(part.get("failures") or [])
+    return doc
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> Path:
@@ -126,6 +149,24 @@ def collect_inventory(
                 doc = _all_pages(client, method, key)
             except (ClientError, BotoCoreError) as exc:
                 result.errors.append(f"{region}: {method}: {exc}")
+                continue
+            result.files.append(write_json(out / account / region / f"{stem}.json", doc))
+        # tasks and functions: their credentials are bound like instances' (docs/binding.md)
+        for stem, fetch in (
+            ("ecs-describe-tasks", lambda r: _ecs_tasks(session.client("ecs", region_name=r))),
+            (
+                "lambda-list-functions",
+                lambda r: _all_pages(
+                    session.client("lambda", region_name=r), "list_functions", "Functions"
+                ),
+            ),
+        ):
+            if progress:
+                progress(f"{region} {stem}")
+            try:
+                doc = fetch(region)
+            except (ClientError, BotoCoreError) as exc:
+                result.errors.append(f"{region}: {stem}: {exc}")
                 continue
             result.files.append(write_json(out / account / region / f"{stem}.json", doc))
     if organizations:
