@@ -14,6 +14,9 @@ BINDING_KINDS = {
     "ec2_foreign_vpc_endpoint",
     "ec2_cross_instance_public_ip",
     "ec2_cross_instance_own_vpce",
+    "ecs_other_aws_account",
+    "eks_pod_identity_foreign_vpc_endpoint",
+    "lambda_foreign_vpc_endpoint",
 }
 
 

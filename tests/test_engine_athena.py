@@ -21,6 +21,7 @@ from imdshunt.engine.athena import AthenaEngine
 from imdshunt.engine.duckdb import view_files
 from imdshunt.engine.portable import parse_statements
 from imdshunt.errors import UsageError
+from imdshunt.schema import REFERENCE_TABLES
 
 pytestmark = pytest.mark.moto
 
@@ -108,7 +109,7 @@ def _expected_queue(ips: list[str]) -> list[dict]:
     """One canned answer per query, in the order hunt_in_place starts them."""
     n_views = sum(len(parse_statements(p.read_text())) for p in view_files())
     q = [EMPTY] * 5  # database, table, api_activity view, DROP + CREATE empty ip_class
-    q += [EMPTY] * 6  # DROP + CREATE inventory_address, inventory_vpce, org_account
+    q += [EMPTY] * 2 * len(REFERENCE_TABLES)  # DROP + CREATE inventory_address, ...
     q += [EMPTY] * n_views
     q.append(_result([("src_ip", "varchar")], [[ip] for ip in ips]))
     q += [EMPTY] * 2  # DROP + CREATE classified ip_class

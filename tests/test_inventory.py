@@ -179,9 +179,25 @@ def test_collect_writes_cli_shaped_files_that_load_back(aws_env, tmp_path):
     except session.client("organizations").exceptions.AlreadyInOrganizationException:
         pass
 
+    ecs = session.client("ecs")
+    ecs.create_cluster(clusterName="orders")
+    lam_role = session.client("iam").create_role(
+        RoleName="fn-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17"})
+    )["Role"]["Arn"]
+    session.client("lambda").create_function(
+        FunctionName="invoice-renderer",
+        Runtime="python3.12",
+        Role=lam_role,
+        Handler="app.handler",
+        Code={"ZipFile": _zip_of("def handler(e, c):\n    return e\n")},
+        VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": []},
+    )
+
     result = collect_inventory(session, tmp_path, regions=["us-east-1", "eu-west-1"])
     acct = result.account_id
     assert result.errors == []
+    tasks = json.loads((tmp_path / acct / "us-east-1" / "ecs-describe-tasks.json").read_text())
+    assert tasks == {"tasks": [], "failures": []}  # the CLI's shape, even with no task
     names = {p.relative_to(tmp_path).as_posix() for p in result.files}
     assert f"{acct}/us-east-1/ec2-describe-instances.json" in names
     assert f"{acct}/eu-west-1/ec2-describe-nat-gateways.json" in names
@@ -197,6 +213,22 @@ def test_collect_writes_cli_shaped_files_that_load_back(aws_env, tmp_path):
     assert eip["PublicIp"] in {a["address"] for a in inv.addresses if a["kind"] == "nat-gateway"}
     assert endpoint["VpcEndpoint"]["VpcEndpointId"] in {e["vpce_id"] for e in inv.vpc_endpoints}
     assert acct in inv.org_accounts
+    [fn] = [r for r in inv.workload_rows() if r["workload_type"] == "lambda"]
+    assert fn["workload_id"] == "invoice-renderer" and fn["account_id"] == acct
+    # moto leaves VpcConfig.VpcId out (AWS sets it); the collected file keeps what was answered
+    doc = json.loads((tmp_path / acct / "us-east-1" / "lambda-list-functions.json").read_text())
+    assert set(doc) == {"Functions"}
+    assert doc["Functions"][0]["VpcConfig"]["SubnetIds"] == [subnet]
+
+
+def _zip_of(source: str) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("app.py", source)
+    return buf.getvalue()
 
 
 @pytest.mark.moto

@@ -216,6 +216,9 @@ def test_ground_truth_matches_the_logs(org):
         "eks_pod_identity_outside_aws",
         "eks_irsa_outside_aws",
         "lambda_outside_aws",
+        "ecs_other_aws_account",
+        "eks_pod_identity_foreign_vpc_endpoint",
+        "lambda_foreign_vpc_endpoint",
     }
     for atk in gt.attacks:
         for eid in atk["event_ids"]:
@@ -327,10 +330,20 @@ def test_inventory_parses_and_agrees_with_the_logs(org):
     }
     assert accounts == {a["id"] for a in gt.accounts}
     assert nat_ips <= eips
-    org_public = nat_ips | eips | {i.get("PublicIpAddress") for i in instances.values()}
+    eni_public = {
+        p["Association"]["PublicIp"]
+        for e in enis
+        for p in e["PrivateIpAddresses"]
+        if "Association" in p
+    }
+    org_public = (
+        nat_ips | eips | eni_public | {i.get("PublicIpAddress") for i in instances.values()}
+    )
     for atk in gt.attacks:
-        if atk["kind"] == "ec2_other_aws_account":
+        if atk["kind"] in ("ec2_other_aws_account", "ecs_other_aws_account"):
             assert atk["source_ip"] not in org_public
+        if atk["kind"].endswith("_foreign_vpc_endpoint"):
+            assert atk["vpc_endpoint_account_id"] not in accounts
         if atk["kind"] == "ec2_cross_instance_public_ip":
             assert instances[atk["source_instance_id"]]["PublicIpAddress"] == atk["source_ip"]
         if atk["kind"] == "ec2_cross_instance_own_vpce":
@@ -447,7 +460,14 @@ def test_alb_lines_have_the_documented_fields_and_hold_every_attempt(org):
         "near_miss_address",
         "hyphenated_slug",
     }
-    (chain,) = gt.ssrf["chains"]
+    chain, task_chain = gt.ssrf["chains"]
+    task_theft = next(a for a in gt.attacks if a["id"] == task_chain["attack_id"])
+    assert task_theft["kind"] == "ecs_outside_aws"
+    assert task_theft["credential_id"] == task_chain["task_id"]
+    assert all(at["time"] < task_theft["first_seen"] for at in task_chain["attempts"])
+    assert {a["endpoint"] for a in gt.ssrf["attempts"] if a.get("target_task")} == {
+        "ecs-credentials"
+    }
     theft = next(a for a in gt.attacks if a["id"] == chain["attack_id"])
     assert theft["instance_id"] == chain["instance_id"]
     for at in chain["attempts"]:
@@ -471,7 +491,7 @@ def test_synth_command_writes_an_organisation_and_its_help_has_an_example(tmp_pa
     res = runner.invoke(synth, ["--out", str(tmp_path), "--records", "500", "--days", "1"])
     assert res.exit_code == 0, res.output
     gt = GroundTruth.load(tmp_path / "ground_truth.json")
-    assert gt.records_requested == 500 and len(gt.attacks) == 11
+    assert gt.records_requested == 500 and len(gt.attacks) == 14
     assert "planted attacks" in res.output
 
 
@@ -487,3 +507,42 @@ def test_slicing_days_for_big_outputs_keeps_every_attack_and_stays_deterministic
     ids = {rec["eventID"] for _, rec in _cloudtrail(tmp_path / "a")}
     assert all(e in ids for atk in a.attacks for e in atk["event_ids"])
     assert abs(a.events_unique - 3000) < 600
+
+
+def test_workload_inventory_places_tasks_and_pods_where_their_calls_come_from(org):
+    from imdshunt.enrich.inventory import load_inventory
+
+    root, gt = org
+    inv = load_inventory([root / "inventory"])
+    rows = inv.workload_rows()
+    own: dict[str, set[str]] = {}
+    for r in rows:
+        if r["address"]:
+            own.setdefault(r["workload_id"], set()).add(r["address"])
+    assert {r["workload_type"] for r in rows} == {"ecs-task", "eks-pod", "lambda"}
+    assert all(r["vpc_id"] for r in rows if r["workload_type"] != "lambda")
+    nat_ips = set(gt.workload_addresses["nat_gateway_ips"])
+    pods = {w["pod"] for w in _pods(root)}
+    attack_ids = {e for a in gt.attacks for e in a["event_ids"]}
+    public_task_calls = endpoint_pod_calls = 0
+    for _, rec in _cloudtrail(root):
+        ui = rec["userIdentity"]
+        if ui.get("type") != "AssumedRole" or rec["eventID"] in attack_ids:
+            continue
+        session = ui["arn"].rsplit("/", 1)[1]
+        if session in own and rec["sourceIPAddress"] not in nat_ips:
+            # a Fargate task on its own public IP (on its ENI)
+            assert rec["sourceIPAddress"] in own[session], rec
+            public_task_calls += 1
+        if "vpcEndpointId" in rec and "-payments-" in session:
+            assert rec["vpcEndpointAccountId"] == rec["recipientAccountId"]
+            endpoint_pod_calls += 1
+    assert public_task_calls and endpoint_pod_calls and pods
+
+
+def _pods(root: Path) -> list[dict]:
+    return [
+        {"pod": item["metadata"]["name"], "ip": item["status"]["podIP"]}
+        for p in root.glob("inventory/*/*/kubectl-get-pods.json")
+        for item in json.loads(p.read_text())["items"]
+    ]

@@ -1,4 +1,5 @@
-"""Correlation: an SSRF attempt against an instance, then its credentials used off the box.
+"""Correlation: an SSRF attempt against an instance, task or pod, then its credentials used off
+the box.
 
 ``imds_theft_chain`` links a web finding (``imds_ssrf_attempt``: a client sent the metadata
 address to the web tier in front of an instance) to a credential-theft finding for the same
@@ -9,6 +10,15 @@ off-box use follows the attempt within a window (24 hours by default).
 The web side knows the *target address* (the ALB target); inventory maps it to an instance id
 (``target_ip -> instance_id``). A web finding that already carries ``target_instance`` is used
 as is.
+
+Tasks and pods are chained the same way (an SSRF to ``169.254.170.2`` or ``169.254.170.23``
+through a task in ``awsvpc`` mode or a pod, whose ALB target is the task's or pod's own private
+address). ``workload_by_ip`` maps a target address to workload keys (:func:`workload_key`):
+from inventory (:meth:`imdshunt.enrich.inventory.Inventory.workload_by_ip`: ecs describe-tasks,
+kubectl get pods) or learned from the workload's own calls through the organisation's VPC
+endpoints, which CloudTrail records with the workload's private address
+(:func:`learned_workload_addresses`). A theft finding of a task or pod credential has the keys
+:func:`theft_keys`; the chain carries the theft's ``credential_type``.
 """
 
 from __future__ import annotations
@@ -22,7 +32,14 @@ from imdshunt import FINDINGS_SCHEMA_VERSION
 from imdshunt.errors import UsageError
 from imdshunt.mitre import techniques
 
-__all__ = ["CHAIN_DETECTION", "correlate_chains"]
+__all__ = [
+    "CHAIN_DETECTION",
+    "WORKLOAD_CREDENTIALS",
+    "correlate_chains",
+    "learned_workload_addresses",
+    "theft_keys",
+    "workload_key",
+]
 
 CHAIN_DETECTION = "imds_theft_chain"
 #: What a chain is evidence of: the SSRF (exploiting the web tier), the read of the metadata
@@ -37,6 +54,52 @@ CHAIN_DESCRIPTION = (
 )
 #: Credential types whose ``credential_id`` is an EC2 instance id.
 _INSTANCE_CREDENTIALS = {None, "", "ec2-instance"}
+#: Credential types of workloads whose web tier can be the SSRF target (Lambda has no target
+#: address of its own: an ALB invokes a function, it does not connect to it).
+WORKLOAD_CREDENTIALS = {"ecs-task", "eks-pod-identity", "eks-irsa"}
+
+
+def workload_key(workload_type: str, workload_id: str, namespace: str | None = None) -> str:
+    """The key a task or pod is correlated by: the ECS task id (the task role's session name),
+    or ``pod/<namespace>/<name>`` (Pod Identity names the pod in its vending event's session
+    tags; the session name truncates it)."""
+    if workload_type == "eks-pod":
+        return f"pod/{namespace or 'default'}/{workload_id}"
+    return workload_id
+
+
+def theft_keys(theft: Mapping[str, Any]) -> set[str]:
+    """The keys a task or pod credential finding is correlated by: its credential id (task id,
+    pod session) and, when the vending event named it, its pod."""
+    keys = {theft["credential_id"]} if theft.get("credential_id") else set()
+    if theft.get("k8s_pod"):
+        keys.add(workload_key("eks-pod", theft["k8s_pod"], theft.get("k8s_namespace")))
+    return keys
+
+
+def learned_workload_addresses(engine: Any) -> dict[str, set[str]]:
+    """Private addresses that task and pod credentials were used from through the
+    organisation's own VPC endpoints (the credential's account, or an account the org or the
+    inventory knows): the workload's own address, as an ALB target would show it. An address
+    several workloads used maps to all of them (private ranges repeat; a chain still needs the
+    theft of one of those workloads' credentials)."""
+    rows = engine.query(
+        "SELECT DISTINCT src_ip, credential_type, session_name, vended_k8s_namespace, "
+        "vended_k8s_pod FROM workload_credential_call "
+        "WHERE credential_type IN ('ecs-task', 'eks-pod-identity', 'eks-irsa') "
+        "AND egress_path = 'endpoint' AND network_kind = 'private' "
+        "AND (vpce_account_id = account_id "
+        "OR vpce_account_id IN (SELECT account_id FROM org_account_known))",
+        label="learned workload addresses",
+    ).to_pylist()
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        keys = out.setdefault(r["src_ip"], set())
+        if r["vended_k8s_pod"]:
+            keys.add(workload_key("eks-pod", r["vended_k8s_pod"], r["vended_k8s_namespace"]))
+        elif r["session_name"]:
+            keys.add(r["session_name"])
+    return out
 
 
 def _time(value: Any, what: str) -> dt.datetime | None:
@@ -76,10 +139,12 @@ def correlate_chains(
     theft_findings: Iterable[Mapping[str, Any]],
     instance_by_ip: Mapping[str, str] | None = None,
     *,
+    workload_by_ip: Mapping[str, Iterable[str]] | None = None,
     window: dt.timedelta = dt.timedelta(hours=24),
     skew: dt.timedelta = dt.timedelta(minutes=5),
 ) -> list[dict[str, Any]]:
-    """Link SSRF attempts to later off-box use of the target instance's credentials.
+    """Link SSRF attempts to later off-box use of the target instance's (task's, pod's)
+    credentials.
 
     ``web_findings`` are web-contract dicts (``client_ip``, ``target_ip``, ``target_instance``,
     ``time``/``first_seen``, ``request_url(s)``, ``endpoint``, ``encoding``, ``status``);
@@ -89,40 +154,54 @@ def correlate_chains(
     instance made at most ``window`` before its first use (and at most ``skew`` after it:
     web-tier and CloudTrail clocks differ). One chain per theft finding, listing all its
     attempts. Times are ISO 8601 strings or datetimes; the output uses ISO ``Z`` strings.
+    ``workload_by_ip`` maps a target address to task and pod keys (see the module docstring).
     """
     if window <= dt.timedelta(0):
         raise UsageError("window must be positive")
     ip_map = dict(instance_by_ip or {})
+    wl_map = {ip: set(keys) for ip, keys in (workload_by_ip or {}).items()}
+    # instance ids and workload keys are kept apart: a task's theft never matches an instance
     attempts_by_instance: dict[str, list[tuple[dt.datetime, Mapping[str, Any]]]] = {}
+    attempts_by_workload: dict[str, list[tuple[dt.datetime, Mapping[str, Any]]]] = {}
     for web in web_findings:
         if web.get("endpoint") is None:
             continue
-        instance = web.get("target_instance") or ip_map.get(web.get("target_ip") or "")
+        target_ip = web.get("target_ip") or ""
+        instance = web.get("target_instance") or ip_map.get(target_ip)
         when = _time(web.get("first_seen") or web.get("time"), "web finding time")
-        if not instance or when is None:
+        if when is None:
             continue
-        attempts_by_instance.setdefault(instance, []).append((when, web))
+        if instance:
+            attempts_by_instance.setdefault(instance, []).append((when, web))
+        for key in wl_map.get(target_ip, ()):
+            attempts_by_workload.setdefault(key, []).append((when, web))
 
     chains: list[dict[str, Any]] = []
     for theft in theft_findings:
-        if theft.get("credential_type") not in _INSTANCE_CREDENTIALS:
+        kind = theft.get("credential_type")
+        if kind in _INSTANCE_CREDENTIALS:
+            keys = {theft["credential_id"]} if theft.get("credential_id") else set()
+            attempts = attempts_by_instance
+        elif kind in WORKLOAD_CREDENTIALS:
+            keys = theft_keys(theft)
+            attempts = attempts_by_workload
+        else:
             continue
-        instance = theft.get("credential_id")
         used = _time(theft.get("first_seen"), "theft first_seen")
-        if not instance or used is None or instance not in attempts_by_instance:
+        if used is None:
             continue
-        linked = sorted(
-            (
-                (t, w)
-                for t, w in attempts_by_instance[instance]
-                if used - window <= t <= used + skew
-            ),
-            key=lambda tw: tw[0],
-        )
+        seen: set[int] = set()
+        linked = []
+        for key in sorted(keys):
+            for t, w in attempts.get(key, ()):
+                if used - window <= t <= used + skew and id(w) not in seen:
+                    seen.add(id(w))
+                    linked.append((t, w))
         if not linked:
             continue
-        chains.append(_chain(instance, linked, theft, used))
-    chains.sort(key=lambda c: (c["first_attempt"], c["target_instance"]))
+        linked.sort(key=lambda tw: tw[0])
+        chains.append(_chain(theft["credential_id"], linked, theft, used))
+    chains.sort(key=lambda c: (c["first_attempt"], c["target_instance"] or c["target_workload"]))
     return chains
 
 
@@ -132,6 +211,17 @@ def _chain(
     theft: Mapping[str, Any],
     used: dt.datetime,
 ) -> dict[str, Any]:
+    """One chain finding; ``instance`` is the target's credential id (instance, task, pod
+    session)."""
+    kind = theft.get("credential_type") or "ec2-instance"
+    is_instance = kind in _INSTANCE_CREDENTIALS
+    if is_instance:
+        target, what = instance, "instance credential"
+    elif theft.get("k8s_pod"):
+        target = f"{theft.get('k8s_namespace') or 'default'}/{theft['k8s_pod']}"
+        what = f"{kind} credential (session {instance})"
+    else:
+        target, what = instance, f"{kind} credential"
     first_attempt = linked[0][0]
     last_attempt = max(_time(w.get("last_seen"), "web last_seen") or t for t, w in linked)
     clients = sorted({w.get("client_ip") for _, w in linked if w.get("client_ip")})
@@ -144,7 +234,7 @@ def _chain(
         {
             "time": _iso(t),
             "event": "ssrf_attempt",
-            "detail": f"{w.get('client_ip')} -> {w.get('target_ip') or instance}: "
+            "detail": f"{w.get('client_ip')} -> {w.get('target_ip') or target}: "
             f"{w.get('decoded') or w.get('request_url')} "
             f"({w.get('encoding')}, status {w.get('status')})",
         }
@@ -154,7 +244,7 @@ def _chain(
         {
             "time": _iso(used),
             "event": "first_off_box_use",
-            "detail": f"{instance}'s credential used from {theft.get('source_ip')}"
+            "detail": f"{target}'s credential used from {theft.get('source_ip')}"
             f" ({theft.get('network') or 'unclassified'})",
         }
     )
@@ -176,7 +266,10 @@ def _chain(
         "schema_version": FINDINGS_SCHEMA_VERSION,
         "mitre": techniques(CHAIN_MITRE),
         "description": CHAIN_DESCRIPTION,
-        "target_instance": instance,
+        "target_instance": instance if is_instance else None,
+        # the task id, or namespace/pod, when the target is a task or pod
+        "target_workload": None if is_instance else target,
+        "credential_type": kind,
         "target_ips": targets,
         # the attempt
         "ssrf_client_ips": clients,
@@ -203,8 +296,8 @@ def _chain(
         "timeline": timeline,
         "reasons": [
             f"{', '.join(clients) or 'a client'} sent the {'/'.join(endpoints)} address to the "
-            f"web tier of {instance} at {_iso(first_attempt)}",
-            f"{instance}'s instance credential was then used from {theft.get('source_ip')} at "
+            f"web tier of {target} at {_iso(first_attempt)}",
+            f"{target}'s {what} was then used from {theft.get('source_ip')} at "
             f"{_iso(used)} ({round((used - first_attempt).total_seconds() / 60, 1)} min later)",
         ],
     }

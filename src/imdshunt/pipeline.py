@@ -172,6 +172,7 @@ def run(
             engine,
             {**cfg.inventory.instance_by_ip(), **(cfg.instance_by_ip or {})},
             window_hours=cfg.chain_window_hours,
+            workload_by_ip=cfg.inventory.workload_by_ip(),
         )
     )
     # 6. what the run had and lacked
@@ -266,26 +267,40 @@ def link_chains(
     instance_by_ip: dict[str, str] | None = None,
     *,
     window_hours: float = 24,
+    workload_by_ip: dict[str, set[str]] | None = None,
 ) -> list[dict]:
-    """Name each SSRF target's instance and link attempts to later thefts (``imds_theft_chain``)."""
-    from imdshunt.correlate import correlate_chains
+    """Name each SSRF target's instance and link attempts to later thefts (``imds_theft_chain``)
+    of the target instance's, task's or pod's credential."""
+    from imdshunt.correlate import (
+        WORKLOAD_CREDENTIALS,
+        correlate_chains,
+        learned_workload_addresses,
+    )
 
     web = [f for f in findings if f.get("kind") == "web"]
     cred = [
         f
         for f in findings
-        if f.get("kind") == "credential" and f.get("credential_type") == "ec2-instance"
+        if f.get("kind") == "credential"
+        and f.get("credential_type") in {"ec2-instance", *WORKLOAD_CREDENTIALS}
     ]
     if not web:
         return []
-    mapping = learned_instance_addresses(engine) if engine.has_rows("api_activity") else {}
+    has_calls = engine.has_rows("api_activity")
+    mapping = learned_instance_addresses(engine) if has_calls else {}
     mapping.update(instance_by_ip or {})
     for f in web:
         if not f.get("target_instance") and f.get("target_ip"):
             f["target_instance"] = mapping.get(f["target_ip"])
     if not cred:
         return []
-    return correlate_chains(web, cred, mapping, window=dt.timedelta(hours=window_hours))
+    # Tasks and pods: learned from their own endpoint calls, then the inventory's.
+    workloads = learned_workload_addresses(engine) if has_calls else {}
+    for ip, keys in (workload_by_ip or {}).items():
+        workloads.setdefault(ip, set()).update(keys)
+    return correlate_chains(
+        web, cred, mapping, workload_by_ip=workloads, window=dt.timedelta(hours=window_hours)
+    )
 
 
 def evidence_notes(engine: Engine, inventory: Inventory | None = None) -> list[str]:
@@ -297,6 +312,7 @@ def evidence_notes(engine: Engine, inventory: Inventory | None = None) -> list[s
     notes = []
     if inventory is not None and not inventory.empty:
         notes.append(inventory.summary())
+    notes += _workload_evidence_notes(engine)
     if not engine.has_rows("ec2_credential_call"):
         return notes
     if not engine.has_rows("inventory_address"):
@@ -327,5 +343,36 @@ def evidence_notes(engine: Engine, inventory: Inventory | None = None) -> list[s
             "no org account list: VPC endpoint owners are judged against the accounts in these "
             "logs and the inventory (confidence medium); give --org-accounts or an Organizations "
             "list-accounts file"
+        )
+    return notes
+
+
+def _workload_evidence_notes(engine: Engine) -> list[str]:
+    """What the container and function binding lacked (see docs/binding.md)."""
+    if not engine.has_rows("workload_credential_call"):
+        return []
+    uncovered = (
+        engine.query(
+            "SELECT DISTINCT account_id FROM workload_credential_call "
+            "WHERE credential_type <> 'lambda' AND account_id NOT IN (SELECT account_id "
+            "FROM inventory_address WHERE kind = 'eni' AND account_id IS NOT NULL) ORDER BY 1",
+            label="workload inventory coverage",
+        )
+        .column(0)
+        .to_pylist()
+    )
+    notes = []
+    if uncovered:
+        notes.append(
+            "no describe-network-interfaces for account(s) "
+            + ", ".join(uncovered)
+            + ": task and pod other-account findings there rest on learned egress (each "
+            "session's first address; confidence medium)"
+        )
+    if not engine.has_rows("inventory_workload"):
+        notes.append(
+            "no task, pod or function inventory (ecs describe-tasks, kubectl get pods, lambda "
+            "list-functions): Lambda functions are not judged by address, and the VPC check of "
+            "workload_credential_foreign_vpc_endpoint does not apply"
         )
     return notes

@@ -122,8 +122,26 @@ INVENTORY_VPCE = pa.schema(
     ]
 )
 
+#: Containers and functions (ecs describe-tasks, kubectl get pods, lambda list-functions, joined
+#: with describe-network-interfaces): each workload's addresses and VPC.
+INVENTORY_WORKLOAD = pa.schema(
+    [
+        ("address", pa.string()),  # null for a function (its VPC is what is known)
+        ("workload_type", pa.string()),  # ecs-task | eks-pod | lambda
+        ("workload_id", pa.string()),  # task id, pod name, function name
+        ("cluster", pa.string()),
+        ("service", pa.string()),  # ECS service; EKS: the pod's service account
+        ("namespace", pa.string()),  # EKS namespace
+        ("account_id", pa.string()),
+        ("vpc_id", pa.string()),
+        ("region", pa.string()),
+        ("source_file", pa.string()),
+    ]
+)
+
 REFERENCE_TABLES: dict[str, pa.Schema] = {
     "inventory_address": INVENTORY_ADDRESS,
+    "inventory_workload": INVENTORY_WORKLOAD,
     "org_account": ORG_ACCOUNT,
     "inventory_vpce": INVENTORY_VPCE,
 }

@@ -13,12 +13,16 @@ Layout::
     DIR/<account>/<region>/ec2-describe-addresses.json
     DIR/<account>/<region>/ec2-describe-network-interfaces.json
     DIR/<account>/<region>/ec2-describe-vpc-endpoints.json
+    DIR/<account>/<region>/ecs-describe-tasks.json          (running tasks of every cluster)
+    DIR/<account>/<region>/lambda-list-functions.json
     DIR/<account>/organizations-list-accounts.json   (only where Organizations answers)
 
 The IAM permissions are declared beside each call (:mod:`imdshunt.permissions`);
 ``imdshunt inventory collect --print-iam-policy`` prints them. ``organizations:ListAccounts``
 is optional: it answers only in the management or a delegated administrator account
 (https://docs.aws.amazon.com/organizations/latest/APIReference/API_ListAccounts.html).
+Pods are not collected: ``kubectl get pods -A -o json`` needs each cluster's Kubernetes
+credentials, not AWS ones.
 """
 
 from __future__ import annotations
@@ -48,7 +52,15 @@ EC2_CALLS: tuple[tuple[str, str, str, str], ...] = (
      "ec2:DescribeVpcEndpoints"),
 )  # fmt: skip
 declare(COLLECT, (action for *_, action in EC2_CALLS))
+#: Tasks and functions (their credentials are bound like instances', docs/binding.md).
+declare(
+    COLLECT,
+    ("ecs:ListClusters", "ecs:ListTasks", "ecs:DescribeTasks", "lambda:ListFunctions"),
+)
 _DROP = ("ResponseMetadata", "NextToken")
+#: DescribeTasks takes at most 100 task ARNs per call
+#: (https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_DescribeTasks.html).
+_DESCRIBE_TASKS_MAX = 100
 
 
 @dataclass
@@ -85,6 +97,21 @@ def _all_pages(client: Any, method: str, key: str) -> dict[str, Any]:
         return merged
     response = getattr(client, method)()
     return {k: v for k, v in response.items() if k not in _DROP}
+
+
+def _ecs_tasks(client: Any) -> dict[str, Any]:
+    """``aws ecs describe-tasks`` over the running tasks of every cluster, as one document."""
+    doc: dict[str, Any] = {"tasks": [], "failures": []}
+    clusters = _all_pages(client, "list_clusters", "clusterArns")["clusterArns"]
+    for cluster in clusters:
+        arns: list[str] = []
+        for page in client.get_paginator("list_tasks").paginate(cluster=cluster):
+            arns.extend(page.get("taskArns") or [])
+        for i in range(0, len(arns), _DESCRIBE_TASKS_MAX):
+            part = client.describe_tasks(cluster=cluster, tasks=arns[i : i + _DESCRIBE_TASKS_MAX])
+            doc["tasks"].extend(part.get("tasks") or [])
+            doc["failures"].extend(part.get("failures") or [])
+    return doc
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> Path:
@@ -145,6 +172,24 @@ def collect_inventory(
                 doc = _all_pages(client, method, key)
             except (ClientError, BotoCoreError) as exc:
                 result.errors.append(f"{region}: {method}: {exc}")
+                continue
+            result.files.append(write_json(out / account / region / f"{stem}.json", doc))
+        # tasks and functions: their credentials are bound like instances' (docs/binding.md)
+        for stem, fetch in (
+            ("ecs-describe-tasks", lambda r: _ecs_tasks(session.client("ecs", region_name=r))),
+            (
+                "lambda-list-functions",
+                lambda r: _all_pages(
+                    session.client("lambda", region_name=r), "list_functions", "Functions"
+                ),
+            ),
+        ):
+            if progress:
+                progress(f"{region} {stem}")
+            try:
+                doc = fetch(region)
+            except (ClientError, BotoCoreError) as exc:
+                result.errors.append(f"{region}: {stem}: {exc}")
                 continue
             result.files.append(write_json(out / account / region / f"{stem}.json", doc))
     if organizations:

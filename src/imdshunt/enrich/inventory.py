@@ -15,7 +15,10 @@ Accepts the JSON the AWS CLI prints (pages merged, ``ResponseMetadata`` absent) 
   addresses and the instance it is attached to, which also covers NAT gateway, Lambda and
   endpoint interfaces that describe-instances does not list;
 * ``aws ec2 describe-vpc-endpoints`` (``{"VpcEndpoints": [...]}``): which VPC each endpoint is in;
-* ``aws organizations list-accounts`` (``{"Accounts": [...]}``): the organisation's accounts.
+* ``aws organizations list-accounts`` (``{"Accounts": [...]}``): the organisation's accounts;
+* ``aws ecs describe-tasks``, ``kubectl get pods -A -o json`` and ``aws lambda list-functions``:
+  the addresses and VPC of each task, pod and function (see
+  :mod:`imdshunt.enrich.inventory_workloads`).
 
 The kind of a file is told by its top-level key, never by its name. A folder means every
 ``*.json`` file under it (recursively); JSON in a folder that is none of these (for example the
@@ -36,8 +39,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from imdshunt.enrich import inventory_workloads as workloads
 from imdshunt.errors import InputError, UsageError, not_json
-from imdshunt.schema import INVENTORY_ADDRESS, INVENTORY_VPCE, ORG_ACCOUNT
+from imdshunt.schema import INVENTORY_ADDRESS, INVENTORY_VPCE, INVENTORY_WORKLOAD, ORG_ACCOUNT
 
 #: Top-level key of each AWS CLI response this module reads, and what it is.
 KINDS_BY_KEY = {
@@ -47,6 +51,8 @@ KINDS_BY_KEY = {
     "NetworkInterfaces": "describe-network-interfaces",
     "VpcEndpoints": "describe-vpc-endpoints",
     "Accounts": "list-accounts",
+    "tasks": "ecs-describe-tasks",
+    "Functions": "lambda-list-functions",
 }
 
 
@@ -57,12 +63,70 @@ class Inventory:
     addresses: list[dict[str, Any]] = field(default_factory=list)
     vpc_endpoints: list[dict[str, Any]] = field(default_factory=list)
     org_accounts: set[str] = field(default_factory=set)
+    #: Tasks, pods and functions (rows of inventory_workload before ENIs are resolved).
+    workloads: list[dict[str, Any]] = field(default_factory=list)
+    #: ENI id -> its addresses, VPC, account and region (describe-network-interfaces).
+    enis: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)  # path -> kind
     skipped: dict[str, str] = field(default_factory=dict)  # path -> why (folder walks only)
 
     @property
     def empty(self) -> bool:
-        return not (self.addresses or self.vpc_endpoints or self.org_accounts)
+        return not (self.addresses or self.vpc_endpoints or self.org_accounts or self.workloads)
+
+    def workload_rows(self) -> list[dict[str, Any]]:
+        """Workload addresses with what describe-network-interfaces and the address inventory add.
+
+        A task's ENI gives its public address and VPC; a pod's or task's address found on an
+        ENI or instance of the inventory gives its VPC (and account, which kubectl does not
+        print). A workload row with neither address nor ENI (a function) stays as it is.
+        """
+        vpc_of = {a["address"]: a for a in self.addresses if a.get("vpc_id")}
+        out = []
+        for row in self.workloads:
+            row = dict(row)
+            eni = self.enis.get(row.pop("eni_id", None) or "")
+            host = row.pop("host_ip", None)
+            if eni is not None:
+                for address in eni["addresses"]:
+                    out.append(
+                        row
+                        | {
+                            "address": address,
+                            "vpc_id": row["vpc_id"] or eni["vpc_id"],
+                            "account_id": row["account_id"] or eni["account_id"],
+                            "region": row["region"] or eni["region"],
+                        }
+                    )
+                continue
+            if row["address"] is None and row["workload_type"] != workloads.LAMBDA:
+                continue  # an ENI that no describe-network-interfaces file lists
+            known = vpc_of.get(row["address"] or "") or vpc_of.get(host or "")
+            if known is not None:
+                row["vpc_id"] = row["vpc_id"] or known["vpc_id"]
+                row["account_id"] = row["account_id"] or known.get("account_id")
+                row["region"] = row["region"] or known.get("region")
+            out.append(row)
+        # a task's ENI address also comes from describe-tasks: keep the resolved (fuller) row
+        return _dedupe(
+            sorted(out, key=lambda r: r["vpc_id"] is None),
+            ("address", "workload_type", "workload_id", "namespace"),
+        )
+
+    def workload_table(self) -> pa.Table:
+        return pa.Table.from_pylist(self.workload_rows(), schema=INVENTORY_WORKLOAD)
+
+    def workload_by_ip(self) -> dict[str, set[str]]:
+        """Each task or pod address -> the workloads holding it, as chain keys
+        (:func:`imdshunt.correlate.workload_key`)."""
+        from imdshunt.correlate import workload_key
+
+        out: dict[str, set[str]] = {}
+        for r in self.workload_rows():
+            if r["address"] and r["workload_type"] in (workloads.ECS_TASK, workloads.EKS_POD):
+                key = workload_key(r["workload_type"], r["workload_id"], r["namespace"])
+                out.setdefault(r["address"], set()).add(key)
+        return out
 
     def address_table(self) -> pa.Table:
         rows = _dedupe(self.addresses, tuple(INVENTORY_ADDRESS.names[:6]))
@@ -87,8 +151,20 @@ class Inventory:
 
     def summary(self) -> str:
         instances = {a["instance_id"] for a in self.addresses if a.get("instance_id")}
+        kinds: dict[str, set] = {}
+        for w in self.workloads:
+            kinds.setdefault(w["workload_type"], set()).add((w["namespace"], w["workload_id"]))
+        held = "".join(
+            f", {len(kinds[k])} {name}"
+            for k, name in (
+                (workloads.ECS_TASK, "ECS tasks"),
+                (workloads.EKS_POD, "pods"),
+                (workloads.LAMBDA, "functions"),
+            )
+            if kinds.get(k)
+        )
         return (
-            f"inventory: {len(self.files)} files, {len(instances)} instances, "
+            f"inventory: {len(self.files)} files, {len(instances)} instances{held}, "
             f"{len(self.addresses)} addresses, {len(self.vpc_endpoints)} VPC endpoints, "
             f"{len(self.org_accounts)} org accounts"
             + (f"; {len(self.skipped)} other JSON files skipped" if self.skipped else "")
@@ -199,6 +275,7 @@ def _parse_addresses(doc: dict, inv: Inventory, src: str) -> None:
 def _parse_network_interfaces(doc: dict, inv: Inventory, src: str) -> None:
     for eni in doc.get("NetworkInterfaces") or []:
         iid = (eni.get("Attachment") or {}).get("InstanceId")
+        start = len(inv.addresses)
         kw = dict(
             instance_id=iid,
             account_id=eni.get("OwnerId"),
@@ -213,6 +290,13 @@ def _parse_network_interfaces(doc: dict, inv: Inventory, src: str) -> None:
         _addr(inv.addresses, (eni.get("Association") or {}).get("PublicIp"), "eni", **kw)
         for v6 in eni.get("Ipv6Addresses") or []:
             _addr(inv.addresses, v6.get("Ipv6Address"), "eni", **kw)
+        if eni.get("NetworkInterfaceId"):
+            inv.enis[eni["NetworkInterfaceId"]] = {
+                "addresses": sorted({a["address"] for a in inv.addresses[start:]}),
+                "vpc_id": kw["vpc_id"],
+                "account_id": kw["account_id"],
+                "region": kw["region"],
+            }
 
 
 def _parse_vpc_endpoints(doc: dict, inv: Inventory, src: str) -> None:
@@ -242,6 +326,18 @@ def _parse_accounts(doc: dict, inv: Inventory, src: str) -> None:
             inv.org_accounts.add(normalise_account_id(acct["Id"], src))
 
 
+def _parse_ecs_tasks(doc: dict, inv: Inventory, src: str) -> None:
+    inv.workloads.extend(workloads.parse_ecs_tasks(doc, src))
+
+
+def _parse_kubectl_pods(doc: dict, inv: Inventory, src: str) -> None:
+    inv.workloads.extend(workloads.parse_kubectl_pods(doc, src))
+
+
+def _parse_lambda_functions(doc: dict, inv: Inventory, src: str) -> None:
+    inv.workloads.extend(workloads.parse_lambda_functions(doc, src))
+
+
 _PARSERS = {
     "describe-instances": _parse_instances,
     "describe-nat-gateways": _parse_nat_gateways,
@@ -249,6 +345,9 @@ _PARSERS = {
     "describe-network-interfaces": _parse_network_interfaces,
     "describe-vpc-endpoints": _parse_vpc_endpoints,
     "list-accounts": _parse_accounts,
+    "ecs-describe-tasks": _parse_ecs_tasks,
+    "kubectl-pods": _parse_kubectl_pods,
+    "lambda-list-functions": _parse_lambda_functions,
 }
 
 
@@ -259,6 +358,8 @@ def detect_kind(doc: Any) -> str | None:
     for key, kind in KINDS_BY_KEY.items():
         if isinstance(doc.get(key), list):
             return kind
+    if workloads.is_kubectl_pods(doc):
+        return "kubectl-pods"
     return None
 
 
@@ -306,7 +407,8 @@ def load_inventory(
                 str(path),
                 "not an inventory file: expected the JSON printed by aws ec2 describe-instances, "
                 "describe-nat-gateways, describe-addresses, describe-network-interfaces, "
-                "describe-vpc-endpoints or aws organizations list-accounts",
+                "describe-vpc-endpoints, aws organizations list-accounts, aws ecs describe-tasks, "
+                "aws lambda list-functions or kubectl get pods -o json",
             )
         _PARSERS[kind](doc, inv, str(path))
         inv.files[str(path)] = kind
@@ -314,7 +416,9 @@ def load_inventory(
 
 
 def register_inventory(engine: Any, inventory: Inventory) -> None:
-    """Register ``inventory_address``, ``inventory_vpce`` and ``org_account`` in ``engine``."""
+    """Register ``inventory_address``, ``inventory_vpce``, ``inventory_workload`` and
+    ``org_account`` in ``engine``."""
     engine.register_table("inventory_address", inventory.address_table())
+    engine.register_table("inventory_workload", inventory.workload_table())
     engine.register_table("inventory_vpce", inventory.vpce_table())
     engine.register_table("org_account", inventory.org_account_table())

@@ -9,6 +9,7 @@ Files use the S3 layout ``AWSLogs/<acct>/elasticloadbalancing/<region>/YYYY/MM/D
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from isal import igzip
@@ -100,6 +101,16 @@ DECOYS = [
 ]
 
 
+@dataclass(frozen=True)
+class TaskTarget:
+    """An ECS task in awsvpc mode behind the load balancer (an ``ip`` target group): the ALB
+    logs its private address."""
+
+    task_id: str
+    private_ip: str
+    instance_id: None = None
+
+
 def _client(rng) -> str:
     return (
         f"{rng.choice([73, 98, 24, 86, 92, 109, 81, 151, 188, 2, 77, 94])}."
@@ -115,8 +126,13 @@ def write_alb_logs(
     lines: int,
     theft_time: float,
     theft_attack_id: str,
+    task_theft: tuple[float, str, TaskTarget] | None = None,
 ) -> tuple[dict, int]:
-    """Write the ALB logs; return the ``ssrf`` ground truth and the number of files."""
+    """Write the ALB logs; return the ``ssrf`` ground truth and the number of files.
+
+    ``task_theft`` (theft time, attack id, task) adds SSRF attempts on the ECS credentials
+    endpoint through that task before its credential's theft: a chain whose target is a task.
+    """
     seed = org.seed
     alb = org.alb
     a, region = alb["account"], alb["region"]
@@ -151,6 +167,16 @@ def write_alb_logs(
         if t < start:
             continue
         attempts_meta.append((t, ATTACKER_IPS[0], victim, idx, 200))
+    task_chain_for: dict[str, tuple[float, str]] = {}
+    if task_theft is not None:
+        task_time, task_attack_id, task = task_theft
+        ecs_idx = next(i for i, (enc, _, _) in enumerate(ATTEMPTS) if enc == "ecs_credentials")
+        task_chain_for[task.private_ip] = (task_time, task_attack_id)
+        for hours in (-1.5, -1.4):
+            if task_time + hours * 3600 >= start:
+                attempts_meta.append(
+                    (task_time + hours * 3600, ATTACKER_IPS[3], task, ecs_idx, 200)
+                )
     arng = stable_rng(seed, "alb-attempts")
     for idx in range(len(ATTEMPTS)):
         t = start + arng.random() * days * DAY
@@ -245,10 +271,15 @@ def write_alb_logs(
                     "file": f"{rel_dir}/{name}",
                     "line": ln,
                 }
+                if isinstance(tgt, TaskTarget):
+                    item["target_task"] = tgt.task_id
                 if kind == "attempt":
                     item["endpoint"] = meta[1]
                     chained = tgt is victim and theft_time - DAY <= t < theft_time
                     item["chain_attack_id"] = theft_attack_id if chained else None
+                    if isinstance(tgt, TaskTarget):
+                        t_theft, t_id = task_chain_for[tgt.private_ip]
+                        item["chain_attack_id"] = t_id if t_theft - DAY <= t < t_theft else None
                     attempts.append(item)
                 else:
                     decoys.append(item)
@@ -257,7 +288,7 @@ def write_alb_logs(
             igzip.compress(("\n".join(lines_out) + "\n").encode(), compresslevel=1, mtime=0)
         )
         files += 1
-    chained = [x for x in attempts if x["chain_attack_id"]]
+    chained = [x for x in attempts if x["chain_attack_id"] == theft_attack_id]
     chains = (
         [
             {
@@ -273,6 +304,21 @@ def write_alb_logs(
         if chained
         else []
     )
+    if task_theft is not None:
+        task = task_theft[2]
+        on_task = [x for x in attempts if x["chain_attack_id"] == task_theft[1]]
+        if on_task:
+            chains.append(
+                {
+                    "attack_id": task_theft[1],
+                    "task_id": task.task_id,
+                    "target_ip": task.private_ip,
+                    "attempts": [
+                        {"time": x["time"], "client_ip": x["client_ip"], "encoding": x["encoding"]}
+                        for x in on_task
+                    ],
+                }
+            )
     assert end > start
     return {
         "alb": {"account": a, "region": region, "load_balancer": elb, "field_count": ALB_FIELDS},

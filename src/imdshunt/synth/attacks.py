@@ -24,6 +24,9 @@ DETECTION = {
     "eks_pod_identity_outside_aws": "eks_pod_credential_outside_aws",
     "eks_irsa_outside_aws": "eks_pod_credential_outside_aws",
     "lambda_outside_aws": "lambda_credential_outside_aws",
+    "ecs_other_aws_account": "workload_credential_other_aws_account",
+    "eks_pod_identity_foreign_vpc_endpoint": "workload_credential_foreign_vpc_endpoint",
+    "lambda_foreign_vpc_endpoint": "workload_credential_foreign_vpc_endpoint",
 }
 ACTIONS = {
     "outside": [
@@ -171,6 +174,38 @@ def plan_attacks(
             UA_ATTACKER[0],
         ),
     ]
+    # Stolen container and function keys replayed from inside AWS: from the thief's own EC2
+    # instance, and through the thief's own VPC endpoint.
+    bplans = [
+        (
+            "ecs_other_aws_account",
+            next(w for w in wl if w.kind == "ecs-task" and w.account == a0),
+            org.other_account_ips[1],
+            f"aws:EC2:{r0}",
+            None,
+            UA_ATTACKER[1],
+        ),
+        (
+            "eks_pod_identity_foreign_vpc_endpoint",
+            next(w for w in wl if w.kind == "eks-pod-identity" and w.account == a1),
+            FOREIGN_PRIVATE_IP,
+            "private",
+            (org.foreign_vpce, org.foreign_account),
+            UA_ATTACKER[3],
+        ),
+        (
+            "lambda_foreign_vpc_endpoint",
+            next(
+                w
+                for w in wl
+                if w.kind == "lambda" and w.account == a0 and w.cred_id != "thumbnailer"
+            ),
+            FOREIGN_PRIVATE_IP,
+            "private",
+            (org.foreign_vpce, org.foreign_account),
+            UA_ATTACKER[3],
+        ),
+    ]
     truth: list[dict] = []
     planted: dict[tuple[str, str, int], list] = {}
     n = 0
@@ -304,7 +339,15 @@ def plan_attacks(
         "eks_irsa_outside_aws": "eks-irsa",
         "lambda_outside_aws": "lambda",
     }
-    for kind, w, src, ua in wplans:
+    types.update(
+        {
+            "ecs_other_aws_account": "ecs-task",
+            "eks_pod_identity_foreign_vpc_endpoint": "eks-pod-identity",
+            "lambda_foreign_vpc_endpoint": "lambda",
+        }
+    )
+    all_plans = [(k, w, src, "internet", None, ua) for k, w, src, ua in wplans] + bplans
+    for kind, w, src, network, vpce, ua in all_plans:
         t0 = base + n * 37 * 60
         per = PERIOD[w.kind]
         k = key_period(t0, start, cred_offset(seed, w.cred_id, per), per)
@@ -321,8 +364,8 @@ def plan_attacks(
             ident,
             src,
             ua,
-            ACTIONS["container"],
-            None,
+            ACTIONS["vpce" if vpce else "container"],
+            vpce,
             extra,
             t0,
             types[kind],
@@ -330,7 +373,7 @@ def plan_attacks(
             w.cred_id,
             access_key(seed, w.cred_id, k),
             ident["sessionContext"]["attributes"]["creationDate"],
-            "internet",
+            network,
             (
                 w.egress_ips[0],
                 UA_LAMBDA if w.kind == "lambda" else UA_ECS if w.kind == "ecs-task" else UA_IRSA,

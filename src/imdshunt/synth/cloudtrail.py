@@ -557,6 +557,12 @@ def generate_chunk(spec: ChunkSpec) -> ChunkResult:
                 ident = workload_identity(seed, w, k, start)
                 cache[(w.cred_id, k)] = ident
             src = rng.choice(w.egress_ips)
+            if w.through_vpce:
+                vpce_ids = org.vpcs[(w.account, w.region)].vpce_ids
+                act = rng.choice([x for x in WORKLOAD_ACTIONS if x.split(":")[0] in vpce_ids])
+                vpce = (vpce_ids[act.split(":")[0]], w.account)
+                add(pop, t, b.call(t, ts(t), ident, act, src, ua, vpce=vpce))
+                continue
             add(pop, t, b.call(t, ts(t), ident, rng.choice(WORKLOAD_ACTIONS), src, ua))
 
     # ---- planted records and writing ----------------------------------------------------------

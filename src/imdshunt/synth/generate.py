@@ -12,7 +12,7 @@ from pathlib import Path
 from isal import igzip
 
 from ..errors import UsageError
-from .alb import write_alb_logs
+from .alb import TaskTarget, write_alb_logs
 from .attacks import plan_attacks
 from .cloudtrail import DAY, ChunkResult, ChunkSpec, generate_chunk, org_for
 from .inventory import write_iam, write_inventory
@@ -174,6 +174,9 @@ def generate_org(
 
     theft = next(x for x in gt_attacks if x["kind"] == "ec2_outside_aws")
     theft_t = parse_start(theft["first_seen"])
+    # the stolen ECS task credential also follows an SSRF through that task (an ip target)
+    task_theft = next(x for x in gt_attacks if x["kind"] == "ecs_outside_aws")
+    task = next(w for w in org.workloads if w.cred_id == task_theft["credential_id"])
     ssrf, alb_files = write_alb_logs(
         org,
         out,
@@ -182,6 +185,11 @@ def generate_org(
         alb_lines if alb_lines is not None else max(300, records // 20),
         theft_t,
         theft["id"],
+        (
+            parse_start(task_theft["first_seen"]),
+            task_theft["id"],
+            TaskTarget(task.cred_id, task.extra["private_ip"]),
+        ),
     )
     write_inventory(org, out)
     write_iam(org, out)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .model import Instance, Org, stable_hex
+from .model import Instance, Org, stable_hex, stable_uuid
 
 
 def _dump(path: Path, obj: dict) -> None:
@@ -273,6 +273,9 @@ def write_inventory(org: Org, out: str | Path) -> list[str]:
                         "VpcId": n.vpc_id,
                     }
                 )
+            wls = [w for w in org.workloads if w.account == a and w.region == region]
+            enis += _workload_enis(org, wls, vpc)
+            _write_workloads(org, wls, d)
             _dump(d / "describe-network-interfaces.json", {"NetworkInterfaces": enis})
             _dump(
                 d / "describe-vpc-endpoints.json",
@@ -342,6 +345,209 @@ def write_inventory(org: Org, out: str | Path) -> list[str]:
         },
     )
     return written
+
+
+def _workload_enis(org: Org, wls: list, vpc) -> list[dict]:
+    """The ENIs of awsvpc tasks (the Fargate one with its public IP) and the node ENI the VPC CNI
+    gives pod addresses from."""
+    seed, out = org.seed, []
+    for w in wls:
+        if w.kind != "ecs-task":
+            continue
+        ip, eni = w.extra["private_ip"], w.extra["eni_id"]
+        doc = {
+            "AvailabilityZone": f"{w.region}a",
+            "Description": f"arn:aws:ecs:{w.region}:{w.account}:attachment/"
+            + stable_hex(32, seed, eni, "att"),
+            "Groups": [],
+            "InterfaceType": "interface",
+            "Ipv6Addresses": [],
+            "MacAddress": _mac(seed, eni),
+            "NetworkInterfaceId": eni,
+            "OwnerId": w.account,
+            "PrivateDnsName": _dns(ip, w.region),
+            "PrivateIpAddress": ip,
+            "PrivateIpAddresses": [{"Primary": True, "PrivateIpAddress": ip}],
+            "RequesterId": "578734482556",
+            "RequesterManaged": True,
+            "SourceDestCheck": True,
+            "Status": "in-use",
+            "SubnetId": vpc.private_subnet if "public_ip" not in w.extra else vpc.public_subnet,
+            "TagSet": [],
+            "VpcId": vpc.vpc_id,
+        }
+        if "public_ip" in w.extra:
+            assoc = {
+                "IpOwnerId": "amazon",
+                "PublicDnsName": _pub_dns(w.extra["public_ip"], w.region),
+                "PublicIp": w.extra["public_ip"],
+            }
+            doc["Association"] = assoc
+            doc["PrivateIpAddresses"][0]["Association"] = assoc
+        out.append(doc)
+    pods = [w for w in wls if w.kind == "eks-pod-identity"]
+    if pods:
+        node = org.instance(pods[0].extra["node_instance"])
+        eni = "eni-" + stable_hex(17, seed, node.instance_id, "cni")
+        primary = pods[0].extra["pod_ip"]
+        out.append(
+            {
+                "Attachment": {
+                    "AttachTime": "2026-10-01T09:12:44+00:00",
+                    "AttachmentId": "eni-attach-" + stable_hex(17, seed, eni),
+                    "DeleteOnTermination": True,
+                    "DeviceIndex": 1,
+                    "NetworkCardIndex": 0,
+                    "InstanceId": node.instance_id,
+                    "InstanceOwnerId": node.account,
+                    "Status": "attached",
+                },
+                "AvailabilityZone": f"{node.region}a",
+                "Description": "aws-K8S-" + node.instance_id,
+                "Groups": [],
+                "InterfaceType": "interface",
+                "Ipv6Addresses": [],
+                "MacAddress": _mac(seed, eni),
+                "NetworkInterfaceId": eni,
+                "OwnerId": node.account,
+                "PrivateDnsName": _dns(primary, node.region),
+                "PrivateIpAddress": primary,
+                "PrivateIpAddresses": [
+                    {"Primary": i == 0, "PrivateIpAddress": w.extra["pod_ip"]}
+                    for i, w in enumerate(pods)
+                ],
+                "RequesterManaged": False,
+                "SourceDestCheck": True,
+                "Status": "in-use",
+                "SubnetId": node.subnet_id,
+                "TagSet": [
+                    {"Key": "cluster.k8s.amazonaws.com/name", "Value": pods[0].extra["cluster"]},
+                    {"Key": "node.k8s.amazonaws.com/instance_id", "Value": node.instance_id},
+                ],
+                "VpcId": node.vpc_id,
+            }
+        )
+    return out
+
+
+def _write_workloads(org: Org, wls: list, d: Path) -> None:
+    """``aws ecs describe-tasks``, ``kubectl get pods -A -o json`` and ``aws lambda
+    list-functions`` for the workloads of one account and region."""
+    seed = org.seed
+    tasks = [w for w in wls if w.kind == "ecs-task"]
+    if tasks:
+        docs = []
+        for w in tasks:
+            cluster = w.extra["cluster"]
+            arn = f"arn:aws:ecs:{w.region}:{w.account}:task/{cluster}/{w.cred_id}"
+            att = stable_uuid(seed, w.cred_id, "attachment")
+            ip = w.extra["private_ip"]
+            docs.append(
+                {
+                    "attachments": [
+                        {
+                            "id": att,
+                            "type": "ElasticNetworkInterface",
+                            "status": "ATTACHED",
+                            "details": [
+                                {
+                                    "name": "subnetId",
+                                    "value": org.vpcs[(w.account, w.region)].private_subnet,
+                                },
+                                {"name": "networkInterfaceId", "value": w.extra["eni_id"]},
+                                {"name": "macAddress", "value": _mac(seed, w.extra["eni_id"])},
+                                {"name": "privateDnsName", "value": _dns(ip, w.region)},
+                                {"name": "privateIPv4Address", "value": ip},
+                            ],
+                        }
+                    ],
+                    "availabilityZone": f"{w.region}a",
+                    "clusterArn": f"arn:aws:ecs:{w.region}:{w.account}:cluster/{cluster}",
+                    "containers": [
+                        {
+                            "containerArn": f"arn:aws:ecs:{w.region}:{w.account}:container/"
+                            f"{cluster}/{w.cred_id}/{stable_uuid(seed, w.cred_id, 'c')}",
+                            "taskArn": arn,
+                            "name": "app",
+                            "image": f"{w.account}.dkr.ecr.{w.region}.amazonaws.com/"
+                            f"{w.extra['service']}:1.8.2",
+                            "lastStatus": "RUNNING",
+                            "networkInterfaces": [{"attachmentId": att, "privateIpv4Address": ip}],
+                        }
+                    ],
+                    "cpu": "512",
+                    "desiredStatus": "RUNNING",
+                    "group": f"service:{w.extra['service']}",
+                    "lastStatus": "RUNNING",
+                    "launchType": "FARGATE",
+                    "memory": "1024",
+                    "platformVersion": "1.4.0",
+                    "taskArn": arn,
+                    "taskDefinitionArn": f"arn:aws:ecs:{w.region}:{w.account}:task-definition/"
+                    f"{w.extra['service']}:12",
+                }
+            )
+        _dump(d / "ecs-describe-tasks.json", {"tasks": docs, "failures": []})
+    pods = [w for w in wls if w.kind == "eks-pod-identity"]
+    if pods:
+        node = org.instance(pods[0].extra["node_instance"])
+        items = [
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": w.extra["pod"],
+                    "namespace": w.extra["namespace"],
+                    "uid": w.extra["pod_uid"],
+                    "labels": {"app": "payments"},
+                },
+                "spec": {
+                    "serviceAccountName": w.extra["service_account"],
+                    "nodeName": _dns(node.private_ip, node.region),
+                    "containers": [{"name": "payments", "image": "payments:4.2.0"}],
+                },
+                "status": {
+                    "phase": "Running",
+                    "hostIP": node.private_ip,
+                    "hostIPs": [{"ip": node.private_ip}],
+                    "podIP": w.extra["pod_ip"],
+                    "podIPs": [{"ip": w.extra["pod_ip"]}],
+                },
+            }
+            for w in pods
+        ]
+        _dump(
+            d / "kubectl-get-pods.json",
+            {
+                "apiVersion": "v1",
+                "items": items,
+                "kind": "List",
+                "metadata": {"resourceVersion": ""},
+            },
+        )
+    functions = [w for w in wls if w.kind == "lambda"]
+    if functions:
+        _dump(
+            d / "lambda-list-functions.json",
+            {
+                "Functions": [
+                    {
+                        "FunctionName": w.cred_id,
+                        "FunctionArn": f"arn:aws:lambda:{w.region}:{w.account}:function:"
+                        f"{w.cred_id}",
+                        "Runtime": w.extra.get("runtime", "python3.12"),
+                        "Role": w.role.arn,
+                        "Handler": "app.handler",
+                        "MemorySize": 256,
+                        "Timeout": 30,
+                        "PackageType": "Zip",
+                        "Architectures": ["arm64"],
+                        # outside any VPC: Lambda's shared egress, never judged by address
+                    }
+                    for w in functions
+                ]
+            },
+        )
 
 
 ADMIN_ARN = "arn:aws:iam::aws:policy/AdministratorAccess"

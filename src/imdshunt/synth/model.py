@@ -218,6 +218,8 @@ class Workload:
     role: Role
     egress_ips: list[str]
     extra: dict[str, str] = field(default_factory=dict)
+    #: Calls go through the account's own VPC endpoints from ``egress_ips`` (private addresses).
+    through_vpce: bool = False
 
 
 @dataclass
@@ -449,8 +451,13 @@ def build_org(
         node = next(i for i in instances if i.account == a and i.region == r0 and i.eks_node)
         node_egress = [nat0[0]]
         cluster = ["platform-prod", "data-cluster", "staging-eks"][ai % 3]
-        for ti in range(3):
+        # awsvpc task and pod addresses: a /24 of the first region's VPC the instances never reach
+        wl_priv = AddressPool(f"10.{16 * ai}.200.0/24", skip=10)
+        vpc0 = vpcs[(a, r0)]
+        for ti in range(4):
             tid = stable_hex(32, seed, a, "task", ti) if ti % 2 else stable_uuid(seed, a, "t", ti)
+            # task 3 is a Fargate task on its own public IP (assigned below, after the ALB's)
+            public = ti == 3
             workloads.append(
                 Workload(
                     "ecs-task",
@@ -458,14 +465,23 @@ def build_org(
                     a,
                     r0,
                     ecs_role,
-                    nat0,
-                    {"cluster": "orders", "service": "orders-worker"},
+                    [] if public else nat0,
+                    {
+                        "cluster": "orders",
+                        "service": "orders-public-api" if public else "orders-worker",
+                        "private_ip": wl_priv.take(),
+                        "eni_id": "eni-" + stable_hex(17, seed, a, "taskeni", ti),
+                        "vpc_id": vpc0.vpc_id,
+                    },
                 )
             )
-        for pi in range(2):
+        for pi in range(3):
             pod = f"payments-{stable_hex(10, seed, a, 'pod', pi)[:10]}-{stable_hex(5, a, pi)}"
             # EKS truncates cluster and pod names so that the session name fits 64 characters.
             sess = f"eks-{cluster[:10]}-{pod[:12]}-{stable_uuid(seed, a, 'podsess', pi)}"
+            pod_ip = wl_priv.take()
+            # pod 2 reaches AWS through the account's own VPC endpoints, from its pod address
+            own_vpce = pi == 2
             workloads.append(
                 Workload(
                     "eks-pod-identity",
@@ -473,7 +489,7 @@ def build_org(
                     a,
                     r0,
                     pod_role,
-                    node_egress,
+                    [pod_ip] if own_vpce else node_egress,
                     {
                         "cluster": cluster,
                         "namespace": "payments",
@@ -481,7 +497,9 @@ def build_org(
                         "service_account": "payments-sa",
                         "node_instance": node.instance_id,
                         "pod_uid": stable_uuid(seed, a, "poduid", pi),
+                        "pod_ip": pod_ip,
                     },
+                    through_vpce=own_vpce,
                 )
             )
         oidc_id = stable_hex(32, seed, a, "oidc").upper()
@@ -562,6 +580,10 @@ def build_org(
         "domain": "shop.anycompany.com",
         "node_ips": ",".join(pub_pools[r0].take() for _ in range(2)),
     }
+    for w in workloads:
+        if w.kind == "ecs-task" and not w.egress_ips:  # Fargate on its own public IP
+            w.extra["public_ip"] = pub_pools[w.region].take()
+            w.egress_ips.append(w.extra["public_ip"])
     return Org(
         seed=seed,
         org_id=org_id,

@@ -25,7 +25,8 @@ class GroundTruth:
 
     ``ssrf`` holds ``attempts`` (each with ``time``, ``client_ip``, ``target_ip``,
     ``target_instance``, ``encoding``, ``endpoint``, ``request_url``, ``status``, ``file``,
-    ``line``, ``chain_attack_id``), ``decoys`` (same keys, never findings) and ``chains``.
+    ``line``, ``chain_attack_id``; ``target_task`` when the target is an ECS task),
+    ``decoys`` (same keys, never findings) and ``chains`` (``instance_id`` or ``task_id``).
     """
 
     format: str
