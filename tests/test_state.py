@@ -136,3 +136,108 @@ def test_watch_emits_each_change_once_as_json_lines(tmp_path):
     assert CliRunner().invoke(cli, args).exit_code == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert [x["change"] for x in lines] == ["new", "updated"]
+
+
+def _link_days(org: Path, logs: Path, days: set[str]) -> None:
+    """Make the organisation's files of ``days`` (YYYY/MM/DD) appear under ``logs``."""
+    for p in sorted((org / "AWSLogs").rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(org)
+        parts = rel.parts
+        day = next(
+            (
+                "/".join(parts[i : i + 3])
+                for i in range(len(parts) - 3)
+                if parts[i].isdigit() and len(parts[i]) == 4
+            ),
+            None,
+        )
+        target = logs / rel
+        if (day is None or day in days) and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.link(p, target)
+
+
+def test_days_added_one_by_one_give_the_plain_hunt_of_all_days(tmp_path):
+    from imdshunt.synth import generate_org
+
+    org, logs, state = tmp_path / "org", tmp_path / "logs", tmp_path / "state"
+    generate_org(org, seed=5, records=2500, days=3, workers=1)
+    kw = dict(
+        ip_ranges=org / "ip-ranges.json",
+        inventory=[org / "inventory"],
+        fetch_ip_ranges=False,
+        workers=1,
+    )
+    days = sorted(
+        {"/".join(p.parts[-4:-1]) for p in (org / "AWSLogs").rglob("*.gz") if p.parts[-4].isdigit()}
+    )
+    assert len(days) >= 3
+    runs = []
+    for i in range(len(days)):
+        _link_days(org, logs, set(days[: i + 1]))
+        runs.append(hunt_incremental([logs / "AWSLogs"], state, **kw))
+    plain = api.hunt([logs / "AWSLogs"], **kw)
+    assert runs[-1].findings == plain.findings
+    assert runs[-1].naive == plain.naive and runs[-1].notes == plain.notes
+    reported = {f["finding_id"] for r in runs for f in r.new}
+    assert reported == {f["finding_id"] for f in plain.findings}
+    assert sum(r.stats.records_present for r in runs) == plain.stats.records_present
+    assert any(r.updated for r in runs[1:]), "a finding grows as later days arrive"
+    # the state keeps groups, not rows
+    rows = plain.engine.scalar("SELECT count(*) FROM api_activity")
+    from imdshunt.state import HuntState
+
+    with HuntState(state) as st:
+        groups = st.engine.execute("SELECT count(*) FROM st.call_group")[0][0]
+        assert 0 < groups < rows
+        assert not st.engine.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'st' "
+            "AND table_name LIKE 'api_activity%'"
+        )[0][0]
+
+
+def test_retention_forgets_old_groups_but_keeps_each_instances_first_egress(tmp_path):
+    from imdshunt.state import HuntState
+    from imdshunt.synth import generate_org
+
+    org, state = tmp_path / "org", tmp_path / "state"
+    generate_org(org, seed=5, records=1500, days=3, workers=1)
+    kw = dict(ip_ranges=org / "ip-ranges.json", fetch_ip_ranges=False, workers=1)
+    hunt_incremental([org / "AWSLogs"], tmp_path / "kept", retention_days=None, **kw)
+    hunt_incremental([org / "AWSLogs"], state, retention_days=1, **kw)
+    with HuntState(tmp_path / "kept") as kept, HuntState(state) as bounded:
+        newest = bounded.newest_event()
+        all_groups = kept.engine.execute("SELECT count(*) FROM st.call_group")[0][0]
+        left = bounded.engine.execute("SELECT count(*) FROM st.call_group")[0][0]
+        old = bounded.engine.execute(
+            "SELECT count(*), count(*) FILTER (WHERE NOT regexp_full_match(session_name, "
+            "'[iI]-([0-9a-fA-F]{8}|[0-9a-fA-F]{17})')) FROM st.call_group "
+            "WHERE last_seen < ?::TIMESTAMPTZ - INTERVAL 1 DAY",
+            [newest],
+        )[0]
+        assert left < all_groups
+        assert old[0] > 0, "instances' first groups at each address stay"
+        assert old[1] == 0, "nothing else older than the retention stays"
+        instances = "SELECT count(DISTINCT lower(session_name)) FROM st.call_group WHERE " + (
+            "regexp_full_match(session_name, '[iI]-([0-9a-fA-F]{8}|[0-9a-fA-F]{17})')"
+        )
+        assert kept.engine.execute(instances) == bounded.engine.execute(instances)
+
+
+def test_a_second_run_on_a_busy_state_waits_then_exits_2(tmp_path, monkeypatch):
+    from imdshunt.state import HuntState
+
+    logs, state = tmp_path / "logs", tmp_path / "state"
+    _write(logs, 1)
+    monkeypatch.setenv("IMDSHUNT_STATE_LOCK_TIMEOUT", "0.5")
+    args = ["hunt", str(logs), "--state", str(state), "--ip-ranges", str(RANGES), "-q"]
+    with HuntState(state):  # another run holds the folder
+        started = time.monotonic()
+        busy = CliRunner().invoke(cli, args)
+        waited = time.monotonic() - started
+    assert busy.exit_code == 2
+    assert "another imdshunt run holds this state folder" in busy.output
+    assert waited >= 0.5
+    assert CliRunner().invoke(cli, args).exit_code == 1  # free again: the finding is reported

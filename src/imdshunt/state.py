@@ -74,6 +74,9 @@ LOCK_FILE = "lock"
 #: Bumped when the tables change shape; an older state folder is refused with a clear message.
 STATE_FORMAT = "2"
 DEFAULT_RETENTION_DAYS = 30.0
+#: Seconds a run waits for another run's lock on the state folder ($IMDSHUNT_STATE_LOCK_TIMEOUT).
+DEFAULT_LOCK_TIMEOUT = 60.0
+ENV_LOCK_TIMEOUT = "IMDSHUNT_STATE_LOCK_TIMEOUT"
 
 _KEY_SQL = ", ".join(KEY)
 _GROUP_COLS = ", ".join(CALL_GROUP.names)
@@ -501,7 +504,7 @@ def hunt_incremental(
     session: Any = None,
     web_log_type: str | None = None,
     progress: Progress | None = None,
-    lock_timeout: float = 60.0,
+    lock_timeout: float | None = None,
     retention_days: float | None = DEFAULT_RETENTION_DAYS,
     files: Sequence[InputFile] | None = None,
     s3_client: Any = None,
@@ -517,10 +520,14 @@ def hunt_incremental(
     ``inventory`` and ``org_accounts`` are this run's snapshot: they replace the previous
     run's, so a finding whose evidence changes (learned egress -> inventory) is reported as
     updated. ``retention_days`` bounds the state (None: keep everything; see the module doc).
+    ``lock_timeout`` (default ``$IMDSHUNT_STATE_LOCK_TIMEOUT``, else 60 s) is how long to wait
+    for another run on the same state folder before :class:`StateBusyError`.
     ``prune_listing_days`` lists only day folders from the newest event's day less that many
     days (a frequent ``watch`` poll need not list the whole trail).
     """
     started = time.monotonic()
+    if lock_timeout is None:
+        lock_timeout = float(os.environ.get(ENV_LOCK_TIMEOUT) or DEFAULT_LOCK_TIMEOUT)
     cfg = pipeline.HuntConfig.make(
         ip_ranges=ip_ranges,
         allowlist=list(allowlist),
