@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from imdshunt import api
@@ -62,30 +63,110 @@ def test_state_findings_equal_a_one_shot_hunt(tmp_path):
     assert _inc(logs, state).findings == one_shot.findings
 
 
-def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_result(tmp_path):
+def _upload(logs: Path, bucket: str) -> list[dict]:
+    """Upload ``logs`` to a new bucket; returns each object's S3 notification record."""
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    records = []
+    for p in sorted(logs.rglob("*")):
+        if p.is_file():
+            key = p.relative_to(logs).as_posix()
+            s3.upload_file(str(p), bucket, key)
+            head = s3.head_object(Bucket=bucket, Key=key)
+            records.append(
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {
+                        "bucket": {"name": bucket},
+                        "object": {
+                            "key": key.replace(" ", "+"),
+                            "size": head["ContentLength"],
+                            "eTag": head["ETag"].strip('"'),
+                        },
+                    },
+                }
+            )
+    return records
+
+
+def _queue(name: str, records: list[dict], visibility: int = 30) -> str:
+    """A queue holding one direct S3 notification per record."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": str(visibility)})[
+        "QueueUrl"
+    ]
+    for r in records:
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps({"Records": [r]}))
+    return url
+
+
+def _queue_size(url: str) -> int:
+    import boto3
+
+    attrs = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attrs.values())
+
+
+def _drain(url: str, state: Path):
+    """Consume the queue as watch does until it is empty; returns the last run's result."""
+    import boto3
+
+    from imdshunt.sources import s3 as s3src
+    from imdshunt.sources import sqs
+
+    client, s3 = boto3.client("sqs"), s3src.s3_client()
+    result = None
+    for _ in range(20):
+        result, _messages = sqs.consume(
+            client,
+            url,
+            lambda files: hunt_incremental(
+                [],
+                state,
+                files=files,
+                s3_client=s3,
+                ip_ranges=RANGES,
+                workers=1,
+                fetch_ip_ranges=False,
+            ),
+        )
+        if not _queue_size(url):
+            break
+        time.sleep(1)  # messages in flight when a run was killed come back after the timeout
+    return result
+
+
+@pytest.mark.parametrize("mode", ["folder", "prefix", "sqs"])
+def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_result(mode, tmp_path, request):
     logs = tmp_path / "logs"
     for i in range(150):
         _write(logs, i)
     reference = api.hunt([logs], ip_ranges=RANGES, workers=1, fetch_ip_ranges=False)
-    cmd = [
-        sys.executable,
-        "-m",
-        "imdshunt",
-        "hunt",
-        str(logs),
-        "--ip-ranges",
-        str(RANGES),
-        "--format",
-        "jsonl",
-        "--workers",
-        "1",
-        "-q",
-    ]
+    common = ["--ip-ranges", str(RANGES)]
+    source: list[str] = [str(logs)]
+    if mode != "folder":
+        request.getfixturevalue("aws_env")
+        bucket = f"kill-{mode}-{tmp_path.name.lower().replace('_', '-')[:30]}"
+        records = _upload(logs, bucket)
+        source = [f"s3://{bucket}/"]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
     for attempt, delay in enumerate((0.8, 1.6, 2.5)):
         state = tmp_path / f"state{attempt}"
+        if mode == "sqs":
+            url = _queue(f"{bucket}-{attempt}", records, visibility=1)
+            args = ["watch", "--sqs-queue", url, "--iterations", "1", "-o", os.devnull]
+        else:
+            args = ["hunt", *source, "--format", "jsonl", "--workers", "1", "-q"]
         proc = subprocess.Popen(
-            [*cmd, "--state", str(state)],
+            [sys.executable, "-m", "imdshunt", *args, *common, "--state", str(state)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -93,11 +174,26 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_result(tmp_path):
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        rerun = _inc(logs, state)
-        assert rerun.findings == reference.findings
+        if mode == "sqs":
+            _drain(url, state)
+            assert _queue_size(url) == 0, "every message is deleted once its file is committed"
+            everything = hunt_incremental(
+                [], state, files=[], ip_ranges=RANGES, workers=1, fetch_ip_ranges=False
+            )
+            assert everything.findings == reference.findings
+            assert everything.findings[0]["event_count"] == 300
+            continue
+        rerun = hunt_incremental(source, state, ip_ranges=RANGES, workers=1, fetch_ip_ranges=False)
+        assert rerun.findings == _with_source(reference.findings, str(logs), source[0])
         assert rerun.findings[0]["event_count"] == 300
         # nothing left to read: every file is accounted for exactly once
-        assert _inc(logs, state).stats.records_read == 0
+        again = hunt_incremental(source, state, ip_ranges=RANGES, workers=1, fetch_ip_ranges=False)
+        assert again.stats.records_read == 0
+
+
+def _with_source(findings: list[dict], local: str, remote: str) -> list[dict]:
+    text = json.dumps(findings).replace(local.rstrip("/") + "/", remote.rstrip("/") + "/")
+    return json.loads(text)
 
 
 def test_memory_limited_hunt_completes_and_agrees(tmp_path):

@@ -107,6 +107,8 @@ class IncrementalResult:
     newest_event: dt.datetime | None = None
     #: Inputs this run committed as read (an SQS consumer deletes their messages).
     committed: list[InputFile] = field(default_factory=list)
+    #: New inputs that could not be read (left unread, tried again next run).
+    unread: list[InputFile] = field(default_factory=list)
     #: False when nothing was new and the last run's result was reused.
     detected: bool = True
 
@@ -597,11 +599,11 @@ def hunt_incremental(
             naive=_naive_from_groups,
         )
         stats.duplicate_records = parts.duplicate_records + cross_run_duplicates
-        # Inputs marked read: those decoded completely and those skipped on purpose (digests,
-        # other JSON); a file whose read failed stays unread, to be tried again.
-        selected_uris = {f.uri for fs in selected.values() for f in fs}
-        done = {f.uri for f in parts.files_done}
-        read = [f for f in fresh if f.uri not in selected_uris or f.uri in done]
+        # Every new input is marked read (decoded, or skipped on purpose: digests, other
+        # JSON, corrupt files) except those that could not be fetched: tried again next run
+        # (and, from SQS, their messages are not deleted).
+        unreadable = {s.path for s in stats.files_skipped if s.reason.startswith("unreadable")}
+        read = [f for f in fresh if f.uri not in unreadable]
         now = dt.datetime.now(dt.UTC)
         result.findings = hunted.findings
         result.naive = hunted.naive
@@ -639,6 +641,7 @@ def hunt_incremental(
             state.engine.execute("ROLLBACK")
             raise
         result.committed = read
+        result.unread = [f for f in fresh if f.uri in unreadable]
     result.seconds = time.monotonic() - started
     return result
 
