@@ -71,6 +71,19 @@ def _org_account_ids(cfg, given) -> list[str]:
     return ids
 
 
+RETENTION_OPTION = click.option(
+    "--retention",
+    "retention_days",
+    type=float,
+    default=30.0,
+    show_default=True,
+    metavar="DAYS",
+    help="With --state: forget call groups, vending events and web requests older than this "
+    "many days before the newest event (instances' learned egress, accounts and the files "
+    "read are kept). 0 keeps everything.",
+)
+
+
 def _common_hunt_options(f):
     options = [
         click.option(
@@ -141,6 +154,7 @@ def _common_hunt_options(f):
             help="Remember processed files and reported findings here; report only "
             "what is new or changed (for scheduled runs).",
         ),
+        RETENTION_OPTION,
         click.option(
             "--source",
             "web_log_type",
@@ -189,6 +203,7 @@ def run_hunt(
     spark_master="local[*]",
     inventory=(),
     org_accounts=(),
+    retention_days=30.0,
 ) -> int:
     from imdshunt import api
     from imdshunt.commands.progress import decode_progress
@@ -225,6 +240,7 @@ def run_hunt(
             quiet=quiet,
             fail_on=fail_on,
             window=window,
+            retention_days=retention_days or None,
             **common,
         )
     from imdshunt.commands.engines import make_engine
@@ -413,13 +429,20 @@ def demo(out, records, seed, fmt):
 
 
 @cli.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
     "--state",
     "state_dir",
     required=True,
     type=click.Path(file_okay=False),
-    help="State folder (processed files, reported findings).",
+    help="State folder (processed files, call groups, reported findings).",
+)
+@click.option(
+    "--sqs-queue",
+    "sqs_queue",
+    metavar="URL",
+    help="Read the S3 objects named by ObjectCreated notifications on this SQS queue (S3 -> "
+    "SQS, through SNS, or EventBridge) instead of listing PATHS.",
 )
 @click.option("--interval", default=300.0, show_default=True, help="Seconds between polls.")
 @click.option("--iterations", default=0, help="Stop after this many polls (0: until stopped).")
@@ -430,6 +453,7 @@ def demo(out, records, seed, fmt):
 @click.option("--config", "config_path", type=click.Path(dir_okay=False))
 @INVENTORY_OPTION
 @ORG_ACCOUNTS_OPTION
+@RETENTION_OPTION
 @click.option(
     "-o",
     "--output",
@@ -439,6 +463,7 @@ def demo(out, records, seed, fmt):
 def watch(
     paths,
     state_dir,
+    sqs_queue,
     interval,
     iterations,
     ip_ranges,
@@ -446,17 +471,25 @@ def watch(
     config_path,
     inventory,
     org_accounts,
+    retention_days,
     output,
 ):
-    """Poll folders and emit new or updated findings as JSON lines (for a SIEM).
+    """Poll folders, prefixes or an SQS queue; emit new or updated findings as JSON lines.
 
     Each line is a finding of the contract plus "change": "new" or "updated". Inventory
     files are read again at every poll, so a refreshed 'imdshunt inventory collect' is used.
+    PATHS are listed from the delivery day of the newest event seen, less one day. With
+    --sqs-queue a message is deleted only after the objects it names are committed to the
+    state. Each poll writes one JSON status line to stderr (files, records, new and updated
+    findings, seconds, lag_seconds = now - newest event time).
 
     \b
     Example:
       imdshunt watch ./AWSLogs/ --state ~/.imdshunt-state --interval 300 -o findings.jsonl
+      imdshunt watch --sqs-queue https://sqs.us-east-1.amazonaws.com/111122223333/trail \\
+        --state ~/.imdshunt-state --interval 60 -o findings.jsonl
     """
+    import datetime as dt
     import json
     import time
 
@@ -465,12 +498,21 @@ def watch(
     from imdshunt.findings import ordered
     from imdshunt.state import check_state_dir, hunt_incremental
 
+    if bool(paths) == bool(sqs_queue):
+        raise UsageError("watch: give PATHS to list, or --sqs-queue URL (not both)")
     check_state_dir(state_dir)
     cfg = load_config(config_path)
     allowlist = list(cfg.allowlist)
     for f in [*cfg.allowlist_files, *allowlist_files]:
         allowlist.extend(load_allowlist(f))
     org_ids = _org_account_ids(cfg, org_accounts)
+    clients = None
+    if sqs_queue:
+        import boto3
+
+        from imdshunt.sources import s3 as s3src
+
+        clients = (boto3.client("sqs"), s3src.s3_client())
     n = 0
     while True:
         opened = (
@@ -483,16 +525,50 @@ def watch(
                     stream.write(json.dumps(ordered(c), ensure_ascii=True, default=str) + "\n")
                 stream.flush()
 
-            hunt_incremental(
-                paths,
-                state_dir,
+            kw = dict(
                 ip_ranges=ip_ranges or cfg.ip_ranges,
                 allowlist=allowlist,
                 params=cfg.detection_params,
                 report=report,
                 inventory=[*cfg.inventory, *inventory],
                 org_accounts=org_ids,
+                retention_days=retention_days or None,
             )
+            status: dict = {}
+            if clients is not None:
+                from imdshunt.sources import sqs
+
+                result, messages = sqs.consume(
+                    clients[0],
+                    sqs_queue,
+                    lambda files, kw=kw: hunt_incremental(
+                        [], state_dir, files=files, s3_client=clients[1], **kw
+                    ),
+                )
+                status["messages"] = len(messages)
+                status["messages_not_understood"] = sum(m.error is not None for m in messages)
+            else:
+                result = hunt_incremental(paths, state_dir, prune_listing_days=1, **kw)
+        now = dt.datetime.now(dt.UTC)
+        st = result.stats
+        status = {
+            "time": now.isoformat().replace("+00:00", "Z"),
+            "files": st.files_read + st.web_files_read,
+            "records": st.records_read + st.web_lines_read,
+            "files_skipped": len(st.files_skipped),
+            "files_unread": len(result.unread),
+            "new": len(result.new),
+            "updated": len(result.updated),
+            "findings": len(result.findings),
+            "seconds": round(result.seconds, 3),
+            "lag_seconds": (
+                round((now - result.newest_event).total_seconds(), 1)
+                if result.newest_event is not None
+                else None
+            ),
+            **status,
+        }
+        click.echo(json.dumps(status), err=True)
         n += 1
         if iterations and n >= iterations:
             break

@@ -123,8 +123,12 @@ def run(
     classifier: AddressClassifier | None = None,
     warnings: Sequence[str] = (),
     after_load: Step | None = None,
+    naive: Callable[[Engine], dict[str, int]] | None = None,
 ) -> HuntResult:
-    """Load the selected files into ``engine`` and hunt everything it then holds."""
+    """Load the selected files into ``engine`` and hunt everything it then holds.
+
+    ``naive`` replaces :func:`naive_rule` where single calls are not at hand (an incremental
+    state hunts from stored call groups)."""
     if classifier is None:
         classifier, warnings = cfg.classifier()
     warnings = list(warnings)
@@ -176,7 +180,7 @@ def run(
         )
     )
     # 6. what the run had and lacked
-    naive = naive_rule(engine)
+    naive = (naive or naive_rule)(engine)
     notes = evidence_notes(engine, cfg.inventory) if "credential" in kinds else []
     return HuntResult(
         findings,

@@ -117,6 +117,8 @@ class DuckDBEngine(BatchLoading, Engine):
         self._preset: tuple[int, str, list] | None = None
         self._derived_preset: dict[str, str] = {}
         self._provided: dict[str, str] = {}  # views read from precomputed files
+        self._given: dict[str, str] = {}  # views read from relations (see use_call_groups)
+        self._given_addresses: str | None = None
         self._materialized = False
         self.dedup_state: tuple[int, str, list] | None = None
         self._set_api_activity_view()
@@ -221,6 +223,10 @@ class DuckDBEngine(BatchLoading, Engine):
             self._views_ready = False
 
     def distinct_values(self, table: str, column: str) -> list:
+        if table == "api_activity" and column == "src_ip" and self._given_addresses:
+            # hunting from call groups: the addresses are the groups' and the loaded rows'
+            sql = f"SELECT src_ip FROM ({self._given_addresses}) UNION SELECT src_ip FROM {table}"
+            return [r[0] for r in self.con.execute(sql).fetchall() if r[0] is not None]
         return [
             r[0]
             for r in self.con.execute(
@@ -388,14 +394,16 @@ class DuckDBEngine(BatchLoading, Engine):
             except duckdb.Error as exc:
                 raise EngineError(f"view {path.name}: {exc}") from exc
             defined = set(_VIEW_NAME.findall(sql))
-            for name in defined & set(self._provided):
+            for name in defined & set(self._given):
+                self.con.execute(f"CREATE OR REPLACE VIEW {name} AS {self._given[name]}")
+            for name in defined & set(self._provided) - set(self._given):
                 # computed ahead over exactly the attached files (see attach_files)
                 path_sql = _sql_str(self._provided[name])
                 self.con.execute(
                     f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet({path_sql})"
                 )
             for name in MATERIALIZE.findall(sql):
-                if name in self._provided or not compute:
+                if name in self._provided or name in self._given or not compute:
                     continue
                 try:
                     self.con.execute(
@@ -406,6 +414,41 @@ class DuckDBEngine(BatchLoading, Engine):
                     )
                 except duckdb.Error as exc:
                     raise EngineError(f"materializing view {name}: {exc}") from exc
+
+    # -- hunting from call groups (incremental state) --------------------------------------
+    def use_call_groups(self, *, groups: str, accounts: str) -> None:
+        """Hunt from call groups merged elsewhere instead of from single calls.
+
+        ``groups`` is a relation (SQL) of merged call groups of every ``AssumedRole`` call
+        (:data:`imdshunt.callgroups.CALL_GROUP` columns, see :mod:`imdshunt.callgroups`),
+        ``accounts`` a relation with an ``account_id`` column (the accounts that recorded
+        events). ``api_call_group`` and ``log_account`` then read them; ``api_activity`` holds
+        only what was loaded besides (an incremental state loads the credential-vending events,
+        so ``credential_vending`` is computed by its own SQL). ``api_activity`` counts as
+        having rows when the groups or accounts do, and the addresses to classify are the
+        groups' and the loaded rows'. Everything downstream of these views is unchanged.
+        """
+        from imdshunt.callgroups import KEY
+
+        cols = ", ".join(KEY)
+        self._given = {
+            # the view's own role filter (callgroups keeps every AssumedRole call)
+            "api_call_group": (
+                f"SELECT {cols}, call_count, first_seen, last_seen, session_created, event_ids "
+                f"FROM ({groups}) WHERE coalesce(role_name, '') <> 'aws:ec2-instance'"
+            ),
+            "log_account": f"SELECT DISTINCT account_id FROM ({accounts})",
+        }
+        self._given_addresses = f"SELECT DISTINCT src_ip FROM ({groups})"
+        self._given_any = f"SELECT 1 FROM ({groups}) UNION ALL SELECT 1 FROM ({accounts})"
+        self._views_ready = False
+
+    def has_rows(self, name: str) -> bool:
+        if name == "api_activity" and self._given:
+            sql = f"SELECT count(*) > 0 FROM ({self._given_any} LIMIT 1) t"
+            if self.con.execute(sql).fetchall()[0][0]:
+                return True
+        return super().has_rows(name)
 
     def table_exists(self, name: str) -> bool:
         def exists() -> bool:
