@@ -495,6 +495,7 @@ def watch(
 
     from imdshunt.config import load_config
     from imdshunt.enrich.ipranges import load_allowlist
+    from imdshunt.errors import UsageError
     from imdshunt.findings import ordered
     from imdshunt.state import check_state_dir, hunt_incremental
 
