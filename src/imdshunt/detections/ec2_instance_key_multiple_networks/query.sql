@@ -89,14 +89,7 @@ SELECT
     src_ip AS source_ip,
     network,
     -- imdshunt: include credential_use
-    min(confidence) AS confidence,
-    CASE
-        -- the instance identity role: one step lower (little power, but proof of IMDS access)
-        WHEN bool_or(is_instance_identity) THEN
-            CASE WHEN min(confidence) = 'high' THEN 'medium' ELSE 'low' END
-        WHEN min(confidence) = 'high' THEN 'high'
-        ELSE 'medium'
-    END AS severity,
+    -- imdshunt: include binding_severity
     list_sort(list(DISTINCT evidence)) AS evidence,
     list_sort(list_distinct(flatten(list(other_sides)))) AS other_sides,
     list_sort(list_distinct(flatten(list(other_source_ips)))) AS other_source_ips,
