@@ -54,12 +54,7 @@ SELECT
     src_ip AS source_ip,
     network,
     -- imdshunt: include credential_use
-    max(vending_event_id) AS vending_event_id,
-    bool_and(vending_event_missing) AS vending_event_missing,
-    max(vended_eks_cluster) AS eks_cluster,
-    max(vended_k8s_namespace) AS k8s_namespace,
-    max(vended_k8s_service_account) AS k8s_service_account,
-    max(vended_k8s_pod) AS k8s_pod,
+    -- imdshunt: include workload_vending
     max(inv_workload_vpc) AS workload_vpc_id,
     min(confidence) AS confidence,
     CASE WHEN min(confidence) = 'high' THEN 'high' ELSE 'medium' END AS severity,
