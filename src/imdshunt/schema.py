@@ -145,3 +145,92 @@ REFERENCE_TABLES: dict[str, pa.Schema] = {
     "org_account": ORG_ACCOUNT,
     "inventory_vpce": INVENTORY_VPCE,
 }
+
+# --- The CloudTrail record as delivered, narrowed to what the canonical views read ------------
+#
+# One declaration, from which every reader of raw CloudTrail is derived, so that they cannot
+# drift apart: the exact msgspec decoder (sources/cloudtrail.py), DuckDB's ``read_json(columns=)``
+# and Spark's ``StructType`` (both read the files where the engine runs).
+# https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-record-contents.html
+
+#: A JSON string (or null): every leaf the views read is one.
+STRING = "string"
+#: A free-form JSON value kept as its raw text (``requestParameters``, ``responseElements``):
+#: only the few events that need them are decoded, and by SQL or the vending decoder.
+RAW_JSON = "json"
+
+#: Field -> STRING, RAW_JSON or a nested object (a dict of the same). Names as CloudTrail spells
+#: them. ``@timestamp`` stands in for ``eventTime`` in Logstash-style JSON-lines exports.
+CLOUDTRAIL_RECORD: dict = {
+    "eventTime": STRING,
+    "@timestamp": STRING,
+    "eventID": STRING,
+    "eventType": STRING,
+    "eventSource": STRING,
+    "eventName": STRING,
+    "awsRegion": STRING,
+    "sourceIPAddress": STRING,
+    "userAgent": STRING,
+    "userIdentity": {
+        "type": STRING,
+        "principalId": STRING,
+        "arn": STRING,
+        "accountId": STRING,
+        "accessKeyId": STRING,
+        "invokedBy": STRING,
+        "sessionContext": {
+            "sessionIssuer": {
+                "type": STRING,
+                "arn": STRING,
+                "accountId": STRING,
+                "userName": STRING,
+            },
+            "attributes": {"creationDate": STRING},
+            "webIdFederationData": {"federatedProvider": STRING},
+            "ec2RoleDelivery": STRING,
+            "sourceIdentity": STRING,
+        },
+    },
+    "recipientAccountId": STRING,
+    "vpcEndpointId": STRING,
+    "vpcEndpointAccountId": STRING,
+    "errorCode": STRING,
+    "requestParameters": RAW_JSON,
+    "responseElements": RAW_JSON,
+}
+
+
+def _check_leaf(name: str, kind: object) -> None:
+    if not isinstance(kind, dict) and kind not in (STRING, RAW_JSON):
+        raise ValueError(f"CLOUDTRAIL_RECORD: {name}: unknown kind {kind!r}")
+
+
+def duckdb_columns(fields: dict | None = None) -> dict[str, str]:
+    """DuckDB ``read_json(columns=...)`` for the declaration: each leaf a VARCHAR (raw JSON
+    values as ``JSON``), each object a ``STRUCT``; unknown keys are not materialised."""
+
+    def sql_type(name: str, kind: object) -> str:
+        _check_leaf(name, kind)
+        if isinstance(kind, dict):
+            inner = ", ".join(f'"{k}" {sql_type(k, v)}' for k, v in kind.items())
+            return f"STRUCT({inner})"
+        return "JSON" if kind == RAW_JSON else "VARCHAR"
+
+    fields = CLOUDTRAIL_RECORD if fields is None else fields
+    return {k: sql_type(k, v) for k, v in fields.items()}
+
+
+def spark_schema(fields: dict | None = None):  # -> pyspark.sql.types.StructType
+    """Spark's schema for the declaration: each leaf a string (Spark's JSON reader keeps an
+    object or array read as a string as its raw JSON text), each object a struct. pyspark is
+    imported here, not at module import (it is an optional extra)."""
+    from pyspark.sql import types as T
+
+    def spark_type(name: str, kind: object):
+        _check_leaf(name, kind)
+        if isinstance(kind, dict):
+            return T.StructType([T.StructField(k, spark_type(k, v), True) for k, v in kind.items()])
+        return T.StringType()
+
+    fields = CLOUDTRAIL_RECORD if fields is None else fields
+    return spark_type("record", fields)

@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from isal import igzip
 from isal.igzip_lib import IsalError
 
-from imdshunt.schema import API_ACTIVITY
+from imdshunt.schema import API_ACTIVITY, CLOUDTRAIL_RECORD, RAW_JSON
 from imdshunt.sources.discover import (
     GZIP_MAGIC,
     RunStats,
@@ -46,56 +46,34 @@ from imdshunt.sources.discover import (
 Str = str | None
 
 
-class _SessionIssuer(msgspec.Struct, gc=False):
-    type: Str = None
-    arn: Str = None
-    accountId: Str = None
-    userName: Str = None
+def _derive_structs(fields: dict, name: str, out: dict[str, type]) -> type:
+    """msgspec structs for :data:`~imdshunt.schema.CLOUDTRAIL_RECORD` (one per object, keyed by
+    its dotted path in ``out``): every leaf ``str | None``, raw JSON kept as ``msgspec.Raw``,
+    every object optional. ``@timestamp`` becomes the attribute ``timestamp``."""
+    spec = []
+    for key, kind in fields.items():
+        attr = key.lstrip("@")
+        if isinstance(kind, dict):
+            path = f"{name}.{key}" if name else key
+            sub = _derive_structs(kind, path, out)
+            spec.append((attr, sub | None, msgspec.field(default=None, name=key)))
+        elif kind == RAW_JSON:
+            spec.append((attr, msgspec.Raw, msgspec.field(default_factory=msgspec.Raw, name=key)))
+        else:
+            spec.append((attr, Str, msgspec.field(default=None, name=key)))
+    struct = msgspec.defstruct(name.rsplit(".", 1)[-1] or "Record", spec, gc=False)
+    out[name] = struct
+    return struct
 
 
-class _Attributes(msgspec.Struct, gc=False):
-    creationDate: Str = None
-
-
-class _WebIdFederation(msgspec.Struct, gc=False):
-    federatedProvider: Str = None
-
-
-class _SessionContext(msgspec.Struct, gc=False):
-    sessionIssuer: _SessionIssuer | None = None
-    attributes: _Attributes | None = None
-    webIdFederationData: _WebIdFederation | None = None
-    ec2RoleDelivery: Str = None
-    sourceIdentity: Str = None
-
-
-class _UserIdentity(msgspec.Struct, gc=False):
-    type: Str = None
-    principalId: Str = None
-    arn: Str = None
-    accountId: Str = None
-    accessKeyId: Str = None
-    invokedBy: Str = None
-    sessionContext: _SessionContext | None = None
-
-
-class _Record(msgspec.Struct, gc=False):
-    eventTime: Str = None
-    timestamp: Str = msgspec.field(default=None, name="@timestamp")
-    eventID: Str = None
-    eventType: Str = None
-    eventSource: Str = None
-    eventName: Str = None
-    awsRegion: Str = None
-    sourceIPAddress: Str = None
-    userAgent: Str = None
-    userIdentity: _UserIdentity | None = None
-    recipientAccountId: Str = None
-    vpcEndpointId: Str = None
-    vpcEndpointAccountId: Str = None
-    errorCode: Str = None
-    requestParameters: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
-    responseElements: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+#: The exact decoder's structs, derived from the one declaration (schema.CLOUDTRAIL_RECORD).
+RECORD_STRUCTS: dict[str, type] = {}
+_Record = _derive_structs(CLOUDTRAIL_RECORD, "", RECORD_STRUCTS)
+_UserIdentity = RECORD_STRUCTS["userIdentity"]
+_SessionContext = RECORD_STRUCTS["userIdentity.sessionContext"]
+_SessionIssuer = RECORD_STRUCTS["userIdentity.sessionContext.sessionIssuer"]
+_Attributes = RECORD_STRUCTS["userIdentity.sessionContext.attributes"]
+_WebIdFederation = RECORD_STRUCTS["userIdentity.sessionContext.webIdFederationData"]
 
 
 class _EventBridgeEvent(msgspec.Struct, gc=False):
