@@ -63,3 +63,35 @@ def aws_env(monkeypatch, moto_server):
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
     return moto_server
+
+
+def moto_route_gap(service: str, operations: list[str], model=None) -> str | None:
+    """Why moto's server cannot serve these calls of this botocore, or None when it can.
+
+    botocore describes each AWS service with a wire protocol, and changes it now and then (1.44
+    moved Athena from ``json`` to ``rest-json``); moto routes a service by the URL paths it
+    lists in ``moto.<service>.urls``. When botocore sends an operation to a path moto does not
+    route, moto's server answers 404 to every call, which would otherwise read as a bug of ours.
+    The check compares the two packages' own descriptions, operation by operation.
+    """
+    import importlib
+    import re
+
+    import botocore
+    import botocore.session
+    import moto
+
+    model = model or botocore.session.get_session().get_service_model(service)
+    paths = list(importlib.import_module(f"moto.{service}.urls").url_paths)
+    routes = [re.compile(p.format("")) for p in paths]
+    for name in operations:
+        http = model.operation_model(name).http
+        # a concrete path for the URI template: /queryexecution/{QueryExecutionId} -> .../x
+        uri = re.sub(r"\{[^}]+\}", "x", http.get("requestUri", "/").split("?", 1)[0])
+        if not any(r.match(uri) for r in routes):
+            return (
+                f"botocore {botocore.__version__} sends {service}:{name} as "
+                f"{model.protocol} {http.get('method')} {uri}; moto {moto.__version__} routes "
+                f"{service} only at {[p.format('') for p in paths]} (its server would answer 404)"
+            )
+    return None
