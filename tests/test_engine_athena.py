@@ -22,7 +22,6 @@ from imdshunt.engine.duckdb import view_files
 from imdshunt.engine.portable import parse_statements
 from imdshunt.errors import UsageError
 from imdshunt.schema import REFERENCE_TABLES
-
 from tests.conftest import moto_route_gap
 
 #: The calls the engine makes; a botocore whose Athena protocol moto cannot route skips with why.
