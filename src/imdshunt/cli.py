@@ -205,12 +205,9 @@ def run_hunt(
     org_accounts=(),
     retention_days=30.0,
 ) -> int:
-    from imdshunt import api
-    from imdshunt.commands.progress import decode_progress
     from imdshunt.config import load_config
     from imdshunt.enrich.ipranges import load_allowlist
     from imdshunt.errors import UsageError
-    from imdshunt.outputs import OUTPUTS, RunContext
     from imdshunt.window import HuntWindow
 
     cfg = load_config(config_path)
@@ -255,6 +252,31 @@ def run_hunt(
         athena_workgroup=athena_workgroup,
         spark_master=spark_master,
     )
+    try:
+        return _hunt_and_write(
+            paths,
+            engine,
+            window=window,
+            store=store,
+            common=common,
+            fmt=fmt,
+            output=output,
+            explain=explain,
+            quiet=quiet,
+            fail_on=fail_on,
+        )
+    finally:
+        if engine is not None:
+            _close_engine(engine)
+
+
+def _hunt_and_write(
+    paths, engine, *, window, store, common, fmt, output, explain, quiet, fail_on
+) -> int:
+    from imdshunt import api
+    from imdshunt.commands.progress import decode_progress
+    from imdshunt.outputs import OUTPUTS, RunContext
+
     with decode_progress(quiet) as progress:
         result = api.hunt(
             paths, engine=engine, window=window, store=store, progress=progress, **common
@@ -290,6 +312,18 @@ def run_hunt(
                 err=True,
             )
     return _exit_for(result.findings, fail_on)
+
+
+def _close_engine(engine) -> None:
+    """Close the engine the CLI made, also after a failed hunt: an Athena run drops its tables
+    and views and deletes its uploads then. What it could not remove is a warning naming it:
+    the hunt's findings (or its error) stand."""
+    from imdshunt.errors import EngineError
+
+    try:
+        engine.close()
+    except EngineError as exc:
+        click.echo(f"imdshunt: warning: {exc}", err=True)
 
 
 def _exit_for(findings, fail_on) -> int:

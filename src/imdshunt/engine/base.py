@@ -143,7 +143,20 @@ class Engine(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Release the connection or session and any scratch files."""
+        """Release the connection or session, any scratch files, and whatever the engine
+        created where it runs (Athena: the run's tables, views and uploads)."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as close_error:  # the run's own error is the one to see
+            exc.add_note(f"closing the {self.name} engine failed too: {close_error}")
 
 
 class BatchLoading:
