@@ -192,7 +192,7 @@ def run_hunt(
     state_dir=None,
     memory_limit=None,
     web_log_type=None,
-    engine_name="duckdb",
+    engine_name=None,
     since=None,
     until=None,
     accounts="",
@@ -206,8 +206,8 @@ def run_hunt(
     retention_days=30.0,
 ) -> int:
     from imdshunt.config import load_config
+    from imdshunt.engine.base import DEFAULT_ENGINE
     from imdshunt.enrich.ipranges import load_allowlist
-    from imdshunt.errors import UsageError
     from imdshunt.window import HuntWindow
 
     cfg = load_config(config_path)
@@ -226,9 +226,11 @@ def run_hunt(
         inventory=[*cfg.inventory, *inventory],
         org_accounts=_org_account_ids(cfg, org_accounts),
     )
+    from imdshunt.commands.engines import check_mode, make_engine
+
+    engine_name = engine_name or DEFAULT_ENGINE
+    check_mode(engine_name, state=bool(state_dir), store=store is not None)
     if state_dir:
-        if engine_name != "duckdb" or store:
-            raise UsageError("--state keeps its history in DuckDB: not with --engine or --store")
         return _run_incremental(
             paths,
             state_dir,
@@ -240,8 +242,6 @@ def run_hunt(
             retention_days=retention_days or None,
             **common,
         )
-    from imdshunt.commands.engines import make_engine
-
     engine = make_engine(
         engine_name,
         paths,

@@ -53,13 +53,14 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
 import sqlglot
 import sqlglot.expressions as exp
 
-from imdshunt.engine.base import Engine
+from imdshunt.engine.base import Engine, EngineOptions
 from imdshunt.engine.duckdb import view_files
 from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.errors import EngineError, UsageError
@@ -397,6 +398,7 @@ class AthenaEngine(Engine):
     name: ClassVar[str] = "athena"
     dialect: ClassVar[str] = "trino"
     queries_in_place: ClassVar[bool] = True
+    inlines_keys: ClassVar[bool] = True
     kinds: ClassVar[tuple[str, ...]] = ("credential",)
     run_id: str = field(default_factory=new_run_id)
     history: list[QueryRecord] = field(default_factory=list)
@@ -427,6 +429,32 @@ class AthenaEngine(Engine):
         if (kind, full) not in self._created:
             self._created.append((kind, full))
         return full
+
+    @classmethod
+    def from_options(cls, options: EngineOptions) -> AthenaEngine:
+        """The CLI's Athena: one ``s3://`` trail URI (PATHS) and a results location."""
+        if len(options.paths) != 1 or not str(options.paths[0]).startswith("s3://"):
+            raise UsageError(f"--engine {cls.name} takes one s3:// trail URI")
+        if not options.athena_output:
+            raise UsageError(f"--engine {cls.name} needs --athena-output s3://bucket/prefix/")
+        return cls(
+            trail=str(options.paths[0]),
+            output=options.athena_output,
+            database=options.athena_database,
+            workgroup=options.athena_workgroup,
+            accounts=options.accounts,
+            regions=options.regions,
+        )
+
+    @classmethod
+    def view_files(cls) -> list[Path]:
+        """The ``views/NN_*.sql``: the canonical view made in :meth:`prepare` de-duplicates."""
+        return view_files()
+
+    @classmethod
+    def as_sent(cls, sql: str) -> str:
+        """Array output columns as JSON text (:func:`athena_sql_for_detection`)."""
+        return athena_sql_for_detection(sql)[0]
 
     # -- clients and costs -----------------------------------------------------------------
     def _client(self, service: str) -> Any:

@@ -76,6 +76,8 @@ class DuckDBEngine(BatchLoading, Engine):
 
     name = "duckdb"
     dialect = "duckdb"
+    keeps_state = True
+    hunts_store = True
 
     def __init__(
         self,

@@ -32,7 +32,7 @@ from typing import Any
 import pyarrow as pa
 import sqlglot.expressions as exp
 
-from imdshunt.engine.base import BatchLoading, Engine
+from imdshunt.engine.base import BatchLoading, Engine, EngineOptions
 from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, MATERIALIZE, VIEWS_DIR, view_files
 from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.errors import EngineError
@@ -93,6 +93,10 @@ class SparkEngine(BatchLoading, Engine):
 
     name = "spark"
     dialect = "spark"
+
+    @classmethod
+    def from_options(cls, options: EngineOptions) -> SparkEngine:
+        return cls(master=options.spark_master)
 
     def __init__(self, session: Any = None, *, master: str = "local[*]"):
         self._session = session
