@@ -95,12 +95,9 @@ class Engine(ABC):
 
     # -- rendering SQL (the SQL printer and golden files; classmethods: no engine is made) --
     @classmethod
+    @abstractmethod
     def view_files(cls) -> list[Path]:
-        """The shared view files the engine runs, in order: the de-duplicated
-        ``api_activity`` first, then ``views/NN_*.sql``."""
-        from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, VIEWS_DIR, view_files
-
-        return [VIEWS_DIR / DEDUP_VIEW_FILE, *view_files()]
+        """The shared view files (``views/*.sql``) the engine runs, in order."""
 
     @classmethod
     def as_sent(cls, sql: str) -> str:

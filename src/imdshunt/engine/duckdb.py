@@ -79,6 +79,11 @@ class DuckDBEngine(BatchLoading, Engine):
     keeps_state = True
     hunts_store = True
 
+    @classmethod
+    def view_files(cls) -> list[Path]:
+        """The de-duplicated ``api_activity`` first, then ``views/NN_*.sql``."""
+        return [VIEWS_DIR / DEDUP_VIEW_FILE, *view_files()]
+
     def __init__(
         self,
         database: str | os.PathLike = ":memory:",

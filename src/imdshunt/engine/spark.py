@@ -27,6 +27,7 @@ timestamps in the JVM's zone.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -97,6 +98,11 @@ class SparkEngine(BatchLoading, Engine):
     @classmethod
     def from_options(cls, options: EngineOptions) -> SparkEngine:
         return cls(master=options.spark_master)
+
+    @classmethod
+    def view_files(cls) -> list[Path]:
+        """The de-duplicated ``api_activity`` first, then ``views/NN_*.sql``."""
+        return [VIEWS_DIR / DEDUP_VIEW_FILE, *view_files()]
 
     def __init__(self, session: Any = None, *, master: str = "local[*]"):
         self._session = session
