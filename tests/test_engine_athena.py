@@ -469,3 +469,11 @@ def test_the_cli_cleans_up_an_athena_hunt_that_failed(buckets, monkeypatch):
     assert {name for kind, name in targets if kind == "DROP"} == created
     listing = boto3.client("s3").list_objects_v2(Bucket="athena-results", Prefix="imdshunt/")
     assert not [o["Key"] for o in listing.get("Contents", []) if "imdshunt-tables/" in o["Key"]]
+
+
+def test_a_run_id_that_would_not_make_a_plain_glue_name_is_refused():
+    with pytest.raises(UsageError):
+        AthenaEngine(trail=TRAIL, output=OUTPUT, run_id="Nightly-Run; DROP")
+    assert AthenaEngine(trail=TRAIL, output=OUTPUT, run_id="nightly_1").prefix == (
+        "imdshunt_nightly_1__"
+    )

@@ -110,7 +110,9 @@ def hunt(
     ``session``, a :class:`boto3.Session`; default: the standard credential chain).
     ``since``/``until`` (dates, inclusive), ``accounts`` and ``regions`` (or one ``window``)
     restrict the delivery folders read. ``engine`` may be any engine (DuckDB, Spark, Athena);
-    an engine that queries in place (Athena) is handed the window and reads nothing here.
+    an engine that queries in place (Athena) is handed the window and reads nothing here. An
+    engine the caller gives stays the caller's to close (``with engine: ...``): an Athena run
+    drops its tables and views then, so the result's queries (report) still work until then.
     ``memory_limit`` (e.g. ``"1GB"``) bounds DuckDB's memory. ``store`` is a folder compiled by
     :func:`imdshunt.store.ingest`; its records are hunted in place, together with anything
     under ``paths`` (which may then be empty). ``inventory`` names AWS CLI JSON files or

@@ -49,6 +49,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterable
@@ -412,6 +413,11 @@ class AthenaEngine(Engine):
     _uploads: list[tuple[str, str]] = field(default_factory=list)
     _views_ready: bool = False
     _clients: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The run id becomes part of unquoted Glue names: lowercase letters, digits, "_".
+        if not re.fullmatch(r"[a-z0-9_]{1,64}", self.run_id):
+            raise UsageError(f"Athena run id {self.run_id!r}: use a-z, 0-9 and _ only")
 
     @property
     def prefix(self) -> str:
