@@ -168,3 +168,29 @@ def test_table_ddl_types_are_duckdbs_own_mapping_of_the_arrow_schemas():
         created = con.execute(f"DESCRIBE t_{name}").fetchall()
         assert [(c[0], c[1]) for c in created] == [(c[0], c[1]) for c in described]
         assert all(f.type in _DUCKDB_TYPES for f in schema), name
+
+
+def test_a_runs_names_are_rewritten_on_the_parse_tree_not_in_text():
+    """Tables get the run's prefix; CTE names, string literals, column names and longer names
+    that contain a table's name keep theirs; a column qualified with a renamed table's name
+    still resolves (the table keeps it as alias)."""
+    from imdshunt.engine.athena import isolate
+
+    sql = (
+        "WITH ip_class AS (SELECT 'ip_class' AS api_activity) "
+        "SELECT api_activity.src_ip, 'FROM api_activity' AS note, c.api_activity "
+        "FROM api_activity JOIN api_activity_dedup AS d ON d.event_id = api_activity.event_id "
+        "CROSS JOIN ip_class AS c"
+    )
+    out = isolate(sqlglot.parse_one(sql, read="trino"), "imdshunt_r1__").sql(dialect="trino")
+    assert out == (
+        "WITH ip_class AS (SELECT 'ip_class' AS api_activity) "
+        "SELECT api_activity.src_ip, 'FROM api_activity' AS note, c.api_activity "
+        "FROM imdshunt_r1__api_activity AS api_activity "
+        "JOIN imdshunt_r1__api_activity_dedup AS d ON d.event_id = api_activity.event_id "
+        "CROSS JOIN ip_class AS c"
+    )
+    ddl = isolate(sqlglot.parse_one("DROP VIEW IF EXISTS credential_activity"), "imdshunt_r1__")
+    assert ddl.sql() == "DROP VIEW IF EXISTS imdshunt_r1__credential_activity"
+    db = sqlglot.parse_one("CREATE DATABASE IF NOT EXISTS imdshunt", read="athena")
+    assert isolate(db, "imdshunt_r1__").sql() == db.sql()  # the database is shared

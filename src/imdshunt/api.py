@@ -35,9 +35,10 @@ from imdshunt.pipeline import (
     run_detections,
 )
 from imdshunt.sources.discover import RunStats
-from imdshunt.sources.inputs import Reader, fetch_threads, list_inputs
-from imdshunt.sources.registry import SOURCES, LoadContext, Progress, sort_inputs
-from imdshunt.window import EVERYTHING, HuntWindow
+from imdshunt.sources.inputs import Reader
+from imdshunt.sources.registry import SOURCES, LoadContext, Progress
+from imdshunt.sources.selection import select
+from imdshunt.window import HuntWindow
 
 __all__ = [
     "HuntConfig",
@@ -57,22 +58,6 @@ __all__ = [
 #: DuckDB's memory limit for hunts that make their own engine: queries read files in place
 #: and spill to the engine's scratch folder beyond it, so memory does not grow with the input.
 HUNT_MEMORY_LIMIT = os.environ.get("IMDSHUNT_MEMORY_LIMIT", "512MB")
-
-
-def select(
-    paths: Iterable[str | os.PathLike],
-    stats: RunStats,
-    *,
-    window: HuntWindow = EVERYTHING,
-    session: Any = None,
-    workers: int | None = None,
-    kinds: Sequence[str] = (),
-) -> tuple[dict[str, list], Reader]:
-    """List the files under ``paths`` (local or ``s3://``) inside ``window`` and sort them by
-    source; returns the files of each source and the reader that reads them."""
-    listing = list_inputs(paths, stats, window=window, session=session, workers=workers)
-    reader = Reader(listing.s3_client, threads=fetch_threads(workers))
-    return sort_inputs(listing.files, reader, stats, kinds=kinds), reader
 
 
 def new_engine(memory_limit: str | None = None) -> DuckDBEngine:
@@ -125,7 +110,9 @@ def hunt(
     ``session``, a :class:`boto3.Session`; default: the standard credential chain).
     ``since``/``until`` (dates, inclusive), ``accounts`` and ``regions`` (or one ``window``)
     restrict the delivery folders read. ``engine`` may be any engine (DuckDB, Spark, Athena);
-    an engine that queries in place (Athena) is handed the window and reads nothing here.
+    an engine that queries in place (Athena) is handed the window and reads nothing here. An
+    engine the caller gives stays the caller's to close (``with engine: ...``): an Athena run
+    drops its tables and views then, so the result's queries (report) still work until then.
     ``memory_limit`` (e.g. ``"1GB"``) bounds DuckDB's memory. ``store`` is a folder compiled by
     :func:`imdshunt.store.ingest`; its records are hunted in place, together with anything
     under ``paths`` (which may then be empty). ``inventory`` names AWS CLI JSON files or

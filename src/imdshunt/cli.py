@@ -192,7 +192,7 @@ def run_hunt(
     state_dir=None,
     memory_limit=None,
     web_log_type=None,
-    engine_name="duckdb",
+    engine_name=None,
     since=None,
     until=None,
     accounts="",
@@ -205,12 +205,9 @@ def run_hunt(
     org_accounts=(),
     retention_days=30.0,
 ) -> int:
-    from imdshunt import api
-    from imdshunt.commands.progress import decode_progress
     from imdshunt.config import load_config
+    from imdshunt.engine.base import DEFAULT_ENGINE
     from imdshunt.enrich.ipranges import load_allowlist
-    from imdshunt.errors import UsageError
-    from imdshunt.outputs import OUTPUTS, RunContext
     from imdshunt.window import HuntWindow
 
     cfg = load_config(config_path)
@@ -229,9 +226,11 @@ def run_hunt(
         inventory=[*cfg.inventory, *inventory],
         org_accounts=_org_account_ids(cfg, org_accounts),
     )
+    from imdshunt.commands.engines import check_mode, make_engine
+
+    engine_name = engine_name or DEFAULT_ENGINE
+    check_mode(engine_name, state=bool(state_dir), store=store is not None)
     if state_dir:
-        if engine_name != "duckdb" or store:
-            raise UsageError("--state keeps its history in DuckDB: not with --engine or --store")
         return _run_incremental(
             paths,
             state_dir,
@@ -243,8 +242,6 @@ def run_hunt(
             retention_days=retention_days or None,
             **common,
         )
-    from imdshunt.commands.engines import make_engine
-
     engine = make_engine(
         engine_name,
         paths,
@@ -255,6 +252,31 @@ def run_hunt(
         athena_workgroup=athena_workgroup,
         spark_master=spark_master,
     )
+    try:
+        return _hunt_and_write(
+            paths,
+            engine,
+            window=window,
+            store=store,
+            common=common,
+            fmt=fmt,
+            output=output,
+            explain=explain,
+            quiet=quiet,
+            fail_on=fail_on,
+        )
+    finally:
+        if engine is not None:
+            _close_engine(engine)
+
+
+def _hunt_and_write(
+    paths, engine, *, window, store, common, fmt, output, explain, quiet, fail_on
+) -> int:
+    from imdshunt import api
+    from imdshunt.commands.progress import decode_progress
+    from imdshunt.outputs import OUTPUTS, RunContext
+
     with decode_progress(quiet) as progress:
         result = api.hunt(
             paths, engine=engine, window=window, store=store, progress=progress, **common
@@ -290,6 +312,18 @@ def run_hunt(
                 err=True,
             )
     return _exit_for(result.findings, fail_on)
+
+
+def _close_engine(engine) -> None:
+    """Close the engine the CLI made, also after a failed hunt: an Athena run drops its tables
+    and views and deletes its uploads then. What it could not remove is a warning naming it:
+    the hunt's findings (or its error) stand."""
+    from imdshunt.errors import EngineError
+
+    try:
+        engine.close()
+    except EngineError as exc:
+        click.echo(f"imdshunt: warning: {exc}", err=True)
 
 
 def _exit_for(findings, fail_on) -> int:

@@ -136,8 +136,8 @@ def ingest(
 
     ``progress(done_files, total_files, records)`` is called as chunks finish.
     """
-    from imdshunt.api import select
     from imdshunt.sources.registry import SOURCES, LoadContext
+    from imdshunt.sources.selection import select
 
     root = Path(store)
     _check_store(root, create=True)

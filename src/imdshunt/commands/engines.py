@@ -5,14 +5,14 @@ from __future__ import annotations
 import click
 
 from imdshunt.commands._common import ImdshuntCommand, ImdshuntGroup
-from imdshunt.engine.base import ENGINES
+from imdshunt.engine.base import DEFAULT_ENGINE, ENGINES
 
 
 @click.command("sql", cls=ImdshuntCommand)
 @click.option(
     "--dialect",
-    type=click.Choice([*ENGINES, "trino"]),
-    default="duckdb",
+    type=click.Choice([*ENGINES, *sorted({e.dialect for e in ENGINES.values()} - set(ENGINES))]),
+    default=DEFAULT_ENGINE,
     show_default=True,
     help="Engine dialect to print.",
 )
@@ -28,25 +28,21 @@ def sql_command(dialect, detection_id, no_views):
       imdshunt sql --dialect athena --detection ec2_instance_credential_outside_aws
     """
     from imdshunt.detect import load_detections
-    from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, VIEWS_DIR, view_files
-    from imdshunt.engine.golden import render_detection, render_view_file
+    from imdshunt.engine.base import entry_for
+    from imdshunt.engine.golden import render_detection, render_view_file, runs_on
     from imdshunt.errors import UsageError
 
-    engine = {"trino": "athena"}.get(dialect, dialect)
+    entry = entry_for(dialect)  # an engine's name, or its dialect (trino: Athena)
+    engine = entry.name
     detections = load_detections()
     if detection_id is not None:
         if detection_id not in detections:
             raise UsageError(f"no detection {detection_id!r}; see 'imdshunt detections list'")
         detections = {detection_id: detections[detection_id]}
     if not no_views:
-        views = [*view_files()]
-        if engine != "athena":
-            views.insert(0, VIEWS_DIR / DEDUP_VIEW_FILE)
-        for path in views:
+        for path in entry.load().view_files():
             click.echo(f"-- view {path.name}")
             click.echo(render_view_file(path, engine) + ";\n")
-    from imdshunt.engine.golden import runs_on
-
     for det_id, det in detections.items():
         click.echo(f"-- detection {det_id}")
         if not runs_on(det, engine):
@@ -109,7 +105,7 @@ def engine_options(f):
             "--engine",
             "engine_name",
             type=click.Choice(list(ENGINES)),
-            default="duckdb",
+            default=DEFAULT_ENGINE,
             show_default=True,
             help="Where the detections run. athena: PATHS is one s3:// trail URI, queried "
             "in place (needs --since/--until and --athena-output).",
@@ -143,25 +139,42 @@ def make_engine(
     athena_workgroup: str | None = None,
     spark_master: str = "local[*]",
 ):
-    """The engine a ``hunt`` asked for (None for the default DuckDB)."""
+    """The engine a ``hunt`` asked for, built by its class from the options (None for the
+    default engine: the library makes that one, with ``--memory-limit``)."""
+    from imdshunt.engine.base import EngineOptions, engine_entry
+
+    entry = engine_entry(engine_name)
+    if entry is ENGINES[DEFAULT_ENGINE]:
+        return None
+    options = EngineOptions(
+        paths=tuple(str(p) for p in paths),
+        accounts=tuple(_split(accounts)),
+        regions=tuple(_split(regions)),
+        athena_output=athena_output,
+        athena_database=athena_database,
+        athena_workgroup=athena_workgroup,
+        spark_master=spark_master,
+    )
+    return entry.load().from_options(options)
+
+
+def check_mode(engine_name: str, *, state: bool, store: bool) -> None:
+    """Refuse ``--state``/``--store`` with an engine that does not declare it can hunt them
+    (capabilities ``keeps_state``, ``hunts_store``); the two modes exclude each other."""
     from imdshunt.engine.base import engine_entry
     from imdshunt.errors import UsageError
 
-    entry = engine_entry(engine_name)
-    if entry.name == "duckdb":
-        return None
-    cls = entry.load()
-    if entry.name == "spark":
-        return cls(master=spark_master)
-    if len(paths) != 1 or not str(paths[0]).startswith("s3://"):
-        raise UsageError(f"--engine {entry.name} takes one s3:// trail URI")
-    if not athena_output:
-        raise UsageError(f"--engine {entry.name} needs --athena-output s3://bucket/prefix/")
-    return cls(
-        trail=str(paths[0]),
-        output=athena_output,
-        database=athena_database,
-        workgroup=athena_workgroup,
-        accounts=tuple(_split(accounts)),
-        regions=tuple(_split(regions)),
-    )
+    if state and store:
+        raise UsageError("--state and --store are two ways to hunt: give one")
+    cls = engine_entry(engine_name).load()
+    able = [name for name, e in ENGINES.items() if e.load().keeps_state]
+    if state and not cls.keeps_state:
+        raise UsageError(
+            f"--state keeps its history in an engine's database: not with --engine "
+            f"{engine_name} (only {', '.join(able)})"
+        )
+    able = [name for name, e in ENGINES.items() if e.load().hunts_store]
+    if store and not cls.hunts_store:
+        raise UsageError(
+            f"--store is not hunted with --engine {engine_name} (only {', '.join(able)})"
+        )

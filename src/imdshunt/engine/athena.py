@@ -1,9 +1,10 @@
 """Amazon Athena engine: the detections run where the CloudTrail bucket lies, nothing downloaded.
 
-Flow (:func:`imdshunt.api.hunt_in_place` drives it):
+Flow (:func:`imdshunt.pipeline.run` drives it, as it drives every engine; the engine
+``queries_in_place``):
 
-1. :meth:`AthenaEngine.prepare` creates (or reuses) the database and a CloudTrail table with
-   *partition projection* over the bucket layout
+1. :meth:`AthenaEngine.prepare` creates (or reuses) the database, then this run's CloudTrail
+   table with *partition projection* over the bucket layout
    ``AWSLogs/[o-org/]<account>/CloudTrail/<region>/YYYY/MM/DD/``
    (https://docs.aws.amazon.com/athena/latest/ug/create-cloudtrail-table-partition-projection.html),
    then the canonical ``api_activity`` VIEW over it, in Trino SQL, restricted to the requested
@@ -30,8 +31,17 @@ Athena renders arrays in ``GetQueryResults`` as ``[a, b]``, which is ambiguous w
 commas; detection output columns that are arrays are therefore wrapped in
 ``json_format(CAST(... AS JSON))`` and decoded here.
 
-Runs share the database: two concurrent hunts with different windows in one database would
-replace each other's ``api_activity`` view. Give each a ``view_prefix`` or a database of its own.
+Runs are isolated. Every table and view a run creates is named after the run
+(``imdshunt_<run id>__<name>``, see :func:`isolate`), so two hunts in one database at once (a
+scheduled run and an analyst's, two teams) never read or replace each other's objects. That
+includes the CloudTrail table: its projection enumerates the run's accounts and regions, so a
+table shared with ``IF NOT EXISTS`` would hand a later run with other accounts the first run's
+projection, and silently no rows. Only the database is shared. :meth:`AthenaEngine.close` drops
+every object the run created and deletes its uploads (``<output>imdshunt-tables/<run id>/``),
+after a failure too; use the engine as a context manager or close it. Query result files that
+Athena itself writes under the output location are left to the bucket's lifecycle rules (a
+workgroup may enforce their location). A run killed before it could close leaves objects whose
+names carry its start time (the run id begins ``YYYYMMDDHHMMSS``), so they are easy to find.
 """
 
 from __future__ import annotations
@@ -39,17 +49,19 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
 import sqlglot
 import sqlglot.expressions as exp
 
-from imdshunt.engine.base import Engine
+from imdshunt.engine.base import Engine, EngineOptions
 from imdshunt.engine.duckdb import view_files
 from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.errors import EngineError, UsageError
@@ -272,9 +284,53 @@ FROM (
 WHERE _rn = 1"""
 
 
-def athena_sql_for_detection(sql: str) -> tuple[str, set[str]]:
-    """Trino SQL of a detection, with array output columns as JSON text; returns the names."""
+def new_run_id() -> str:
+    """A run id that sorts by start time (UTC) and is unique: ``YYYYMMDDHHMMSS_<8 hex>``."""
+    return f"{dt.datetime.now(dt.UTC):%Y%m%d%H%M%S}_{uuid.uuid4().hex[:8]}"
+
+
+def run_prefix(run_id: str) -> str:
+    """What every table and view of run ``run_id`` is named with (Glue names are lowercase)."""
+    return f"imdshunt_{run_id}__".lower()
+
+
+#: CREATE kinds whose target is no table or view of a run.
+_SHARED_KINDS = frozenset({"DATABASE", "SCHEMA"})
+
+
+def isolate(tree: exp.Expression, prefix: str) -> exp.Expression:
+    """A copy of ``tree`` with every table and view it names given the run's ``prefix``.
+
+    Athena has no per-query schema search path, so a run's own objects are reached by name.
+    The names are rewritten on the parse tree, not by string replacement: table names occur
+    inside other names (``api_activity`` in ``api_activity_dedup``), in string literals and
+    comments, and as CTE names that must keep theirs; only the parsed statement knows which
+    identifiers name a table. A renamed table read without an alias gets its old name as alias,
+    so columns qualified with it (``ip_class.network``) still resolve. Names already carrying
+    ``prefix`` are left as they are.
+    """
+    tree = tree.copy()
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() in _SHARED_KINDS:
+        return tree
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    for table in list(tree.find_all(exp.Table)):
+        name = table.name
+        if not name or name in ctes or name.startswith(prefix):
+            continue
+        is_target = isinstance(table.parent, exp.Create | exp.Drop | exp.Schema)
+        if not is_target and not table.alias:
+            table.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+        table.set("this", exp.to_identifier(prefix + name))
+    return tree
+
+
+def athena_sql_for_detection(sql: str, *, prefix: str | None = None) -> tuple[str, set[str]]:
+    """Trino SQL of a detection, with array output columns as JSON text; returns the names.
+
+    With ``prefix`` every table it reads is the run's own (:func:`isolate`)."""
     tree = sqlglot.parse_one(sql, read="trino")
+    if prefix is not None:
+        tree = isolate(tree, prefix)
     json_cols: set[str] = set()
     if isinstance(tree, exp.Select):
         new = []
@@ -323,8 +379,11 @@ class AthenaEngine(Engine):
 
     ``trail`` is the bucket (``s3://bucket/[prefix/]AWSLogs/[o-org/]``); ``output`` the query
     results location (``s3://...``), also used for uploaded reference tables under
-    ``<output>imdshunt-tables/``. ``session`` is a :class:`boto3.Session` (default: the standard
-    credential chain); clients are made on first use, never at import.
+    ``<output>imdshunt-tables/<run id>/``. ``session`` is a :class:`boto3.Session` (default: the
+    standard credential chain); clients are made on first use, never at import. ``table`` is
+    the CloudTrail table's name before the run's prefix. Every table and view is this run's
+    own, named with :attr:`prefix`; :meth:`close` drops them and deletes the uploads (see the
+    module docstring), so use the engine as a context manager or close it, on failure too.
     """
 
     trail: str
@@ -340,13 +399,68 @@ class AthenaEngine(Engine):
     name: ClassVar[str] = "athena"
     dialect: ClassVar[str] = "trino"
     queries_in_place: ClassVar[bool] = True
+    inlines_keys: ClassVar[bool] = True
     kinds: ClassVar[tuple[str, ...]] = ("credential",)
+    run_id: str = field(default_factory=new_run_id)
     history: list[QueryRecord] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     duplicate_records: int = 0
+    #: Names (before the prefix) of the tables and views the run holds.
     _tables: set[str] = field(default_factory=set)
+    #: (``TABLE``/``VIEW``, full name) of everything the run created, in creation order.
+    _created: list[tuple[str, str]] = field(default_factory=list)
+    #: (bucket, key) of every object the run uploaded.
+    _uploads: list[tuple[str, str]] = field(default_factory=list)
     _views_ready: bool = False
     _clients: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The run id becomes part of unquoted Glue names: lowercase letters, digits, "_".
+        if not re.fullmatch(r"[a-z0-9_]{1,64}", self.run_id):
+            raise UsageError(f"Athena run id {self.run_id!r}: use a-z, 0-9 and _ only")
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of every table and view this run creates."""
+        return run_prefix(self.run_id)
+
+    def object_name(self, name: str) -> str:
+        """This run's name for the table or view ``name``."""
+        return self.prefix + name
+
+    def _created_object(self, kind: str, name: str) -> str:
+        """Remember this run's object ``name`` for :meth:`close` (before its CREATE starts: a
+        CREATE that fails or times out may still have made it); returns its full name."""
+        full = self.object_name(name)
+        if (kind, full) not in self._created:
+            self._created.append((kind, full))
+        return full
+
+    @classmethod
+    def from_options(cls, options: EngineOptions) -> AthenaEngine:
+        """The CLI's Athena: one ``s3://`` trail URI (PATHS) and a results location."""
+        if len(options.paths) != 1 or not str(options.paths[0]).startswith("s3://"):
+            raise UsageError(f"--engine {cls.name} takes one s3:// trail URI")
+        if not options.athena_output:
+            raise UsageError(f"--engine {cls.name} needs --athena-output s3://bucket/prefix/")
+        return cls(
+            trail=str(options.paths[0]),
+            output=options.athena_output,
+            database=options.athena_database,
+            workgroup=options.athena_workgroup,
+            accounts=options.accounts,
+            regions=options.regions,
+        )
+
+    @classmethod
+    def view_files(cls) -> list[Path]:
+        """The ``views/NN_*.sql``: the canonical view made in :meth:`prepare` de-duplicates."""
+        return view_files()
+
+    @classmethod
+    def as_sent(cls, sql: str) -> str:
+        """Array output columns as JSON text (:func:`athena_sql_for_detection`)."""
+        return athena_sql_for_detection(sql)[0]
 
     # -- clients and costs -----------------------------------------------------------------
     def _client(self, service: str) -> Any:
@@ -438,7 +552,7 @@ class AthenaEngine(Engine):
     ) -> pa.Table:
         """Run Trino SQL (a detection or any SELECT) and return Arrow."""
         self.ensure_views()
-        wrapped, json_cols = athena_sql_for_detection(sql)
+        wrapped, json_cols = athena_sql_for_detection(sql, prefix=self.prefix)
         return self.fetch(self.execute(wrapped, label=label), json_cols)
 
     def scalar(self, sql: str) -> Any:
@@ -449,15 +563,26 @@ class AthenaEngine(Engine):
 
     # -- set-up ----------------------------------------------------------------------------
     def ddl(self, key_filter: HuntWindow | None = None) -> str:
+        """This run's CloudTrail table: its projection enumerates the run's accounts and
+        regions, which is why it is per run and not shared."""
         accounts = self.accounts or tuple((key_filter.accounts or ()) if key_filter else ())
         loc = TrailLocation.parse(self.trail)
-        return cloudtrail_ddl(loc, table=self.table, accounts=accounts, regions=self.regions)
+        return cloudtrail_ddl(
+            loc, table=self.object_name(self.table), accounts=accounts, regions=self.regions
+        )
 
     def prepare(self, key_filter: HuntWindow | None) -> None:
-        """Create or reuse the database, the projected table and the windowed canonical view."""
-        view = api_activity_view(key_filter, table=self.table)  # refuses an unbounded window
+        """Create or reuse the database; create this run's projected table and windowed
+        canonical view."""
+        view = api_activity_view(  # refuses an unbounded window, before anything is created
+            key_filter,
+            table=self.object_name(self.table),
+            name=self.object_name("api_activity"),
+        )
         self.execute(f"CREATE DATABASE IF NOT EXISTS {self.database}", label="database")
+        self._created_object("TABLE", self.table)
         self.execute(self.ddl(key_filter), label="cloudtrail table")
+        self._created_object("VIEW", "api_activity")
         self.execute(view, label="api_activity view")
         self._tables.add("api_activity")
         self.register_table("ip_class", IP_CLASS.empty_table())
@@ -469,9 +594,15 @@ class AthenaEngine(Engine):
         self._views_ready = True
         for path in view_files():
             for stmt in parse_statements(path.read_text()):
-                self.execute(transpile(stmt, "trino"), label=f"view {path.name}")
+                # Transpiled first: the rewrites of portable.py look tables up by their names.
+                trino = isolate(
+                    sqlglot.parse_one(transpile(stmt, "trino"), read="trino"), self.prefix
+                )
                 if isinstance(stmt, exp.Create):
+                    kind = str(stmt.args.get("kind") or "VIEW").upper()
+                    self._created_object(kind, stmt.this.name)
                     self._tables.add(stmt.this.name)
+                self.execute(trino.sql(dialect="trino", pretty=True), label=f"view {path.name}")
 
     def table_exists(self, name: str) -> bool:
         return name in self._tables
@@ -483,20 +614,30 @@ class AthenaEngine(Engine):
         )
         return t.column(0).to_pylist() if t.num_columns else []
 
-    def register_table(self, name: str, table: pa.Table) -> None:
-        """Upload ``table`` as JSON lines under the output location and (re)create it."""
+    @property
+    def uploads_prefix(self) -> str:
+        """``s3://`` folder of this run's uploaded tables (deleted by :meth:`close`)."""
         bucket, prefix = parse_s3_uri(self.output)
-        run = uuid.uuid4().hex[:12]
-        key = f"{prefix.rstrip('/')}/imdshunt-tables/{name}/{run}/data.json".lstrip("/")
+        return f"s3://{bucket}/" + f"{prefix.strip('/')}/imdshunt-tables/{self.run_id}/".lstrip("/")
+
+    def register_table(self, name: str, table: pa.Table) -> None:
+        """Upload ``table`` as JSON lines under :attr:`uploads_prefix` and (re)create it as
+        this run's table ``name``."""
+        bucket, folder = parse_s3_uri(self.uploads_prefix)
+        # A new folder per upload: the old table's files are not the new one's.
+        key = f"{folder}{name}/{len(self._uploads)}/data.json"
         buf = io.BytesIO()
         for row in table.to_pylist():
             buf.write(json.dumps(row, default=_json_default).encode() + b"\n")
+        self._uploads.append((bucket, key))
         self._client("s3").put_object(Bucket=bucket, Key=key, Body=buf.getvalue())
         cols = ", ".join(f"`{f.name}` {_hive_type(f.type)}" for f in table.schema)
         location = f"s3://{bucket}/{key.rsplit('/', 1)[0]}/"
-        self.execute(f"DROP TABLE IF EXISTS {name}", label=f"drop {name}")
+        full = self._created_object("TABLE", name)
+        if name in self._tables:
+            self.execute(f"DROP TABLE IF EXISTS {full}", label=f"drop {name}")
         self.execute(
-            f"CREATE EXTERNAL TABLE {name} ({cols})\n"
+            f"CREATE EXTERNAL TABLE {full} ({cols})\n"
             "ROW FORMAT SERDE 'org.openx.data.jsonserde.JsonSerDe'\n"
             f"LOCATION '{location}'",
             label=f"table {name}",
@@ -510,7 +651,50 @@ class AthenaEngine(Engine):
         raise EngineError("Athena hunts CloudTrail in place; web logs are hunted with DuckDB")
 
     def close(self) -> None:
-        self._clients.clear()
+        """Drop every table and view this run created (newest first: views before the tables
+        they read) and delete its uploads, also after a failed run. Tries everything, then
+        raises :class:`EngineError` naming what it could not remove."""
+        left: list[str] = []
+        try:
+            for kind, full in reversed(self._created):
+                try:
+                    self.execute(f"DROP {kind} IF EXISTS {full}", label=f"drop {full}")
+                except EngineError as exc:
+                    left.append(f"{kind.lower()} {self.database}.{full} ({exc})")
+            left += self._delete_uploads()
+        finally:
+            self._created.clear()
+            self._uploads.clear()
+            self._tables.clear()
+            self._views_ready = False
+            self._clients.clear()
+        if left:
+            raise EngineError(
+                f"Athena run {self.run_id} could not remove what it created: " + "; ".join(left)
+            )
+
+    def _delete_uploads(self) -> list[str]:
+        """Delete the run's uploaded objects; returns what could not be deleted."""
+        by_bucket: dict[str, list[str]] = {}
+        for bucket, key in self._uploads:
+            by_bucket.setdefault(bucket, []).append(key)
+        left = []
+        for bucket, keys in by_bucket.items():
+            for start in range(0, len(keys), 1000):  # DeleteObjects takes 1000 keys a call
+                chunk = keys[start : start + 1000]
+                try:
+                    resp = self._client("s3").delete_objects(
+                        Bucket=bucket,
+                        Delete={"Objects": [{"Key": k} for k in chunk], "Quiet": True},
+                    )
+                except Exception as exc:  # botocore's errors, whatever the cause
+                    left += [f"s3://{bucket}/{k} ({exc})" for k in chunk]
+                    continue
+                left += [
+                    f"s3://{bucket}/{e.get('Key')} ({e.get('Code')})"
+                    for e in resp.get("Errors", [])
+                ]
+        return left
 
     # -- after a hunt: what outputs read (SQL in imdshunt.engine.queries) -------------------
     #: Keys inlined per query: Athena refuses query strings over 256 kB (~300 bytes a key).

@@ -15,9 +15,24 @@ flag rather than probing members:
 ``binds_params``
     detection SQL runs as written with ``$name`` parameters bound; otherwise the engine runs
     the SQL rendered for its ``dialect`` with the values inlined.
+``keeps_state``
+    the engine can hunt an incremental state (``--state``, ``watch``): the state's stored call
+    groups live in its database. DuckDB only.
+``hunts_store``
+    the engine can hunt a compiled store (``--store``) by attaching its Parquet partitions.
+    DuckDB only (in memory, see ``attaches_files``).
+``inlines_keys``
+    the report's session keys are inlined in the query as ``VALUES``, not registered as a
+    table (Athena: registering costs an upload and two DDL queries).
+
+How an engine renders SQL for itself is a class method too: :meth:`Engine.view_files` (the
+shared view files it runs) and :meth:`Engine.as_sent` (a statement in its dialect as it is
+sent), so the SQL printer and the golden files never ask which engine it is by name.
 
 :data:`ENGINES` is the one registry of engines: the CLI's ``--engine`` choices, the SQL
-printer (``imdshunt sql --dialect``) and the golden files all read it.
+printer (``imdshunt sql --dialect``) and the golden files all read it; the CLI builds the
+engine it names with :meth:`Engine.from_options`. No engine name is compared as a string
+outside this registry (``tests/test_registries.py`` checks).
 """
 
 from __future__ import annotations
@@ -29,6 +44,7 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pyarrow as pa
@@ -36,6 +52,19 @@ import pyarrow as pa
 if TYPE_CHECKING:
     from imdshunt.detect import Detection
     from imdshunt.window import HuntWindow
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What the CLI's engine options say (``commands/engines.py``); each engine reads its own."""
+
+    paths: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    athena_output: str | None = None
+    athena_database: str = "imdshunt"
+    athena_workgroup: str | None = None
+    spark_master: str = "local[*]"
 
 
 class Engine(ABC):
@@ -47,6 +76,9 @@ class Engine(ABC):
     queries_in_place: ClassVar[bool] = False
     attaches_files: ClassVar[bool] = False
     binds_params: ClassVar[bool] = False
+    keeps_state: ClassVar[bool] = False
+    hunts_store: ClassVar[bool] = False
+    inlines_keys: ClassVar[bool] = False
     #: Detection kinds the engine runs (None: all). Athena has no web logs.
     kinds: ClassVar[tuple[str, ...] | None] = None
 
@@ -55,6 +87,22 @@ class Engine(ABC):
     #: Things the user should know about the run (e.g. a scan that was not pruned); each
     #: engine sets its own list.
     warnings: list[str]
+
+    @classmethod
+    def from_options(cls, options: EngineOptions) -> Engine:
+        """The engine the CLI's engine options ask for."""
+        return cls()
+
+    # -- rendering SQL (the SQL printer and golden files; classmethods: no engine is made) --
+    @classmethod
+    @abstractmethod
+    def view_files(cls) -> list[Path]:
+        """The shared view files (``views/*.sql``) the engine runs, in order."""
+
+    @classmethod
+    def as_sent(cls, sql: str) -> str:
+        """A statement in the engine's dialect as the engine sends it."""
+        return sql
 
     # -- loading ---------------------------------------------------------------------------
     @abstractmethod
@@ -143,7 +191,20 @@ class Engine(ABC):
 
     @abstractmethod
     def close(self) -> None:
-        """Release the connection or session and any scratch files."""
+        """Release the connection or session, any scratch files, and whatever the engine
+        created where it runs (Athena: the run's tables, views and uploads)."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is None:
+            self.close()
+            return
+        try:
+            self.close()
+        except Exception as close_error:  # the run's own error is the one to see
+            exc.add_note(f"closing the {self.name} engine failed too: {close_error}")
 
 
 class BatchLoading:
@@ -182,6 +243,10 @@ class EngineEntry:
         return getattr(importlib.import_module(module), cls)
 
 
+#: The engine of a hunt that names none; the library makes it (``api.new_engine``, which
+#: applies ``--memory-limit``).
+DEFAULT_ENGINE = "duckdb"
+
 #: Every engine. Adding one: write the class (an :class:`Engine`), add its entry here.
 ENGINES: dict[str, EngineEntry] = {
     e.name: e
@@ -216,3 +281,13 @@ def engine_entry(name: str) -> EngineEntry:
         return ENGINES[name]
     except KeyError:
         raise UsageError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}") from None
+
+
+def entry_for(name_or_dialect: str) -> EngineEntry:
+    """The engine of this name, or else the engine whose SQL dialect this is (``trino``)."""
+    if name_or_dialect in ENGINES:
+        return ENGINES[name_or_dialect]
+    for entry in ENGINES.values():
+        if entry.dialect == name_or_dialect:
+            return entry
+    return engine_entry(name_or_dialect)  # raises, listing the engines

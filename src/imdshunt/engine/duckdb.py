@@ -76,6 +76,13 @@ class DuckDBEngine(BatchLoading, Engine):
 
     name = "duckdb"
     dialect = "duckdb"
+    keeps_state = True
+    hunts_store = True
+
+    @classmethod
+    def view_files(cls) -> list[Path]:
+        """The de-duplicated ``api_activity`` first, then ``views/NN_*.sql``."""
+        return [VIEWS_DIR / DEDUP_VIEW_FILE, *view_files()]
 
     def __init__(
         self,

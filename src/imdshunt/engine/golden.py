@@ -21,7 +21,6 @@ from pathlib import Path
 
 from imdshunt.detect import Detection, load_detections
 from imdshunt.engine.base import ENGINES
-from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, VIEWS_DIR, view_files
 from imdshunt.engine.portable import parse_statements, transpile
 
 DEFAULT_DIR = Path(__file__).resolve().parents[3] / "tests" / "golden"
@@ -36,12 +35,8 @@ def runs_on(det: Detection, engine: str) -> bool:
 
 def render_detection(det: Detection, engine: str) -> str:
     """The SQL ``engine`` runs for ``det`` (params at their defaults)."""
-    sql = det.render_sql(dialect=ENGINES[engine].dialect)
-    if engine == "athena":
-        from imdshunt.engine.athena import athena_sql_for_detection
-
-        sql = athena_sql_for_detection(sql)[0]
-    return sql
+    entry = ENGINES[engine]
+    return entry.load().as_sent(det.render_sql(dialect=entry.dialect))
 
 
 def render_view_file(path: Path, engine: str) -> str:
@@ -55,8 +50,9 @@ def render_queries(engine: str) -> dict[str, str]:
     from imdshunt.exposure.backlog import backlog_sql_for
     from imdshunt.report import MAX_TIMELINE_CALLS
 
+    cls = ENGINES[engine].load()
     keys = None
-    if engine == "athena":  # no table to register: the keys are inlined
+    if cls.inlines_keys:  # no table to register: the keys are inlined (one example key)
         keys = session_keys(
             [
                 {
@@ -74,11 +70,7 @@ def render_queries(engine: str) -> dict[str, str]:
         ),
         "exposure_backlog": backlog_sql_for(ENGINES[engine].dialect),
     }
-    if engine == "athena":
-        from imdshunt.engine.athena import athena_sql_for_detection
-
-        out = {name: athena_sql_for_detection(sql)[0] for name, sql in out.items()}
-    return out
+    return {name: cls.as_sent(sql) for name, sql in out.items()}
 
 
 def render_all(detections: dict[str, Detection] | None = None) -> dict[str, str]:
@@ -88,15 +80,12 @@ def render_all(detections: dict[str, Detection] | None = None) -> dict[str, str]
 
     detections = detections if detections is not None else load_detections()
     out: dict[str, str] = {}
-    views = [VIEWS_DIR / DEDUP_VIEW_FILE, *view_files()]
-    for engine in ENGINES:
+    for engine, entry in ENGINES.items():
         for det_id, det in detections.items():
             if not runs_on(det, engine):
                 continue
             out[f"{engine}/{det_id}.sql"] = HEADER + render_detection(det, engine) + "\n"
-        for path in views:
-            if engine == "athena" and path.name == DEDUP_VIEW_FILE:
-                continue  # on Athena the canonical view de-duplicates (see _api_activity_view)
+        for path in entry.load().view_files():
             out[f"{engine}/views/{path.name}"] = HEADER + render_view_file(path, engine) + "\n"
         for name, sql in render_queries(engine).items():
             out[f"{engine}/queries/{name}.sql"] = HEADER + sql + "\n"

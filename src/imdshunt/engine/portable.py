@@ -34,9 +34,6 @@ import sqlglot.expressions as exp
 from imdshunt.errors import EngineError
 from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, IP_CLASS
 
-#: Dialect names users may give, mapped to sqlglot dialects.
-DIALECTS = {"duckdb": "duckdb", "trino": "trino", "athena": "trino", "spark": "spark"}
-
 #: Column lists of the tables every engine registers (used to expand ``* EXCLUDE``).
 TABLE_COLUMNS: dict[str, list[str]] = {
     "api_activity_raw": list(API_ACTIVITY.names),
@@ -47,12 +44,15 @@ TABLE_COLUMNS: dict[str, list[str]] = {
 
 
 def sqlglot_dialect(dialect: str) -> str:
-    try:
-        return DIALECTS[dialect]
-    except KeyError:
-        raise EngineError(
-            f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}"
-        ) from None
+    """The sqlglot dialect of a registered engine's name (``athena``) or dialect (``trino``)."""
+    from imdshunt.engine.base import ENGINES
+
+    if dialect in ENGINES:
+        return ENGINES[dialect].dialect
+    known = {e.dialect for e in ENGINES.values()}
+    if dialect in known:
+        return dialect
+    raise EngineError(f"unknown dialect {dialect!r}; choose one of {', '.join([*ENGINES, *known])}")
 
 
 def parse_statements(sql: str) -> list[exp.Expression]:

@@ -27,12 +27,13 @@ timestamps in the JVM's zone.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import sqlglot.expressions as exp
 
-from imdshunt.engine.base import BatchLoading, Engine
+from imdshunt.engine.base import BatchLoading, Engine, EngineOptions
 from imdshunt.engine.duckdb import DEDUP_VIEW_FILE, MATERIALIZE, VIEWS_DIR, view_files
 from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.errors import EngineError
@@ -93,6 +94,15 @@ class SparkEngine(BatchLoading, Engine):
 
     name = "spark"
     dialect = "spark"
+
+    @classmethod
+    def from_options(cls, options: EngineOptions) -> SparkEngine:
+        return cls(master=options.spark_master)
+
+    @classmethod
+    def view_files(cls) -> list[Path]:
+        """The de-duplicated ``api_activity`` first, then ``views/NN_*.sql``."""
+        return [VIEWS_DIR / DEDUP_VIEW_FILE, *view_files()]
 
     def __init__(self, session: Any = None, *, master: str = "local[*]"):
         self._session = session

@@ -5,6 +5,10 @@ Every mode lists its inputs here, prunes them by the hunt's window
 (:mod:`imdshunt.sources.registry`), which decides what each file is and decodes it. Local files
 and S3 objects then go through the same decoders: only :meth:`Reader.read` differs.
 
+:class:`InputFile` itself lives in :mod:`imdshunt.sources.input_file`, below this module and
+:mod:`imdshunt.sources.s3` (which lists objects as InputFiles), so that neither imports the
+other back; it is re-exported here.
+
 An input's :attr:`InputFile.identity` and :attr:`InputFile.version` are what incremental runs
 remember (``--state``): the resolved path and ``size:mtime_ns`` of a local file, the URI and
 ``size:ETag`` of an S3 object. A changed version means the file is read again.
@@ -16,47 +20,14 @@ import os
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
 from typing import Any
 
+from imdshunt.sources import s3 as s3src
 from imdshunt.sources.discover import GZIP_MAGIC, RunStats, iter_files
+from imdshunt.sources.input_file import InputFile
 from imdshunt.window import EVERYTHING, HuntWindow
 
-
-@dataclass(frozen=True)
-class InputFile:
-    """One file to read: a local path or an S3 object."""
-
-    uri: str  # as rows name it (source_file): the path as walked, or s3://bucket/key
-    size: int = 0
-    version: str = ""  # size and mtime (local) or size and ETag (S3): changes when rewritten
-    identity: str = ""  # the resolved path (local) or the URI (S3)
-
-    @property
-    def is_s3(self) -> bool:
-        return self.uri.startswith("s3://")
-
-    @property
-    def path(self) -> PurePosixPath | Path:
-        """The path (local) or key (S3), for decisions made by name and layout."""
-        if self.is_s3:
-            return PurePosixPath(self.uri[len("s3://") :].partition("/")[2])
-        return Path(self.uri)
-
-    @property
-    def key(self) -> str:
-        return self.identity or self.uri
-
-    @classmethod
-    def local(cls, path: str | os.PathLike) -> InputFile:
-        p = Path(path)
-        st = p.stat()
-        return cls(str(p), st.st_size, f"{st.st_size}:{st.st_mtime_ns}", str(p.resolve()))
-
-    @classmethod
-    def s3(cls, bucket: str, key: str, size: int = 0, etag: str = "") -> InputFile:
-        uri = f"s3://{bucket}/{key}"
-        return cls(uri, size, f"{size}:{etag.strip(chr(34))}", uri)
+__all__ = ["InputFile", "Listing", "Reader", "fetch_threads", "list_inputs"]
 
 
 @dataclass
@@ -81,8 +52,6 @@ def list_inputs(
     Digest and Insights folders are skipped with a line in ``stats``; folders outside the
     window are not read and not counted (they were not asked for).
     """
-    from imdshunt.sources import s3 as s3src
-
     out = Listing(s3_client=s3_client)
     local: list[str | os.PathLike] = []
     for p in paths:

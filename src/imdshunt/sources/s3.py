@@ -1,6 +1,6 @@
 """CloudTrail read where it lies: ``s3://bucket/prefix`` listed with boto3, fetched in parallel.
 
-Objects are listed here as :class:`imdshunt.sources.inputs.InputFile` and then go through the
+Objects are listed here as :class:`imdshunt.sources.input_file.InputFile` and then go through the
 source registry like local files: the same sniffing, the same decoder worker processes (fetched
 with threads, decoded in processes), so a hunt over ``s3://...`` gives the same rows as a hunt
 over a local mirror of the bucket, web logs and Security Lake parquet included. DuckDB's httpfs
@@ -24,7 +24,7 @@ from typing import Any
 
 from imdshunt.errors import InputError, UsageError
 from imdshunt.sources.discover import RunStats
-from imdshunt.sources.inputs import InputFile
+from imdshunt.sources.input_file import InputFile
 from imdshunt.window import EVERYTHING, HuntWindow, segments_after_awslogs
 
 
