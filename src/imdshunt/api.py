@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,12 @@ from imdshunt.sources.registry import SOURCES, LoadContext, Progress, sort_input
 from imdshunt.window import EVERYTHING, HuntWindow
 
 __all__ = [
+    "ExposureResult",
     "HuntConfig",
     "HuntResult",
     "classify_addresses",
     "evidence_notes",
+    "exposure",
     "hunt",
     "key_bindings",
     "learned_instance_addresses",
@@ -180,6 +183,43 @@ def hunt(
         warnings=warnings,
         after_load=after_load,
     )
+
+
+@dataclass
+class ExposureResult:
+    """The IMDSv1 backlog and the hunt that read its evidence."""
+
+    records: list[dict[str, Any]]
+    hunt: HuntResult
+
+
+def exposure(
+    paths: Iterable[str | os.PathLike],
+    *,
+    inventory: Iterable[str | os.PathLike] = (),
+    iam_file: str | os.PathLike | None = None,
+    **hunt_kw: Any,
+) -> ExposureResult:
+    """The IMDSv1 exposure backlog (``imdshunt exposure``) over the same inputs as :func:`hunt`.
+
+    ``paths`` (local or ``s3://``, any ``engine``, the same window and inventory arguments as
+    :func:`hunt`, given in ``hunt_kw``) are read by the hunt's own pipeline with only its web
+    detections: CloudTrail fills ``api_activity`` for the backlog query, and the
+    ``imds_ssrf_attempt`` findings, their targets mapped to instances as in a hunt, give each
+    instance's SSRF attempts. ``inventory`` is passed to the hunt and read for the instances'
+    metadata options; ``iam_file`` ranks roles by their policies.
+    """
+    from imdshunt.exposure import exposure_backlog
+
+    inventory = list(inventory)
+    result = hunt(paths, kinds=("web",), inventory=inventory, **hunt_kw)
+    records = exposure_backlog(
+        result.engine,
+        inventory_files=inventory,
+        iam_file=iam_file,
+        web_findings=result.findings,
+    )
+    return ExposureResult(records, result)
 
 
 def load_cloudtrail(

@@ -30,7 +30,8 @@ CSV_FIELDS = (
     "delivery_versions", "v1_event_count", "v2_event_count", "unknown_delivery_event_count",
     "event_count", "first_v1_use", "last_v1_use", "first_seen", "last_seen", "v1_source_ips",
     "privilege_source", "privilege_score", "privilege_categories", "privilege_reasons",
-    "privilege_policies", "sensitive_actions_seen", "reasons", "remediation",
+    "privilege_policies", "sensitive_actions_seen", "ssrf_attempts", "ssrf_clients",
+    "last_ssrf_attempt", "reasons", "remediation",
     "remediation_check", "remediation_caveat", "account_remediation", "credential_type",
     "detection", "record_version",
 )  # fmt: skip
@@ -117,6 +118,11 @@ def render_table(records: Sequence[dict[str, Any]], console: Console) -> None:
         )
         if r.get("last_v1_use"):
             delivery += f"\nlast v1 {safe_markup(r['last_v1_use'])}"
+        if r.get("ssrf_attempts"):
+            delivery += (
+                f"\n[bold red]{r['ssrf_attempts']} SSRF attempt(s)[/bold red] from "
+                f"{len(r.get('ssrf_clients') or [])} client(s)"
+            )
         why = _lines(r.get("privilege_reasons") or [])
         if r.get("privilege_source"):
             why += f"\n[dim]({safe_markup(r['privilege_source'])})[/dim]"
