@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,8 @@ class ExposureResult:
 
     records: list[dict[str, Any]]
     hunt: HuntResult
+    #: Regions where ``MetadataNoToken`` could not be read, and why.
+    metric_errors: list[str] = field(default_factory=list)
 
 
 def exposure(
@@ -198,6 +200,8 @@ def exposure(
     *,
     inventory: Iterable[str | os.PathLike] = (),
     iam_file: str | os.PathLike | None = None,
+    cloudwatch: Any = None,
+    metric_window: tuple[Any, Any] | None = None,
     **hunt_kw: Any,
 ) -> ExposureResult:
     """The IMDSv1 exposure backlog (``imdshunt exposure``) over the same inputs as :func:`hunt`.
@@ -207,7 +211,10 @@ def exposure(
     detections: CloudTrail fills ``api_activity`` for the backlog query, and the
     ``imds_ssrf_attempt`` findings, their targets mapped to instances as in a hunt, give each
     instance's SSRF attempts. ``inventory`` is passed to the hunt and read for the instances'
-    metadata options; ``iam_file`` ranks roles by their policies.
+    metadata options (and any ``MetadataNoToken`` readings ``imdshunt inventory collect`` wrote);
+    ``iam_file`` ranks roles by their policies. ``cloudwatch`` is a :class:`boto3.Session` of
+    the instances' account: ``MetadataNoToken`` is read live over ``metric_window`` ((start,
+    end) datetimes; default the last 14 days) for every open row (``safe_to_enforce``).
     """
     from imdshunt.exposure import exposure_backlog
 
@@ -219,7 +226,20 @@ def exposure(
         iam_file=iam_file,
         web_findings=result.findings,
     )
-    return ExposureResult(records, result)
+    from imdshunt.enrich.inventory import documents_of_kind
+    from imdshunt.exposure import metrics
+    from imdshunt.exposure.backlog import apply_metadata_no_token
+
+    readings = metrics.readings_from_documents(
+        documents_of_kind(inventory, "cloudwatch-get-metric-data")
+    )
+    errors: list[str] = []
+    if cloudwatch is not None:
+        start, end = metric_window or metrics.default_window()
+        live, errors = metrics.read_for_records(cloudwatch, records, start, end)
+        readings.update(live)
+    apply_metadata_no_token(records, readings)
+    return ExposureResult(records, result, errors)
 
 
 def load_cloudtrail(

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, ...]] = {
     "respond": ("imdshunt.respond.actions",),
     "collect": ("imdshunt.enrich.collect",),  # imdshunt inventory collect
     "guardduty": ("imdshunt.respond.guardduty",),  # imdshunt guardduty check
+    "exposure": ("imdshunt.exposure.metrics",),  # imdshunt exposure --cloudwatch
 }
 #: Calls AWS answers for any caller.
 NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})

@@ -7,12 +7,18 @@ from pathlib import Path
 
 import click
 
-from imdshunt.commands._common import EXIT_FINDINGS, ImdshuntCommand
+from imdshunt.commands._common import (
+    EXIT_FINDINGS,
+    ImdshuntCommand,
+    make_session,
+    print_iam_policy_option,
+)
 
 EPILOG = """\b
 Examples:
   imdshunt exposure AWSLogs/ --inventory inventory/ --iam auth.json
   imdshunt exposure s3://org-trail/AWSLogs/ --since 2026-11-01 --format jsonl -o backlog.jsonl
+  imdshunt exposure AWSLogs/ --inventory inventory/ --cloudwatch --profile prod
 
 \b
 Inputs (the same as imdshunt hunt's):
@@ -78,6 +84,22 @@ def _engine_options(f):
 @click.option(
     "--memory-limit", default=None, metavar="SIZE", help="Bound DuckDB's memory (e.g. 1GB)."
 )
+@click.option(
+    "--cloudwatch",
+    is_flag=True,
+    help="Read each instance's AWS/EC2 MetadataNoToken (IMDSv1 calls) with GetMetricData "
+    "since --since (default: the last --metric-days days): safe_to_enforce, and which "
+    "instances can be switched now. Uses --profile; instances of other accounts stay unknown.",
+)
+@click.option(
+    "--metric-days",
+    type=click.IntRange(1, 455),
+    default=14,
+    show_default=True,
+    help="Days of MetadataNoToken read when --since is not given.",
+)
+@click.option("--profile", help="AWS profile of the instances' account (for --cloudwatch).")
+@print_iam_policy_option("exposure", what="imdshunt exposure --cloudwatch")
 @click.option("-q", "--quiet", is_flag=True, help="No summary on stderr.")
 @_engine_options
 def exposure(
@@ -90,6 +112,9 @@ def exposure(
     output: str | None,
     workers: int | None,
     memory_limit: str | None,
+    cloudwatch: bool,
+    metric_days: int,
+    profile: str | None,
     quiet: bool,
     engine_name: str,
     since: str | None,
@@ -111,6 +136,7 @@ def exposure(
     """
     from imdshunt import api
     from imdshunt.commands.engines import make_engine
+    from imdshunt.errors import UsageError
     from imdshunt.exposure.output import render_table, write_csv, write_jsonl
     from imdshunt.window import HuntWindow
 
@@ -124,6 +150,24 @@ def exposure(
         athena_workgroup=athena_workgroup,
         spark_master=spark_master,
     )
+    window = HuntWindow.make(since, until, accounts, regions)
+    metric_window = None
+    session = None
+    if cloudwatch:
+        from datetime import UTC, datetime
+
+        from imdshunt.exposure.metrics import default_window
+
+        start = (
+            datetime.combine(window.since, datetime.min.time(), tzinfo=UTC)
+            if window.since
+            else None
+        )
+        try:
+            metric_window = default_window(start, days=metric_days)
+        except ValueError as exc:
+            raise UsageError(f"--since: {exc}") from exc
+        session = make_session(profile, None)
     result = api.exposure(
         list(paths),
         inventory=inventory,
@@ -133,12 +177,16 @@ def exposure(
         web_log_type=web_log_type,
         workers=workers,
         memory_limit=memory_limit,
-        window=HuntWindow.make(since, until, accounts, regions),
+        window=window,
+        cloudwatch=session,
+        metric_window=metric_window,
     )
     records = result.records
     if not quiet:
         for w in result.hunt.warnings:
             click.echo(f"imdshunt: warning: {w}", err=True)
+    for e in result.metric_errors:
+        click.echo(f"imdshunt: warning: MetadataNoToken not read in {e}", err=True)
 
     out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     try:
@@ -160,6 +208,12 @@ def exposure(
             out.close()
             click.echo(f"{len(records)} record(s) written to {Path(output)}", err=True)
     if not quiet:
+        if fmt != "table" or output:
+            from rich.console import Console
+
+            from imdshunt.exposure.output import render_switch_summary
+
+            render_switch_summary(records, Console(stderr=True, width=200, highlight=False))
         click.echo("imdshunt: " + result.hunt.stats.summary(), err=True)
     if records:  # like a hunt's findings: instances still hand out credentials over IMDSv1
         sys.exit(EXIT_FINDINGS)

@@ -53,7 +53,11 @@ KINDS_BY_KEY = {
     "Accounts": "list-accounts",
     "tasks": "ecs-describe-tasks",
     "Functions": "lambda-list-functions",
+    # read by `imdshunt exposure` (imdshunt.exposure), not by the hunt's address tables
+    "MetricDataResults": "cloudwatch-get-metric-data",
 }
+#: Kinds the hunt's address inventory has no use for (other commands read them).
+NOT_ADDRESSES = frozenset({"cloudwatch-get-metric-data"})
 
 
 @dataclass
@@ -410,9 +414,28 @@ def load_inventory(
                 "describe-vpc-endpoints, aws organizations list-accounts, aws ecs describe-tasks, "
                 "aws lambda list-functions or kubectl get pods -o json",
             )
-        _PARSERS[kind](doc, inv, str(path))
+        if kind not in NOT_ADDRESSES:
+            _PARSERS[kind](doc, inv, str(path))
         inv.files[str(path)] = kind
     return inv
+
+
+def documents_of_kind(paths: Iterable[str | os.PathLike], kind: str) -> list[dict[str, Any]]:
+    """The parsed inventory documents of one kind (:data:`KINDS_BY_KEY`) under ``paths``;
+    files of other kinds are passed over (:func:`load_inventory` checks every file)."""
+    out = []
+    for path, _named in iter_inventory_files(paths):
+        try:
+            doc = json.loads(path.read_bytes())
+        except json.JSONDecodeError as exc:
+            raise not_json(path, exc) from exc
+        except OSError as exc:
+            raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
+        except ValueError as exc:
+            raise InputError(path, f"not valid JSON: {exc}") from exc
+        if detect_kind(doc) == kind:
+            out.append(doc)
+    return out
 
 
 def register_inventory(engine: Any, inventory: Inventory) -> None:

@@ -183,6 +183,9 @@ def _new_record(instance_id: str) -> dict[str, Any]:
         "ssrf_attempts": 0,
         "ssrf_clients": [],
         "last_ssrf_attempt": None,
+        "metadata_no_token_calls": None,
+        "metadata_no_token_window": None,
+        "safe_to_enforce": False,
         "reasons": [],
         "remediation": None,
         "remediation_check": None,
@@ -367,6 +370,33 @@ def exposure_backlog(
     return records
 
 
+def apply_metadata_no_token(records: Iterable[dict[str, Any]], readings: Mapping[str, Any]) -> None:
+    """Fill ``metadata_no_token_calls``, ``metadata_no_token_window`` and ``safe_to_enforce``
+    from :class:`imdshunt.exposure.metrics.MetadataNoToken` readings (by lower-cased id).
+    ``safe_to_enforce`` is true only when the metric was read and summed to 0; rows already
+    fixed are left alone."""
+    for rec in records:
+        reading = readings.get(rec["instance_id"].lower())
+        if reading is None or rec["status"] == STATUS_FIXED:
+            continue
+        rec["metadata_no_token_window"] = reading.window
+        rec["metadata_no_token_calls"] = reading.calls
+        rec["safe_to_enforce"] = reading.calls == 0
+        if reading.calls is None:
+            rec["reasons"].append(f"MetadataNoToken unknown: {reading.note}")
+        elif reading.calls == 0:
+            rec["reasons"].append(
+                f"MetadataNoToken 0 over {reading.window}: nothing on the instance called "
+                "IMDSv1; safe to require tokens now"
+            )
+        else:
+            rec["reasons"].append(
+                f"MetadataNoToken {reading.calls} IMDSv1 call(s) over {reading.window}: "
+                "software on the instance still uses IMDSv1 and loses its metadata and "
+                "credentials once tokens are required; upgrade it (SDK, agent) first"
+            )
+
+
 def _apply_ssrf(rec: dict[str, Any], probe: SsrfAttempts | None) -> None:
     if probe is None or probe.attempts == 0:
         return
@@ -396,6 +426,7 @@ __all__ = [
     "STATUS_FIXED",
     "STATUS_V1_ALLOWED",
     "STATUS_V1_USED",
+    "apply_metadata_no_token",
     "backlog_sql",
     "backlog_sql_for",
     "exposure_backlog",
