@@ -18,7 +18,12 @@ Accepts the JSON the AWS CLI prints (pages merged, ``ResponseMetadata`` absent) 
 * ``aws organizations list-accounts`` (``{"Accounts": [...]}``): the organisation's accounts;
 * ``aws ecs describe-tasks``, ``kubectl get pods -A -o json`` and ``aws lambda list-functions``:
   the addresses and VPC of each task, pod and function (see
-  :mod:`imdshunt.enrich.inventory_workloads`).
+  :mod:`imdshunt.enrich.inventory_workloads`);
+* read by ``imdshunt exposure`` only (recognised here, so a collected folder is read whole):
+  ``aws elbv2 describe-load-balancers``, ``describe-target-groups``, ``describe-target-health``
+  (with ``TargetGroupArn`` beside it), ``aws ec2 describe-security-groups`` (see
+  :mod:`imdshunt.exposure.reachability`) and ``aws cloudwatch get-metric-data`` for
+  ``MetadataNoToken`` (see :mod:`imdshunt.exposure.metrics`).
 
 The kind of a file is told by its top-level key, never by its name. A folder means every
 ``*.json`` file under it (recursively); JSON in a folder that is none of these (for example the
@@ -55,9 +60,21 @@ KINDS_BY_KEY = {
     "Functions": "lambda-list-functions",
     # read by `imdshunt exposure` (imdshunt.exposure), not by the hunt's address tables
     "MetricDataResults": "cloudwatch-get-metric-data",
+    "LoadBalancers": "elbv2-describe-load-balancers",
+    "TargetGroups": "elbv2-describe-target-groups",
+    "TargetHealthDescriptions": "elbv2-describe-target-health",
+    "SecurityGroups": "ec2-describe-security-groups",
 }
-#: Kinds the hunt's address inventory has no use for (other commands read them).
-NOT_ADDRESSES = frozenset({"cloudwatch-get-metric-data"})
+#: Kinds the hunt's address inventory has no use for (``imdshunt exposure`` reads them).
+NOT_ADDRESSES = frozenset(
+    {
+        "cloudwatch-get-metric-data",
+        "elbv2-describe-load-balancers",
+        "elbv2-describe-target-groups",
+        "elbv2-describe-target-health",
+        "ec2-describe-security-groups",
+    }
+)
 
 
 @dataclass

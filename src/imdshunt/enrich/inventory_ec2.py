@@ -51,6 +51,9 @@ class Ec2Instance:
     private_ip: str | None = None
     public_ip: str | None = None
     vpc_id: str | None = None
+    #: Security groups of the instance and of every network interface attached to it.
+    security_group_ids: tuple[str, ...] = ()
+    ipv6_addresses: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     source_file: str | None = None
 
@@ -92,6 +95,18 @@ def _instance(raw: dict[str, Any], owner: str | None, source: str | None) -> Ec2
     }
     az = (raw.get("Placement") or {}).get("AvailabilityZone")
     hop = opts.get("HttpPutResponseHopLimit")
+    enis = [e for e in raw.get("NetworkInterfaces") or [] if isinstance(e, dict)]
+    groups = [g.get("GroupId") for g in raw.get("SecurityGroups") or [] if isinstance(g, dict)]
+    groups += [g.get("GroupId") for e in enis for g in e.get("Groups") or [] if isinstance(g, dict)]
+    ipv6 = [a.get("Ipv6Address") for e in enis for a in e.get("Ipv6Addresses") or []]
+    public = raw.get("PublicIpAddress") or next(
+        (
+            (e.get("Association") or {}).get("PublicIp")
+            for e in enis
+            if (e.get("Association") or {}).get("PublicIp")
+        ),
+        None,
+    )
     return Ec2Instance(
         instance_id=str(raw["InstanceId"]),
         account_id=owner,
@@ -104,8 +119,10 @@ def _instance(raw: dict[str, Any], owner: str | None, source: str | None) -> Ec2
         http_endpoint=opts.get("HttpEndpoint"),
         instance_profile_arn=(raw.get("IamInstanceProfile") or {}).get("Arn"),
         private_ip=raw.get("PrivateIpAddress"),
-        public_ip=raw.get("PublicIpAddress"),
+        public_ip=public,
         vpc_id=raw.get("VpcId"),
+        security_group_ids=tuple(dict.fromkeys(g for g in groups if g)),
+        ipv6_addresses=tuple(dict.fromkeys(a for a in ipv6 if a)),
         tags=tags,
         source_file=source,
     )

@@ -39,6 +39,7 @@ from imdshunt.exposure.privilege import (
     PrivilegeAssessment,
     assess_from_usage,
 )
+from imdshunt.exposure.reachability import Reachability
 
 DETECTION = "imdsv1_exposure"
 RECORD_VERSION = "1"
@@ -51,6 +52,8 @@ _STATUS_ORDER = {STATUS_V1_USED: 0, STATUS_V1_ALLOWED: 1, STATUS_FIXED: 2}
 
 #: ``endpoint`` values of ``imds_ssrf_attempt`` that reach the instance profile's credentials.
 IMDS_ENDPOINTS = frozenset({"ec2-imds-ipv4", "ec2-imds-ipv6"})
+#: Reachable from the internet before unknown before not reachable, within a tier.
+_REACHABLE_ORDER = {True: 0, None: 1, False: 2}
 #: Severities in ascending order; a probed instance moves one step up (critical stays).
 _SEVERITY_STEPS = ("low", "medium", "high", "critical")
 
@@ -183,6 +186,8 @@ def _new_record(instance_id: str) -> dict[str, Any]:
         "ssrf_attempts": 0,
         "ssrf_clients": [],
         "last_ssrf_attempt": None,
+        "reachable_from_internet": None,
+        "reachable_via": [],
         "metadata_no_token_calls": None,
         "metadata_no_token_window": None,
         "safe_to_enforce": False,
@@ -246,7 +251,9 @@ def exposure_backlog(
     :raises UsageError: ``source`` has no ``api_activity``.
     :raises InputError: an inventory or IAM file cannot be read.
     """
+    inventory_files = list(inventory_files)
     inventory = load_ec2_inventory(inventory_files)
+    reach = Reachability.load(inventory_files) if inventory_files else None
     iam = IamAuthorizationDetails.load(iam_file) if iam_file is not None else None
 
     records: list[dict[str, Any]] = []
@@ -333,6 +340,11 @@ def exposure_backlog(
     probes = ssrf_attempts_by_instance(web_findings)
     for rec in records:
         _apply_ssrf(rec, probes.get(rec["instance_id"].lower()))
+        inv = inventory.get(rec["instance_id"].lower())
+        if reach is not None and inv is not None and rec["status"] != STATUS_FIXED:
+            reachable, via, why = reach.assess(inv)
+            rec["reachable_from_internet"], rec["reachable_via"] = reachable, via
+            rec["reasons"].extend(why)
         if rec["status"] == STATUS_FIXED:
             rec["severity"] = "info"
             rec["remediation"] = None
@@ -356,6 +368,7 @@ def exposure_backlog(
             r["status"] == STATUS_FIXED,
             -(r["privilege_score"] // 1000),  # the privilege tier
             r["ssrf_attempts"] == 0,  # probed before unprobed within a tier
+            _REACHABLE_ORDER[r["reachable_from_internet"]],
             -r["privilege_score"],
             _STATUS_ORDER[r["status"]],
             -r["v1_event_count"],

@@ -31,7 +31,8 @@ CSV_FIELDS = (
     "event_count", "first_v1_use", "last_v1_use", "first_seen", "last_seen", "v1_source_ips",
     "privilege_source", "privilege_score", "privilege_categories", "privilege_reasons",
     "privilege_policies", "sensitive_actions_seen", "ssrf_attempts", "ssrf_clients",
-    "last_ssrf_attempt", "metadata_no_token_calls", "metadata_no_token_window", "safe_to_enforce",
+    "last_ssrf_attempt", "reachable_from_internet", "reachable_via",
+    "metadata_no_token_calls", "metadata_no_token_window", "safe_to_enforce",
     "reasons", "remediation",
     "remediation_check", "remediation_caveat", "account_remediation", "credential_type",
     "detection", "record_version",
@@ -179,6 +180,12 @@ def render_table(records: Sequence[dict[str, Any]], console: Console) -> None:
         )
         if r.get("last_v1_use"):
             delivery += f"\nlast v1 {safe_markup(r['last_v1_use'])}"
+        reach = {True: "internet: yes", False: "internet: no"}.get(
+            r.get("reachable_from_internet"), "internet: unknown"
+        )
+        if r.get("reachable_via"):
+            reach += f" ({_lines(r['reachable_via'], 2)})"
+        delivery += f"\n{reach}"
         if r.get("metadata_no_token_calls") is not None:
             delivery += f"\nMetadataNoToken {r['metadata_no_token_calls']}"
         if r.get("ssrf_attempts"):
