@@ -164,3 +164,13 @@ def test_spark_gives_the_records_of_duckdb(org, local, spark):
     finally:
         engine.close()
     assert _comparable(sp.records) == _comparable(local.records)
+
+
+def test_the_html_reports_backlog_counts_the_hunts_ssrf_attempts(local):
+    from imdshunt.report import exposure_records
+
+    (probed,) = [r for r in local.records if r["ssrf_attempts"]]
+    backlog = exposure_records(local.hunt.engine, local.hunt.findings)
+    mine = next(r for r in backlog if r["instance_id"] == probed["instance_id"])
+    assert mine["ssrf_attempts"] == probed["ssrf_attempts"]
+    assert mine["rank"] == 1
