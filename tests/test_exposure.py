@@ -422,3 +422,20 @@ def test_command_on_real_samples_writes_csv(realdata, tmp_path):
     ids = {r["instance_id"] for r in rows}
     assert {"i-0317f6c6b66ae9c40", "i-786a3A8B5C0d92eF4", INVENTORY_ONLY} <= ids
     assert "i-07574d724fb843fda" not in ids  # IMDSv2 only
+
+
+def test_the_backlog_needs_no_aws_ip_ranges_and_fetches_none(tmp_path, monkeypatch):
+    from imdshunt import api
+    from imdshunt.enrich import ipranges
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("IMDSHUNT_IP_RANGES", raising=False)
+
+    def no_fetch(*args, **kwargs):
+        raise AssertionError("exposure fetched ip-ranges.json")
+
+    monkeypatch.setattr(ipranges, "fetch_ip_ranges", no_fetch)
+    result = api.exposure([ORG], inventory=[INVENTORY], iam_file=IAM, workers=1)
+    assert result.records == exposure_backlog(
+        org_con_of(ORG), inventory_files=[INVENTORY], iam_file=IAM
+    )

@@ -23,6 +23,7 @@ from imdshunt.detect import Detection
 from imdshunt.engine.base import Engine
 from imdshunt.engine.duckdb import DuckDBEngine
 from imdshunt.enrich.inventory import Inventory
+from imdshunt.enrich.ipranges import AddressClassifier
 from imdshunt.errors import UsageError
 from imdshunt.pipeline import (
     HuntConfig,
@@ -121,6 +122,7 @@ def hunt(
     inventory: Iterable[str | os.PathLike] | Inventory = (),
     org_accounts: Iterable[str] = (),
     progress: Progress | None = None,
+    classifier: AddressClassifier | None = None,
 ) -> HuntResult:
     """Read CloudTrail (and web logs) under ``paths`` and run the detections on them.
 
@@ -134,7 +136,7 @@ def hunt(
     under ``paths`` (which may then be empty). ``inventory`` names AWS CLI JSON files or
     folders (see :mod:`imdshunt.enrich.inventory`) or is an already loaded :class:`Inventory`;
     ``org_accounts`` adds account ids directly. ``progress(files_done, files_total, records)``
-    is called as files are decoded.
+    is called as files are decoded. ``classifier`` replaces the one ``ip_ranges`` would give.
     """
     cfg = HuntConfig.make(
         ip_ranges=ip_ranges,
@@ -156,7 +158,9 @@ def hunt(
         workers=workers,
         progress=progress,
     )
-    classifier, warnings = cfg.classifier()  # before reading: a bad ip-ranges file fails fast
+    warnings: list[str] = []
+    if classifier is None:  # before reading: a bad ip-ranges file fails fast
+        classifier, warnings = cfg.classifier()
     stats = RunStats()
     engine = engine if engine is not None else new_engine(memory_limit)
     if engine.queries_in_place:
@@ -216,9 +220,18 @@ def exposure(
     the instances' account: ``MetadataNoToken`` is read live over ``metric_window`` ((start,
     end) datetimes; default the last 14 days) for every open row (``safe_to_enforce``).
     """
+    from imdshunt.enrich.ipranges import resolve_ip_ranges_path
+    from imdshunt.errors import IpRangesError
     from imdshunt.exposure import exposure_backlog
 
     inventory = list(inventory)
+    if not hunt_kw.get("ip_ranges") and "classifier" not in hunt_kw:
+        # No output of the backlog depends on AWS's ranges (only private addresses matter, to
+        # learn which instance an SSRF target is), so without a local copy nothing is fetched.
+        try:
+            resolve_ip_ranges_path(None, fetch=False)
+        except IpRangesError:
+            hunt_kw["classifier"] = AddressClassifier((), hunt_kw.get("allowlist") or ())
     result = hunt(paths, kinds=("web",), inventory=inventory, **hunt_kw)
     records = exposure_backlog(
         result.engine,
