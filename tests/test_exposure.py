@@ -7,7 +7,6 @@ import io
 import json
 import re
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -347,32 +346,32 @@ def test_clean_text_shows_control_characters():
 # ------------------------------------------------------------------ command
 
 
-def test_command_runs_on_the_ingest_api(monkeypatch, tmp_path):
+def test_command_runs_on_cloudtrail_with_inventory_and_iam(tmp_path):
     from imdshunt.commands.exposure import exposure
 
-    calls = []
-
-    def load_cloudtrail(paths, **kw):
-        calls.append(paths)
-        return connect_with(records_from_file(ORG)), {}  # what exposure_backlog accepts
-
-    monkeypatch.setitem(
-        sys.modules, "imdshunt.api", types.SimpleNamespace(load_cloudtrail=load_cloudtrail)
-    )
-    monkeypatch.setattr("imdshunt.api", sys.modules["imdshunt.api"], raising=False)
+    trail = tmp_path / "trail"
+    trail.mkdir()
+    (trail / "org.json").write_text(ORG.read_text())
     out = tmp_path / "b.jsonl"
+    ranges = Path(__file__).parent / "data" / "ip-ranges.fixture.json"
     result = CliRunner().invoke(
         exposure,
-        [str(ORG), "--iam", str(IAM), "--inventory", str(INVENTORY), "--format", "jsonl",
-         "-o", str(out)],
+        [str(trail), "--iam", str(IAM), "--inventory", str(INVENTORY), "--format", "jsonl",
+         "--ip-ranges", str(ranges), "--workers", "1", "-o", str(out)],
     )  # fmt: skip
     assert result.exit_code == 1, result.output  # instances listed: exit 1, like findings
-    assert calls == [[str(ORG)]]
     recs = [json.loads(x) for x in out.read_text().splitlines()]
     assert recs[0]["instance_id"] == ADMIN
-    result = CliRunner().invoke(exposure, [str(ORG), "--format", "table"])
+    assert recs == exposure_backlog(org_con_of(ORG), inventory_files=[INVENTORY], iam_file=IAM)
+    result = CliRunner().invoke(
+        exposure, [str(trail), "--format", "table", "--ip-ranges", str(ranges), "--workers", "1"]
+    )
     assert result.exit_code == 1, result.output
     assert "IMDSv1 exposure backlog" in result.output
+
+
+def org_con_of(path: Path):
+    return connect_with(records_from_file(path))
 
 
 def test_command_help_has_an_example():
@@ -416,10 +415,27 @@ def test_command_on_real_samples_writes_csv(realdata, tmp_path):
     result = CliRunner().invoke(
         exposure,
         [str(realdata / "cloudtrail-samples"), "--inventory", str(INVENTORY), "--format", "csv",
-         "-o", str(out)],
+         "--ip-ranges", str(realdata / "aws-ip-ranges" / "ip-ranges.json"), "-o", str(out)],
     )  # fmt: skip
     assert result.exit_code == 1, result.output  # instances listed: exit 1, like findings
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     ids = {r["instance_id"] for r in rows}
     assert {"i-0317f6c6b66ae9c40", "i-786a3A8B5C0d92eF4", INVENTORY_ONLY} <= ids
     assert "i-07574d724fb843fda" not in ids  # IMDSv2 only
+
+
+def test_the_backlog_needs_no_aws_ip_ranges_and_fetches_none(tmp_path, monkeypatch):
+    from imdshunt import api
+    from imdshunt.enrich import ipranges
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.delenv("IMDSHUNT_IP_RANGES", raising=False)
+
+    def no_fetch(*args, **kwargs):
+        raise AssertionError("exposure fetched ip-ranges.json")
+
+    monkeypatch.setattr(ipranges, "fetch_ip_ranges", no_fetch)
+    result = api.exposure([ORG], inventory=[INVENTORY], iam_file=IAM, workers=1)
+    assert result.records == exposure_backlog(
+        org_con_of(ORG), inventory_files=[INVENTORY], iam_file=IAM
+    )

@@ -16,6 +16,9 @@ from tests.respond_world import make_world
 
 pytestmark = pytest.mark.moto
 
+#: Signing names that are not the service's IAM prefix.
+IAM_PREFIX = {"monitoring": "cloudwatch"}
+
 
 @pytest.fixture()
 def recorded_calls(monkeypatch, aws_env):
@@ -23,8 +26,10 @@ def recorded_calls(monkeypatch, aws_env):
     calls: set[str] = set()
 
     def record(model, **_kwargs):
-        # The signing name is the IAM service prefix (EventBridge signs as "events").
-        calls.add(f"{model.service_model.signing_name}:{model.name}")
+        # The signing name is the IAM service prefix (EventBridge signs as "events"), except
+        # CloudWatch's: it signs as "monitoring", its IAM actions are "cloudwatch:...".
+        prefix = model.service_model.signing_name
+        calls.add(f"{IAM_PREFIX.get(prefix, prefix)}:{model.name}")
 
     class RecordingSession(boto3.Session):
         def __init__(self, *args, **kwargs):
@@ -103,6 +108,26 @@ def test_inventory_collect_calls_only_what_is_declared(recorded_calls, tmp_path)
     assert "organizations:ListAccounts" in recorded_calls
     assert _undeclared(recorded_calls, "collect") == set()
     assert recorded_calls - NO_PERMISSION_NEEDED <= _printed_policy("inventory", "collect")
+
+
+def test_exposure_cloudwatch_calls_only_what_is_declared(recorded_calls, tmp_path):
+    ec2 = boto3.Session(region_name="us-east-1").client("ec2")
+    ec2.run_instances(
+        ImageId="ami-12c6146b", MinCount=1, MaxCount=1, MetadataOptions={"HttpTokens": "optional"}
+    )
+    doc = ec2.describe_instances()
+    doc.pop("ResponseMetadata")
+    (tmp_path / "inv.json").write_text(json.dumps(doc, default=str))
+    (tmp_path / "trail").mkdir()
+    (tmp_path / "trail" / "t.json").write_text('{"Records": []}')
+    recorded_calls.clear()
+    args = [str(tmp_path / "trail"), "--inventory", str(tmp_path / "inv.json"), "--cloudwatch"]
+    args += ["--ip-ranges", "tests/data/ip-ranges.fixture.json", "--workers", "1"]
+    out = CliRunner().invoke(cli, ["exposure", *args])
+    assert out.exit_code == 1, out.output  # instances listed
+    assert "cloudwatch:GetMetricData" in recorded_calls
+    assert _undeclared(recorded_calls, "exposure") == set()
+    assert recorded_calls - NO_PERMISSION_NEEDED <= _printed_policy("exposure")
 
 
 def test_an_undeclared_call_is_caught(recorded_calls):

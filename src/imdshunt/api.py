@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from imdshunt.detect import Detection
 from imdshunt.engine.base import Engine
 from imdshunt.engine.duckdb import DuckDBEngine
 from imdshunt.enrich.inventory import Inventory
+from imdshunt.enrich.ipranges import AddressClassifier
 from imdshunt.errors import UsageError
 from imdshunt.pipeline import (
     HuntConfig,
@@ -41,10 +43,12 @@ from imdshunt.sources.selection import select
 from imdshunt.window import HuntWindow
 
 __all__ = [
+    "ExposureResult",
     "HuntConfig",
     "HuntResult",
     "classify_addresses",
     "evidence_notes",
+    "exposure",
     "hunt",
     "key_bindings",
     "learned_instance_addresses",
@@ -103,6 +107,7 @@ def hunt(
     inventory: Iterable[str | os.PathLike] | Inventory = (),
     org_accounts: Iterable[str] = (),
     progress: Progress | None = None,
+    classifier: AddressClassifier | None = None,
 ) -> HuntResult:
     """Read CloudTrail (and web logs) under ``paths`` and run the detections on them.
 
@@ -118,7 +123,7 @@ def hunt(
     under ``paths`` (which may then be empty). ``inventory`` names AWS CLI JSON files or
     folders (see :mod:`imdshunt.enrich.inventory`) or is an already loaded :class:`Inventory`;
     ``org_accounts`` adds account ids directly. ``progress(files_done, files_total, records)``
-    is called as files are decoded.
+    is called as files are decoded. ``classifier`` replaces the one ``ip_ranges`` would give.
     """
     cfg = HuntConfig.make(
         ip_ranges=ip_ranges,
@@ -140,7 +145,9 @@ def hunt(
         workers=workers,
         progress=progress,
     )
-    classifier, warnings = cfg.classifier()  # before reading: a bad ip-ranges file fails fast
+    warnings: list[str] = []
+    if classifier is None:  # before reading: a bad ip-ranges file fails fast
+        classifier, warnings = cfg.classifier()
     stats = RunStats()
     engine = engine if engine is not None else new_engine(memory_limit)
     if engine.queries_in_place:
@@ -167,6 +174,72 @@ def hunt(
         warnings=warnings,
         after_load=after_load,
     )
+
+
+@dataclass
+class ExposureResult:
+    """The IMDSv1 backlog and the hunt that read its evidence."""
+
+    records: list[dict[str, Any]]
+    hunt: HuntResult
+    #: Regions where ``MetadataNoToken`` could not be read, and why.
+    metric_errors: list[str] = field(default_factory=list)
+
+
+def exposure(
+    paths: Iterable[str | os.PathLike],
+    *,
+    inventory: Iterable[str | os.PathLike] = (),
+    iam_file: str | os.PathLike | None = None,
+    cloudwatch: Any = None,
+    metric_window: tuple[Any, Any] | None = None,
+    **hunt_kw: Any,
+) -> ExposureResult:
+    """The IMDSv1 exposure backlog (``imdshunt exposure``) over the same inputs as :func:`hunt`.
+
+    ``paths`` (local or ``s3://``, any ``engine``, the same window and inventory arguments as
+    :func:`hunt`, given in ``hunt_kw``) are read by the hunt's own pipeline with only its web
+    detections: CloudTrail fills ``api_activity`` for the backlog query, and the
+    ``imds_ssrf_attempt`` findings, their targets mapped to instances as in a hunt, give each
+    instance's SSRF attempts. ``inventory`` is passed to the hunt and read for the instances'
+    metadata options (and any ``MetadataNoToken`` readings ``imdshunt inventory collect`` wrote);
+    ``iam_file`` ranks roles by their policies. ``cloudwatch`` is a :class:`boto3.Session` of
+    the instances' account: ``MetadataNoToken`` is read live over ``metric_window`` ((start,
+    end) datetimes; default the last 14 days) for every open row (``safe_to_enforce``).
+    """
+    from imdshunt.enrich.ipranges import resolve_ip_ranges_path
+    from imdshunt.errors import IpRangesError
+    from imdshunt.exposure import exposure_backlog
+
+    inventory = list(inventory)
+    if not hunt_kw.get("ip_ranges") and "classifier" not in hunt_kw:
+        # No output of the backlog depends on AWS's ranges (only private addresses matter, to
+        # learn which instance an SSRF target is), so without a local copy nothing is fetched.
+        try:
+            resolve_ip_ranges_path(None, fetch=False)
+        except IpRangesError:
+            hunt_kw["classifier"] = AddressClassifier((), hunt_kw.get("allowlist") or ())
+    result = hunt(paths, kinds=("web",), inventory=inventory, **hunt_kw)
+    records = exposure_backlog(
+        result.engine,
+        inventory_files=inventory,
+        iam_file=iam_file,
+        web_findings=result.findings,
+    )
+    from imdshunt.enrich.inventory import documents_of_kind
+    from imdshunt.exposure import metrics
+    from imdshunt.exposure.backlog import apply_metadata_no_token
+
+    readings = metrics.readings_from_documents(
+        documents_of_kind(inventory, "cloudwatch-get-metric-data")
+    )
+    errors: list[str] = []
+    if cloudwatch is not None:
+        start, end = metric_window or metrics.default_window()
+        live, errors = metrics.read_for_records(cloudwatch, records, start, end)
+        readings.update(live)
+    apply_metadata_no_token(records, readings)
+    return ExposureResult(records, result, errors)
 
 
 def load_cloudtrail(

@@ -28,8 +28,10 @@ from typing import Any, TypeVar
 #: (imported before the policy is derived, so that their declarations are filed).
 COMMANDS: dict[str, tuple[str, ...]] = {
     "respond": ("imdshunt.respond.actions",),
-    "collect": ("imdshunt.enrich.collect",),  # imdshunt inventory collect
+    # imdshunt inventory collect (and the MetadataNoToken read it shares with exposure)
+    "collect": ("imdshunt.enrich.collect", "imdshunt.exposure.metrics"),
     "guardduty": ("imdshunt.respond.guardduty",),  # imdshunt guardduty check
+    "exposure": ("imdshunt.exposure.metrics",),  # imdshunt exposure --cloudwatch
 }
 #: Calls AWS answers for any caller.
 NO_PERMISSION_NEEDED = frozenset({"sts:GetCallerIdentity"})

@@ -35,11 +35,19 @@ def inventory() -> None:
     is_flag=True,
     help="Do not call organizations:ListAccounts (it only answers in the management account).",
 )
+@click.option(
+    "--metric-days",
+    type=click.IntRange(0, 455),
+    default=14,
+    show_default=True,
+    help="Days of AWS/EC2 MetadataNoToken read for instances answering IMDSv1 (0: none).",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 @print_iam_policy_option("collect", what="the collection")
-def collect(out, regions, profile, no_organizations, quiet) -> None:
-    """Write describe-instances, NAT gateways, addresses, ENIs, VPC endpoints and the org's
-    accounts as the AWS CLI prints them; read-only calls only.
+def collect(out, regions, profile, no_organizations, metric_days, quiet) -> None:
+    """Write describe-instances, NAT gateways, addresses, ENIs, VPC endpoints, security
+    groups, load balancers and their targets, MetadataNoToken of the instances answering
+    IMDSv1, and the org's accounts, as the AWS CLI prints them; read-only calls only.
 
     \b
     Example:
@@ -55,6 +63,7 @@ def collect(out, regions, profile, no_organizations, quiet) -> None:
         regions=list(regions) or None,
         organizations=not no_organizations,
         progress=progress,
+        metric_days=metric_days or None,
     )
     for err in result.errors:
         click.echo(f"warning: {err}", err=True)

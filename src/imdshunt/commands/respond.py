@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from imdshunt.commands._common import ImdshuntCommand, make_session, print_iam_policy_option
-from imdshunt.errors import UsageError
+from imdshunt.errors import AwsActionError, UsageError
 
 if TYPE_CHECKING:
     from imdshunt.respond import Target
@@ -114,6 +114,13 @@ Examples:
     help="Do not replace the instance-profile association; print how instead.",
 )
 @click.option(
+    "--enforce-imdsv2-despite-v1-calls",
+    "enforce_despite_v1",
+    is_flag=True,
+    help="Require IMDSv2 even when the instance's MetadataNoToken shows IMDSv1 calls (the "
+    "software making them breaks). Without it, --apply refuses that step and exits 1.",
+)
+@click.option(
     "--apply", "do_apply", is_flag=True, help="Carry the plan out. Without it, nothing changes."
 )
 @click.option(
@@ -143,6 +150,7 @@ def respond(
     hop_limit: int,
     margin: int,
     no_replace_profile: bool,
+    enforce_despite_v1: bool,
     do_apply: bool,
     audit_log: str,
     fmt: str,
@@ -170,6 +178,7 @@ def respond(
             hop_limit=hop_limit,
             replace_profile=not no_replace_profile,
             egress_addresses=list(egress_ip),
+            enforce_imdsv2_despite_v1_calls=enforce_despite_v1,
         )
         for t in targets
     ]
@@ -191,3 +200,9 @@ def respond(
         out = {"plans": [p.to_dict() for p in plans], "reports": [r.to_dict() for r in reports]}
         click.echo(json.dumps(out, indent=2))
     click.echo(f"Audit records appended to {audit_log}", err=True)
+    refused = [r for report in reports for r in report.refused]
+    if refused:
+        raise AwsActionError(
+            f"{len(refused)} step(s) refused, not applied: "
+            + "; ".join(f"{r.title}: {r.error}" for r in refused)
+        )

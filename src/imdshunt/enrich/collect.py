@@ -15,6 +15,14 @@ Layout::
     DIR/<account>/<region>/ec2-describe-vpc-endpoints.json
     DIR/<account>/<region>/ecs-describe-tasks.json          (running tasks of every cluster)
     DIR/<account>/<region>/lambda-list-functions.json
+    DIR/<account>/<region>/ec2-describe-security-groups.json
+    DIR/<account>/<region>/elbv2-describe-load-balancers.json
+    DIR/<account>/<region>/elbv2-describe-target-groups.json
+    DIR/<account>/<region>/elbv2-describe-target-health/<target group name>.json
+                    (one per target group, with its TargetGroupArn beside the CLI's output)
+    DIR/<account>/<region>/cloudwatch-get-metric-data.json
+                    (AWS/EC2 MetadataNoToken of the instances answering IMDSv1, with the
+                    request's StartTime/EndTime; each query's Label is its instance id)
     DIR/<account>/organizations-list-accounts.json   (only where Organizations answers)
 
 The IAM permissions are declared beside each call (:mod:`imdshunt.permissions`);
@@ -50,6 +58,9 @@ EC2_CALLS: tuple[tuple[str, str, str, str], ...] = (
      "ec2:DescribeNetworkInterfaces"),
     ("ec2-describe-vpc-endpoints", "describe_vpc_endpoints", "VpcEndpoints",
      "ec2:DescribeVpcEndpoints"),
+    # reachability from the internet (imdshunt exposure): open ingress rules
+    ("ec2-describe-security-groups", "describe_security_groups", "SecurityGroups",
+     "ec2:DescribeSecurityGroups"),
 )  # fmt: skip
 declare(COLLECT, (action for *_, action in EC2_CALLS))
 #: Tasks and functions (their credentials are bound like instances', docs/binding.md).
@@ -114,6 +125,43 @@ def _ecs_tasks(client: Any) -> dict[str, Any]:
     return doc
 
 
+@needs(
+    "elasticloadbalancing:DescribeLoadBalancers",
+    "elasticloadbalancing:DescribeTargetGroups",
+    "elasticloadbalancing:DescribeTargetHealth",
+    commands=COLLECT,
+)
+def _load_balancers(client: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(file stem, document) of the load balancers, target groups and each group's targets:
+    which instances an internet-facing load balancer exposes (imdshunt exposure)."""
+    lbs = _all_pages(client, "describe_load_balancers", "LoadBalancers")
+    tgs = _all_pages(client, "describe_target_groups", "TargetGroups")
+    out = [("elbv2-describe-load-balancers", lbs), ("elbv2-describe-target-groups", tgs)]
+    for tg in tgs["TargetGroups"]:
+        health = client.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])
+        doc = {"TargetGroupArn": tg["TargetGroupArn"]}  # the CLI prints no group ARN
+        doc |= {k: v for k, v in health.items() if k not in _DROP}
+        out.append((f"elbv2-describe-target-health/{tg['TargetGroupName']}", doc))
+    return out
+
+
+def _metadata_no_token(
+    session: Any, region: str, instances_doc: dict[str, Any], days: int
+) -> dict[str, Any] | None:
+    """``MetadataNoToken`` of the region's instances that answer IMDSv1 (the only ones the
+    metric decides anything for), as ``get-metric-data`` prints it, with its window."""
+    from imdshunt.enrich.inventory_ec2 import parse_describe_instances
+    from imdshunt.exposure import metrics
+
+    ids = [i.instance_id for i in parse_describe_instances(instances_doc) if i.answers_imdsv1]
+    if not ids:
+        return None
+    start, end = metrics.default_window(days=days)
+    client = session.client("cloudwatch", region_name=region)
+    results, _labels = metrics.read_region(client, ids, start, end)
+    return {"StartTime": start, "EndTime": end, "MetricDataResults": results, "Messages": []}
+
+
 def write_json(path: Path, doc: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc, indent=4, default=_json_default) + "\n", encoding="utf-8")
@@ -145,13 +193,15 @@ def collect_inventory(
     regions: Sequence[str] | None = None,
     organizations: bool = True,
     progress: Callable[[str], None] | None = None,
+    metric_days: int | None = 14,
 ) -> CollectResult:
     """Write the inventory of the session's account (every enabled region) under ``out``.
 
     ``regions`` defaults to the regions ``ec2:DescribeRegions`` lists as enabled for the
     account. A call refused in one region is recorded in :attr:`CollectResult.errors` and the
     collection goes on; :class:`~imdshunt.errors.AwsActionError` is raised only when the
-    account cannot be identified or nothing at all could be collected.
+    account cannot be identified or nothing at all could be collected. ``metric_days`` is the
+    window of ``MetadataNoToken`` read for instances answering IMDSv1 (None: not read).
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -165,6 +215,7 @@ def collect_inventory(
     result = CollectResult(account_id=account, regions=list(regions))
     for region in regions:
         client = session.client("ec2", region_name=region)
+        instances_doc = None
         for stem, method, key, _action in EC2_CALLS:
             if progress:
                 progress(f"{region} {method}")
@@ -173,7 +224,27 @@ def collect_inventory(
             except (ClientError, BotoCoreError) as exc:
                 result.errors.append(f"{region}: {method}: {exc}")
                 continue
+            if key == "Reservations":
+                instances_doc = doc
             result.files.append(write_json(out / account / region / f"{stem}.json", doc))
+        if progress:
+            progress(f"{region} elbv2")
+        try:
+            for stem, doc in _load_balancers(session.client("elbv2", region_name=region)):
+                result.files.append(write_json(out / account / region / f"{stem}.json", doc))
+        except (ClientError, BotoCoreError) as exc:
+            result.errors.append(f"{region}: elbv2: {exc}")
+        if metric_days and instances_doc is not None:
+            if progress:
+                progress(f"{region} MetadataNoToken")
+            try:
+                doc = _metadata_no_token(session, region, instances_doc, metric_days)
+            except (ClientError, BotoCoreError) as exc:
+                result.errors.append(f"{region}: cloudwatch get_metric_data: {exc}")
+                doc = None
+            if doc is not None:
+                path = out / account / region / "cloudwatch-get-metric-data.json"
+                result.files.append(write_json(path, doc))
         # tasks and functions: their credentials are bound like instances' (docs/binding.md)
         for stem, fetch in (
             ("ecs-describe-tasks", lambda r: _ecs_tasks(session.client("ecs", region_name=r))),

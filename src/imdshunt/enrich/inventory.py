@@ -18,7 +18,12 @@ Accepts the JSON the AWS CLI prints (pages merged, ``ResponseMetadata`` absent) 
 * ``aws organizations list-accounts`` (``{"Accounts": [...]}``): the organisation's accounts;
 * ``aws ecs describe-tasks``, ``kubectl get pods -A -o json`` and ``aws lambda list-functions``:
   the addresses and VPC of each task, pod and function (see
-  :mod:`imdshunt.enrich.inventory_workloads`).
+  :mod:`imdshunt.enrich.inventory_workloads`);
+* read by ``imdshunt exposure`` only (recognised here, so a collected folder is read whole):
+  ``aws elbv2 describe-load-balancers``, ``describe-target-groups``, ``describe-target-health``
+  (with ``TargetGroupArn`` beside it), ``aws ec2 describe-security-groups`` (see
+  :mod:`imdshunt.exposure.reachability`) and ``aws cloudwatch get-metric-data`` for
+  ``MetadataNoToken`` (see :mod:`imdshunt.exposure.metrics`).
 
 The kind of a file is told by its top-level key, never by its name. A folder means every
 ``*.json`` file under it (recursively); JSON in a folder that is none of these (for example the
@@ -53,7 +58,23 @@ KINDS_BY_KEY = {
     "Accounts": "list-accounts",
     "tasks": "ecs-describe-tasks",
     "Functions": "lambda-list-functions",
+    # read by `imdshunt exposure` (imdshunt.exposure), not by the hunt's address tables
+    "MetricDataResults": "cloudwatch-get-metric-data",
+    "LoadBalancers": "elbv2-describe-load-balancers",
+    "TargetGroups": "elbv2-describe-target-groups",
+    "TargetHealthDescriptions": "elbv2-describe-target-health",
+    "SecurityGroups": "ec2-describe-security-groups",
 }
+#: Kinds the hunt's address inventory has no use for (``imdshunt exposure`` reads them).
+NOT_ADDRESSES = frozenset(
+    {
+        "cloudwatch-get-metric-data",
+        "elbv2-describe-load-balancers",
+        "elbv2-describe-target-groups",
+        "elbv2-describe-target-health",
+        "ec2-describe-security-groups",
+    }
+)
 
 
 @dataclass
@@ -410,9 +431,28 @@ def load_inventory(
                 "describe-vpc-endpoints, aws organizations list-accounts, aws ecs describe-tasks, "
                 "aws lambda list-functions or kubectl get pods -o json",
             )
-        _PARSERS[kind](doc, inv, str(path))
+        if kind not in NOT_ADDRESSES:
+            _PARSERS[kind](doc, inv, str(path))
         inv.files[str(path)] = kind
     return inv
+
+
+def documents_of_kind(paths: Iterable[str | os.PathLike], kind: str) -> list[dict[str, Any]]:
+    """The parsed inventory documents of one kind (:data:`KINDS_BY_KEY`) under ``paths``;
+    files of other kinds are passed over (:func:`load_inventory` checks every file)."""
+    out = []
+    for path, _named in iter_inventory_files(paths):
+        try:
+            doc = json.loads(path.read_bytes())
+        except json.JSONDecodeError as exc:
+            raise not_json(path, exc) from exc
+        except OSError as exc:
+            raise InputError(path, f"cannot read: {exc.strerror or exc}") from exc
+        except ValueError as exc:
+            raise InputError(path, f"not valid JSON: {exc}") from exc
+        if detect_kind(doc) == kind:
+            out.append(doc)
+    return out
 
 
 def register_inventory(engine: Any, inventory: Inventory) -> None:

@@ -51,6 +51,9 @@ class Ec2Instance:
     private_ip: str | None = None
     public_ip: str | None = None
     vpc_id: str | None = None
+    #: Security groups of the instance and of every network interface attached to it.
+    security_group_ids: tuple[str, ...] = ()
+    ipv6_addresses: tuple[str, ...] = ()
     tags: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     source_file: str | None = None
 
@@ -92,6 +95,18 @@ def _instance(raw: dict[str, Any], owner: str | None, source: str | None) -> Ec2
     }
     az = (raw.get("Placement") or {}).get("AvailabilityZone")
     hop = opts.get("HttpPutResponseHopLimit")
+    enis = [e for e in raw.get("NetworkInterfaces") or [] if isinstance(e, dict)]
+    groups = [g.get("GroupId") for g in raw.get("SecurityGroups") or [] if isinstance(g, dict)]
+    groups += [g.get("GroupId") for e in enis for g in e.get("Groups") or [] if isinstance(g, dict)]
+    ipv6 = [a.get("Ipv6Address") for e in enis for a in e.get("Ipv6Addresses") or []]
+    public = raw.get("PublicIpAddress") or next(
+        (
+            (e.get("Association") or {}).get("PublicIp")
+            for e in enis
+            if (e.get("Association") or {}).get("PublicIp")
+        ),
+        None,
+    )
     return Ec2Instance(
         instance_id=str(raw["InstanceId"]),
         account_id=owner,
@@ -104,8 +119,10 @@ def _instance(raw: dict[str, Any], owner: str | None, source: str | None) -> Ec2
         http_endpoint=opts.get("HttpEndpoint"),
         instance_profile_arn=(raw.get("IamInstanceProfile") or {}).get("Arn"),
         private_ip=raw.get("PrivateIpAddress"),
-        public_ip=raw.get("PublicIpAddress"),
+        public_ip=public,
         vpc_id=raw.get("VpcId"),
+        security_group_ids=tuple(dict.fromkeys(g for g in groups if g)),
+        ipv6_addresses=tuple(dict.fromkeys(a for a in ipv6 if a)),
         tags=tags,
         source_file=source,
     )
@@ -140,20 +157,41 @@ def parse_describe_instances(doc: Any, *, source: str | None = None) -> Iterator
             yield _instance(raw, owner, source)
 
 
+def _is_reservation_pages(doc: Any) -> bool:
+    """A list of ``describe-instances`` pages or reservations (what the parser also takes)."""
+    return (
+        isinstance(doc, list)
+        and bool(doc)
+        and all(isinstance(d, dict) and ("Reservations" in d or "Instances" in d) for d in doc)
+    )
+
+
 def load_ec2_inventory(paths: Iterable[str | Path]) -> dict[str, Ec2Instance]:
     """Read ``describe-instances`` JSON files; return the instances by lower-cased id.
 
-    A later file wins when the same instance appears twice.
+    A folder stands for every ``*.json`` under it, as for ``imdshunt hunt --inventory``: the
+    other inventory files in it (NAT gateways, load balancers, IAM ...) are not instances and
+    are passed over. So is a file named directly that is another inventory kind
+    (:func:`imdshunt.enrich.inventory.detect_kind`); any other file must be a
+    ``describe-instances`` response. A later file wins when the same instance appears twice.
     """
+    from imdshunt.enrich.inventory import detect_kind, iter_inventory_files
+
     out: dict[str, Ec2Instance] = {}
-    for p in paths:
-        path = Path(p)
+    for path, named in iter_inventory_files(paths):
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))
         except OSError as e:
             raise InputError(str(path), f"cannot read: {e.strerror or e}") from e
         except json.JSONDecodeError as e:
             raise not_json(path, e) from e
+        except ValueError as e:  # bytes that are not UTF-8
+            raise InputError(str(path), f"not valid JSON: {e}") from e
+        kind = detect_kind(doc)
+        if kind is not None and kind != "describe-instances":
+            continue  # another inventory file: read by the inventory, not here
+        if kind is None and not named and not _is_reservation_pages(doc):
+            continue  # JSON in a folder that is no inventory (IAM authorization details)
         for inst in parse_describe_instances(doc, source=str(path)):
             out[inst.instance_id.lower()] = inst
     return out

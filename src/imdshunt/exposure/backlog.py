@@ -10,12 +10,19 @@ Evidence comes from two places:
   ``MetadataOptions.HttpTokens: optional`` answers IMDSv1 whether or not CloudTrail has seen
   it used; an SSRF does not need the application to use v1 itself.
 
+* Web logs, through the hunt's own web detection: each ``imds_ssrf_attempt`` finding whose
+  target address the hunt mapped to an instance (``target_instance``, see
+  :func:`imdshunt.pipeline.link_chains`) counts as attempts against that instance. Only the
+  EC2 IMDS endpoints count (``ec2-imds-ipv4``, ``ec2-imds-ipv6``): a request for the ECS or
+  EKS credential endpoint does not reach the instance profile's credentials.
+
 Each record is an ``imdsv1_exposure`` record; its fields are listed in ``docs/exposure.md``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
@@ -32,6 +39,7 @@ from imdshunt.exposure.privilege import (
     PrivilegeAssessment,
     assess_from_usage,
 )
+from imdshunt.exposure.reachability import Reachability
 
 DETECTION = "imdsv1_exposure"
 RECORD_VERSION = "1"
@@ -41,6 +49,55 @@ STATUS_V1_USED = "v1-used"  # CloudTrail shows credentials delivered over IMDSv1
 STATUS_V1_ALLOWED = "v1-allowed"  # inventory: HttpTokens optional; no v1 use seen
 STATUS_FIXED = "v1-used-since-fixed"  # v1 use seen, but inventory says v1 no longer answers
 _STATUS_ORDER = {STATUS_V1_USED: 0, STATUS_V1_ALLOWED: 1, STATUS_FIXED: 2}
+
+#: ``endpoint`` values of ``imds_ssrf_attempt`` that reach the instance profile's credentials.
+IMDS_ENDPOINTS = frozenset({"ec2-imds-ipv4", "ec2-imds-ipv6"})
+#: Reachable from the internet before unknown before not reachable, within a tier.
+_REACHABLE_ORDER = {True: 0, None: 1, False: 2}
+#: Severities in ascending order; a probed instance moves one step up (critical stays).
+_SEVERITY_STEPS = ("low", "medium", "high", "critical")
+
+
+@dataclass
+class SsrfAttempts:
+    """Metadata SSRF attempts against one instance, from the hunt's web findings."""
+
+    attempts: int = 0
+    clients: set[str] = field(default_factory=set)
+    last: datetime | None = None
+
+
+def _when(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    t = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def ssrf_attempts_by_instance(
+    web_findings: Iterable[Mapping[str, Any]],
+) -> dict[str, SsrfAttempts]:
+    """IMDS SSRF attempts per target instance (lower-cased id) from ``imds_ssrf_attempt``
+    findings whose ``target_instance`` is set (the hunt maps ``target_ip`` to an instance
+    from the inventory and from the instances' own calls). A finding is all requests of one
+    client against one target and endpoint; its ``request_count`` is what is summed."""
+    out: dict[str, SsrfAttempts] = {}
+    for f in web_findings:
+        if f.get("detection") != "imds_ssrf_attempt" or f.get("endpoint") not in IMDS_ENDPOINTS:
+            continue
+        instance = f.get("target_instance")
+        if not instance:
+            continue
+        agg = out.setdefault(str(instance).lower(), SsrfAttempts())
+        agg.attempts += int(f.get("request_count") or 1)
+        if f.get("client_ip"):
+            agg.clients.add(str(f["client_ip"]))
+        last = _when(f.get("last_seen") or f.get("time"))
+        if last is not None and (agg.last is None or last > agg.last):
+            agg.last = last
+    return out
 
 
 def backlog_sql() -> str:
@@ -126,6 +183,14 @@ def _new_record(instance_id: str) -> dict[str, Any]:
         "privilege_reasons": [],
         "privilege_policies": [],
         "sensitive_actions_seen": [],
+        "ssrf_attempts": 0,
+        "ssrf_clients": [],
+        "last_ssrf_attempt": None,
+        "reachable_from_internet": None,
+        "reachable_via": [],
+        "metadata_no_token_calls": None,
+        "metadata_no_token_window": None,
+        "safe_to_enforce": False,
         "reasons": [],
         "remediation": None,
         "remediation_check": None,
@@ -166,6 +231,7 @@ def exposure_backlog(
     *,
     inventory_files: Iterable[str | Path] = (),
     iam_file: str | Path | None = None,
+    web_findings: Iterable[Mapping[str, Any]] = (),
 ) -> list[dict[str, Any]]:
     """Build the ranked IMDSv1 backlog from ``api_activity`` on ``source``.
 
@@ -178,11 +244,16 @@ def exposure_backlog(
     :param iam_file: ``aws iam get-account-authorization-details`` JSON; when given, roles are
         ranked by what their policies allow (cloudsplaining), otherwise by the sensitive actions
         CloudTrail saw them use.
+    :param web_findings: the hunt's findings (web ones are used): ``imds_ssrf_attempt``
+        findings with ``target_instance`` set give each instance's ``ssrf_attempts``; a probed
+        instance ranks above every unprobed one of its privilege tier, one severity step up.
     :returns: ``imdsv1_exposure`` records, best target for an attacker first (``rank`` 1).
     :raises UsageError: ``source`` has no ``api_activity``.
     :raises InputError: an inventory or IAM file cannot be read.
     """
+    inventory_files = list(inventory_files)
     inventory = load_ec2_inventory(inventory_files)
+    reach = Reachability.load(inventory_files) if inventory_files else None
     iam = IamAuthorizationDetails.load(iam_file) if iam_file is not None else None
 
     records: list[dict[str, Any]] = []
@@ -266,7 +337,14 @@ def exposure_backlog(
         _apply_privilege(rec, assessment)
         records.append(rec)
 
+    probes = ssrf_attempts_by_instance(web_findings)
     for rec in records:
+        _apply_ssrf(rec, probes.get(rec["instance_id"].lower()))
+        inv = inventory.get(rec["instance_id"].lower())
+        if reach is not None and inv is not None and rec["status"] != STATUS_FIXED:
+            reachable, via, why = reach.assess(inv)
+            rec["reachable_from_internet"], rec["reachable_via"] = reachable, via
+            rec["reasons"].extend(why)
         if rec["status"] == STATUS_FIXED:
             rec["severity"] = "info"
             rec["remediation"] = None
@@ -288,6 +366,9 @@ def exposure_backlog(
         last = r["last_v1_use"] or ""
         return (
             r["status"] == STATUS_FIXED,
+            -(r["privilege_score"] // 1000),  # the privilege tier
+            r["ssrf_attempts"] == 0,  # probed before unprobed within a tier
+            _REACHABLE_ORDER[r["reachable_from_internet"]],
             -r["privilege_score"],
             _STATUS_ORDER[r["status"]],
             -r["v1_event_count"],
@@ -302,13 +383,65 @@ def exposure_backlog(
     return records
 
 
+def apply_metadata_no_token(records: Iterable[dict[str, Any]], readings: Mapping[str, Any]) -> None:
+    """Fill ``metadata_no_token_calls``, ``metadata_no_token_window`` and ``safe_to_enforce``
+    from :class:`imdshunt.exposure.metrics.MetadataNoToken` readings (by lower-cased id).
+    ``safe_to_enforce`` is true only when the metric was read and summed to 0; rows already
+    fixed are left alone."""
+    for rec in records:
+        reading = readings.get(rec["instance_id"].lower())
+        if reading is None or rec["status"] == STATUS_FIXED:
+            continue
+        rec["metadata_no_token_window"] = reading.window
+        rec["metadata_no_token_calls"] = reading.calls
+        rec["safe_to_enforce"] = reading.calls == 0
+        if reading.calls is None:
+            rec["reasons"].append(f"MetadataNoToken unknown: {reading.note}")
+        elif reading.calls == 0:
+            rec["reasons"].append(
+                f"MetadataNoToken 0 over {reading.window}: nothing on the instance called "
+                "IMDSv1; safe to require tokens now"
+            )
+        else:
+            rec["reasons"].append(
+                f"MetadataNoToken {reading.calls} IMDSv1 call(s) over {reading.window}: "
+                "software on the instance still uses IMDSv1 and loses its metadata and "
+                "credentials once tokens are required; upgrade it (SDK, agent) first"
+            )
+
+
+def _apply_ssrf(rec: dict[str, Any], probe: SsrfAttempts | None) -> None:
+    if probe is None or probe.attempts == 0:
+        return
+    rec["ssrf_attempts"] = probe.attempts
+    rec["ssrf_clients"] = sorted(probe.clients)
+    rec["last_ssrf_attempt"] = _iso(probe.last)
+    seen = (
+        f"{probe.attempts} metadata SSRF attempt(s) against this instance in the web logs, "
+        f"from {len(probe.clients)} client(s), last {rec['last_ssrf_attempt']}"
+    )
+    if rec["status"] == STATUS_FIXED:
+        rec["reasons"].append(seen + " (IMDSv1 is now off: check the role's use after them)")
+        return
+    before = rec["severity"]
+    if before in _SEVERITY_STEPS:
+        after = _SEVERITY_STEPS[min(_SEVERITY_STEPS.index(before) + 1, len(_SEVERITY_STEPS) - 1)]
+        rec["severity"] = after
+        if after != before:
+            seen += f": severity raised from {before} to {after}"
+    rec["reasons"].append(seen + "; ranked above unprobed instances of the same privilege tier")
+
+
 __all__ = [
     "DETECTION",
+    "IMDS_ENDPOINTS",
     "RANKING_EXPLANATION",
     "STATUS_FIXED",
     "STATUS_V1_ALLOWED",
     "STATUS_V1_USED",
+    "apply_metadata_no_token",
     "backlog_sql",
     "backlog_sql_for",
     "exposure_backlog",
+    "ssrf_attempts_by_instance",
 ]

@@ -30,7 +30,10 @@ CSV_FIELDS = (
     "delivery_versions", "v1_event_count", "v2_event_count", "unknown_delivery_event_count",
     "event_count", "first_v1_use", "last_v1_use", "first_seen", "last_seen", "v1_source_ips",
     "privilege_source", "privilege_score", "privilege_categories", "privilege_reasons",
-    "privilege_policies", "sensitive_actions_seen", "reasons", "remediation",
+    "privilege_policies", "sensitive_actions_seen", "ssrf_attempts", "ssrf_clients",
+    "last_ssrf_attempt", "reachable_from_internet", "reachable_via",
+    "metadata_no_token_calls", "metadata_no_token_window", "safe_to_enforce",
+    "reasons", "remediation",
     "remediation_check", "remediation_caveat", "account_remediation", "credential_type",
     "detection", "record_version",
 )  # fmt: skip
@@ -87,6 +90,66 @@ def _lines(items: Sequence[Any], limit: int = 3) -> str:
     return "\n".join(shown)
 
 
+def switch_groups(
+    records: Sequence[dict[str, Any]],
+) -> tuple[dict[tuple[str, str], list[dict[str, Any]]], list[dict[str, Any]], int]:
+    """Open rows by what ``MetadataNoToken`` said: safe ones grouped by (account, region),
+    the ones still calling v1, and how many were not read."""
+    safe: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    calling, unknown = [], 0
+    for r in records:
+        if r.get("remediation") is None:
+            continue  # already fixed
+        if r.get("safe_to_enforce"):
+            key = (r.get("account_id") or "?", r.get("region") or "")
+            safe.setdefault(key, []).append(r)
+        elif r.get("metadata_no_token_calls"):
+            calling.append(r)
+        else:
+            unknown += 1
+    return dict(sorted(safe.items())), calling, unknown
+
+
+def render_switch_summary(records: Sequence[dict[str, Any]], console: Console) -> None:
+    """ "Safe to switch now" (one command per account and region) apart from "still calling
+    v1: upgrade first", from the rows' ``MetadataNoToken`` readings."""
+    safe, calling, unknown = switch_groups(records)
+    if not safe and not calling:
+        if unknown:
+            console.print(
+                f"[bold]MetadataNoToken not read[/bold] for {unknown} instance(s): run with "
+                "--cloudwatch (or collect the inventory) to know which are safe to switch now."
+            )
+        return
+    n_safe = sum(len(v) for v in safe.values())
+    console.print(
+        f"[bold]Safe to switch now[/bold] ({n_safe} instance(s): MetadataNoToken 0 over the "
+        "window read; hop limits unchanged):"
+    )
+    for (acct, region), rows in safe.items():
+        ids = [r["instance_id"] for r in rows]
+        console.print(f"  account {safe_markup(acct)}, {safe_markup(region or '?')}:")
+        console.print(
+            "    " + safe_markup(remediation.bulk_enforce_command(ids, region or None)),
+            soft_wrap=True,
+        )
+    if calling:
+        console.print(
+            f"[bold]Still calling IMDSv1: upgrade first[/bold] ({len(calling)} instance(s); "
+            "requiring tokens now breaks the software making these calls):"
+        )
+        for r in calling:
+            label = safe_markup(r["instance_id"])
+            if r.get("name"):
+                label += f" ({safe_markup(r['name'])})"
+            console.print(
+                f"  {label}: {r['metadata_no_token_calls']} IMDSv1 call(s) over "
+                f"{safe_markup(r.get('metadata_no_token_window'))}"
+            )
+    if unknown:
+        console.print(f"MetadataNoToken unknown for {unknown} instance(s): see their reasons.")
+
+
 def render_table(records: Sequence[dict[str, Any]], console: Console) -> None:
     """The backlog as a rich table, then how it was ranked and the account-level fixes."""
     table = Table(title="IMDSv1 exposure backlog", show_lines=True, expand=False)
@@ -117,6 +180,19 @@ def render_table(records: Sequence[dict[str, Any]], console: Console) -> None:
         )
         if r.get("last_v1_use"):
             delivery += f"\nlast v1 {safe_markup(r['last_v1_use'])}"
+        reach = {True: "internet: yes", False: "internet: no"}.get(
+            r.get("reachable_from_internet"), "internet: unknown"
+        )
+        if r.get("reachable_via"):
+            reach += f" ({_lines(r['reachable_via'], 2)})"
+        delivery += f"\n{reach}"
+        if r.get("metadata_no_token_calls") is not None:
+            delivery += f"\nMetadataNoToken {r['metadata_no_token_calls']}"
+        if r.get("ssrf_attempts"):
+            delivery += (
+                f"\n[bold red]{r['ssrf_attempts']} SSRF attempt(s)[/bold red] from "
+                f"{len(r.get('ssrf_clients') or [])} client(s)"
+            )
         why = _lines(r.get("privilege_reasons") or [])
         if r.get("privilege_source"):
             why += f"\n[dim]({safe_markup(r['privilege_source'])})[/dim]"
@@ -134,6 +210,7 @@ def render_table(records: Sequence[dict[str, Any]], console: Console) -> None:
     console.print(table)
     console.print(f"[bold]How this is ranked.[/bold] {escape(RANKING_EXPLANATION)}")
     console.print(f"[bold]Before each fix.[/bold] {escape(remediation.CAVEAT)}")
+    render_switch_summary(records, console)
     regions = sorted(
         {(r.get("account_id") or "?", r.get("region")) for r in records},
         key=lambda x: (x[0], x[1] or ""),

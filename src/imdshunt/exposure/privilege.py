@@ -65,8 +65,10 @@ _SEVERITY_BY_TIER = {c[0]: c[3] for c in CATEGORIES} | {0: "low"}
 RANKING_EXPLANATION = (
     "Ranked by the worst thing the role's credentials allow: admin (* on *) > privilege "
     "escalation > resource exposure (permissions management on *) > credentials exposure > "
-    "data exfiltration > infrastructure modification (write on *) > nothing found; then by the "
-    "number of findings, then v1 use seen before v1 merely allowed, then most v1 events."
+    "data exfiltration > infrastructure modification (write on *) > nothing found; within a "
+    "tier, instances the web logs show receiving metadata SSRF attempts first (one severity "
+    "step up); then by the number of findings, then v1 use seen before v1 merely allowed, "
+    "then most v1 events."
 )
 
 

@@ -58,6 +58,20 @@ def metric_check_command(instance_id: str, region: str | None, *, days: int = 14
     return cmd
 
 
+def bulk_enforce_command(instance_ids: list[str], region: str | None) -> str:
+    """One command requiring tokens on several instances of one region (a shell loop: the CLI
+    takes one ``--instance-id`` per call). The hop limit is left as it is: the metric says
+    nothing about containers that need 2."""
+    ids = " ".join(_q(i) for i in instance_ids)
+    cmd = (
+        f'for i in {ids}; do aws ec2 modify-instance-metadata-options --instance-id "$i"'
+        " --http-tokens required --http-endpoint enabled"
+    )
+    if region:
+        cmd += f" --region {_q(region)}"
+    return cmd + "; done"
+
+
 def account_default_command(region: str | None) -> str:
     """The account-level default for new instances in one region."""
     cmd = (

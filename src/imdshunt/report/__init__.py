@@ -58,11 +58,12 @@ def credential_timelines(
     return out
 
 
-def exposure_records(engine: Any) -> list[dict[str, Any]]:
-    """The IMDSv1 backlog from CloudTrail alone (no inventory, no IAM), ranked."""
+def exposure_records(engine: Any, findings: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The IMDSv1 backlog from the hunt's CloudTrail (no inventory, no IAM), ranked; the hunt's
+    ``imds_ssrf_attempt`` findings among ``findings`` give each instance's SSRF attempts."""
     from imdshunt.exposure import exposure_backlog
 
-    return exposure_backlog(engine)
+    return exposure_backlog(engine, web_findings=findings)
 
 
 def report_context(
@@ -85,7 +86,7 @@ def report_context(
         "inputs": [str(p) for p in inputs],
     }
     if backlog is True and engine is not None:
-        extra["backlog"] = exposure_records(engine)
+        extra["backlog"] = exposure_records(engine, result.findings)
     elif backlog:
         extra["backlog"] = list(backlog)
     if chains:

@@ -21,6 +21,7 @@ from imdshunt.respond.plan import (
     IN_PLACE,
     MANUAL,
     PENDING,
+    REFUSED,
     SKIPPED,
     ApiCall,
     Clock,
@@ -55,7 +56,6 @@ DEFAULT_MARGIN = timedelta(minutes=2)
 
 #: The command whose policy the call sites below declare their permissions in.
 RESPOND = ("respond",)
-
 
 
 #: The role name of EC2 instance identity credentials (assumed-role/aws:ec2-instance/<instance>).
@@ -194,18 +194,39 @@ class ReplaceProfileStep(Step):
         super().run(ctx)
 
 
+#: The flag that lets the IMDSv2 step through when the instance still makes IMDSv1 calls.
+ENFORCE_DESPITE_V1_FLAG = "--enforce-imdsv2-despite-v1-calls"
+
+
 @dataclass
 class ImdsV2Step(Step):
-    """Step 3: require IMDSv2 session tokens on the instance."""
+    """Step 3: require IMDSv2 session tokens on the instance.
+
+    Planning reads the instance's ``AWS/EC2`` ``MetadataNoToken`` (IMDSv1 calls; AWS's check
+    before requiring tokens): when software on the instance still calls v1, the step is
+    ``refused`` unless the responder accepts the breakage explicitly.
+    """
 
     action: ClassVar[str] = "enforce-imdsv2"
     permissions: ClassVar[tuple[Permission, ...]] = (
         Permission.of("ec2:ModifyInstanceMetadataOptions", "arn:aws:ec2:*:*:instance/*"),
     )
-    read_permissions: ClassVar[tuple[Permission, ...]] = (Permission.of("ec2:DescribeInstances"),)
+    read_permissions: ClassVar[tuple[Permission, ...]] = (
+        Permission.of("ec2:DescribeInstances"),
+        Permission.of("cloudwatch:GetMetricData"),
+    )
 
     instance_id: str = ""
     wanted: dict[str, Any] = field(default_factory=dict)
+    #: IMDSv1 calls over the window read (None: unknown), and that window.
+    metadata_no_token_calls: int | None = None
+    metadata_no_token_window: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return super().to_dict() | {
+            "metadata_no_token_calls": self.metadata_no_token_calls,
+            "metadata_no_token_window": self.metadata_no_token_window,
+        }
 
     def is_done(self, ctx: AwsContext) -> bool:
         inst = _describe_instance(ctx, self.instance_id)
@@ -483,6 +504,8 @@ def build_plan(
     egress_addresses: Sequence[str] = (),
     not_before: datetime | None = None,
     clock: Clock | None = None,
+    enforce_imdsv2_despite_v1_calls: bool = False,
+    metric_days: int = 14,
 ) -> Plan:
     """Read the current state (read-only calls) and build the ordered containment plan.
 
@@ -491,6 +514,8 @@ def build_plan(
     ``last_seen``), so a second run plans nothing. Raises :class:`ServiceLinkedRoleError`
     for a service-linked role, :class:`UsageError` when the role or instance is not found or
     the session belongs to another account, :class:`AwsActionError` when AWS refuses a read.
+    The IMDSv2 step reads the victim's ``MetadataNoToken`` over the last ``metric_days``; when
+    it shows IMDSv1 calls the step is ``refused`` unless ``enforce_imdsv2_despite_v1_calls``.
     """
     clock = clock or Clock()
     ctx = AwsContext(session, region)
@@ -498,6 +523,8 @@ def build_plan(
         return _build(
             ctx, target, role_wide, pin, margin, hop_limit, replace_profile,
             replacement_profile_arn, egress_addresses, not_before, clock,
+            enforce_imdsv2_despite_v1_calls=enforce_imdsv2_despite_v1_calls,
+            metric_days=metric_days,
         )  # fmt: skip
     except AWS_ERRORS as exc:
         raise AwsActionError(f"cannot read the current state: {describe_error(exc)}") from exc
@@ -516,6 +543,9 @@ def _build(
     egress_addresses: Sequence[str],
     not_before: datetime | None,
     clock: Clock,
+    *,
+    enforce_imdsv2_despite_v1_calls: bool = False,
+    metric_days: int = 14,
 ) -> Plan:
     if not ctx.region:
         raise UsageError("no AWS region: pass --region (the region of the instance)")
@@ -684,6 +714,9 @@ def _build(
         )
         if step3.is_done(ctx):
             step3.status = IN_PLACE
+        else:
+            reading = _metadata_no_token(ctx, victim, clock, metric_days)
+            _imds_v1_breakage(step3, reading, victim, enforce_imdsv2_despite_v1_calls)
         steps.append(step3)
         plan_warnings.extend(step3.warnings)
 
@@ -700,6 +733,54 @@ def _build(
         role_wide=role_wide,
         warnings=plan_warnings,
     )
+
+
+def _metadata_no_token(ctx: AwsContext, instance_id: str, clock: Clock, days: int) -> Any:
+    """The victim's ``MetadataNoToken`` over the last ``days`` (unknown when it cannot be read:
+    the containment goes on, the plan says so)."""
+    from imdshunt.exposure import metrics
+
+    start, end = metrics.default_window(days=days, now=clock.now())
+    try:
+        results, labels = metrics.read_region(ctx.client("cloudwatch"), [instance_id], start, end)
+    except AWS_ERRORS as exc:
+        return metrics.MetadataNoToken(
+            instance_id, None, start, end, f"not read: {describe_error(exc)}"
+        )
+    return metrics.readings_from_results(results, labels, start, end)[instance_id.lower()]
+
+
+def _imds_v1_breakage(step: ImdsV2Step, reading: Any, victim: str, enforce_anyway: bool) -> None:
+    """Say in the step what requiring tokens breaks, and refuse it without the flag."""
+    step.metadata_no_token_calls = reading.calls
+    step.metadata_no_token_window = reading.window
+    if reading.calls is None:
+        step.explanation = (
+            f"MetadataNoToken over {reading.window}: unknown ({reading.note}). Check it before "
+            "applying: software still calling IMDSv1 loses its metadata and credentials."
+        )
+        return
+    if reading.calls == 0:
+        step.explanation = (
+            f"MetadataNoToken over {reading.window}: 0 IMDSv1 calls; requiring tokens breaks "
+            "nothing that ran in that window."
+        )
+        return
+    step.explanation = f"MetadataNoToken over {reading.window}: {reading.calls} IMDSv1 call(s)."
+    breaks = (
+        f"software on {victim} made {reading.calls} IMDSv1 call(s) over {reading.window}: "
+        "once tokens are required it gets no instance metadata and no role credentials "
+        "(old SDKs and agents, scripts calling 169.254.169.254 without a token) and fails"
+    )
+    step.blast_radius = f"Only instance {victim}, but it BREAKS: {breaks}."
+    if enforce_anyway:
+        step.warnings.append(breaks + f"; applied anyway ({ENFORCE_DESPITE_V1_FLAG})")
+    else:
+        step.warnings.append(
+            breaks + f"; not applied without {ENFORCE_DESPITE_V1_FLAG} (a live theft may "
+            "justify it: decide knowingly), or upgrade that software first"
+        )
+        step.status = REFUSED
 
 
 def _pin_step(ctx: AwsContext, target: Target, usage: RoleUsage, extra: list[str]) -> PinStep:

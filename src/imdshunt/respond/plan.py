@@ -26,6 +26,7 @@ PENDING = "pending"  # will change something when applied
 IN_PLACE = "in-place"  # already in the wanted state: apply will change nothing
 MANUAL = "manual"  # printed for a human, never run
 SKIPPED = "skipped"  # cannot be done for this target; the reason is in the warnings
+REFUSED = "refused"  # would break something; applied only when the caller says so explicitly
 
 #: Step outcomes at apply time (also the audit log's ``result``).
 APPLIED = "applied"
@@ -174,6 +175,7 @@ _STATUS_LABEL = {
     IN_PLACE: "already in place: nothing to do",
     MANUAL: "for you to do: printed, not run",
     SKIPPED: "skipped",
+    REFUSED: "refused without an explicit flag: see the warning",
 }
 
 
@@ -260,6 +262,11 @@ class ApplyReport:
     def changed(self) -> bool:
         return any(r.result == APPLIED for r in self.results)
 
+    @property
+    def refused(self) -> list[StepResult]:
+        """Steps not applied because they would break something the caller did not accept."""
+        return [r for r in self.results if r.result == REFUSED]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "plan_id": self.plan_id,
@@ -284,6 +291,10 @@ class ApplyReport:
                 "STOPPED at the failed step. Changed: "
                 + (", ".join(done) if done else "nothing")
                 + "; later steps were not run."
+            )
+        elif self.refused:
+            lines.append(
+                "REFUSED: " + ", ".join(str(r.number) for r in self.refused) + " (see above)."
             )
         elif not self.changed:
             lines.append("Nothing changed: every step was already in place.")
@@ -339,9 +350,11 @@ def apply_plan(
     """Carry out ``plan`` with ``session``: check, run, verify each step; stop at a failure.
 
     Each step's state is read again first; a step already in place is left alone and
-    reported ``unchanged`` (so a second run changes nothing). After the calls, the resource
-    is read back. A failure stops the plan: later steps are reported ``not-run`` and
-    :class:`PlanFailed` is raised carrying the report. Every step appends an audit record.
+    reported ``unchanged`` (so a second run changes nothing). A step planned ``refused`` is
+    not run and reported ``refused`` (:attr:`ApplyReport.refused`); the others still run.
+    After the calls, the resource is read back. A failure stops the plan: later steps are
+    reported ``not-run`` and :class:`PlanFailed` is raised carrying the report. Every step
+    appends an audit record.
     """
     clock = clock or Clock()
     ctx = AwsContext(session, plan.region)
@@ -358,6 +371,13 @@ def apply_plan(
             res = StepResult(n, step.title, PRINTED if step.status == MANUAL else SKIPPED)
             results.append(res)
             audit.write(n, step, res.result)
+            continue
+        if step.status == REFUSED:
+            why = step.warnings[-1] if step.warnings else "refused"
+            results.append(StepResult(n, step.title, REFUSED, why))
+            audit.write(n, step, REFUSED, why)
+            if progress:
+                progress(f"{n}. {step.title}: REFUSED, not applied: {why}")
             continue
         try:
             if step.is_done(ctx):
