@@ -11,9 +11,11 @@ the same files (``tests/test_modes_equivalence.py``, ``tests/test_state.py``).
 
 A state folder holds one DuckDB database, ``state.duckdb``, with
 
-* ``call_group``: the merged call groups of every ``AssumedRole`` call (with their event
-  hashes, so a file delivered again never counts twice);
-* ``vending``: the credential-vending events (sts ``AssumeRole*``), whole;
+* ``call_group``: the merged call groups of every ``AssumedRole``, ``IAMUser`` and
+  ``FederatedUser`` call (with their event hashes, so a file delivered again never counts
+  twice);
+* ``vending``: the credential-vending events (sts ``AssumeRole*``) and the lineage events
+  (:data:`imdshunt.schema.LINEAGE_EVENTS`: what a stolen key minted or changed), whole;
 * ``log_account``: the accounts that recorded events;
 * ``principal_address``: each session's (principal id, address) pairs (the naive rule);
 * ``web_request``: the web requests that name a metadata endpoint (every other request is
@@ -22,8 +24,8 @@ A state folder holds one DuckDB database, ``state.duckdb``, with
 
 Retention (``retention_days``, default 30, counted back from the newest event the state has
 seen, so a backfill of old logs is not forgotten as it is read): a run forgets call groups
-whose last call is older, with their event hashes; vending events older (unless a kept group
-uses their key), (principal, address) pairs and web requests older. What persists beyond it:
+whose last call is older, with their event hashes; vending and lineage events older (unless a
+kept group uses the key they minted or the key that made them), (principal, address) pairs and web requests older. What persists beyond it:
 each EC2 instance's first group at each address or VPC endpoint (its learned egress, which the
 binding detections need), the accounts that recorded events, the list of files read (a file is
 never read twice) and the findings already reported. A finding whose evidence is partly
@@ -72,7 +74,7 @@ from imdshunt.sources.registry import Progress, sort_inputs
 STATE_DB = "state.duckdb"
 LOCK_FILE = "lock"
 #: Bumped when the tables change shape; an older state folder is refused with a clear message.
-STATE_FORMAT = "2"
+STATE_FORMAT = "3"  # 3: lineage columns in vending; IAM and federated users grouped
 DEFAULT_RETENTION_DAYS = 30.0
 #: Seconds a run waits for another run's lock on the state folder ($IMDSHUNT_STATE_LOCK_TIMEOUT).
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -415,9 +417,13 @@ class HuntState:
             [cutoff],
         )
         x(
-            "DELETE FROM st.vending WHERE event_time < ? AND (resp_access_key_id IS NULL OR "
-            "resp_access_key_id NOT IN (SELECT access_key_id FROM st.call_group "
-            "WHERE access_key_id IS NOT NULL))",
+            # a vending or lineage event stays while the key it minted, or the key that
+            # made it (a stolen key's minting calls), still has calls in the state
+            "DELETE FROM st.vending WHERE event_time < ? "
+            "AND coalesce(resp_access_key_id, '') NOT IN (SELECT access_key_id "
+            "FROM st.call_group WHERE access_key_id IS NOT NULL) "
+            "AND coalesce(access_key_id, '') NOT IN (SELECT access_key_id "
+            "FROM st.call_group WHERE access_key_id IS NOT NULL)",
             [cutoff],
         )
         x("DELETE FROM st.principal_address WHERE last_seen < ?", [cutoff])
