@@ -203,3 +203,43 @@ def test_a_key_minted_in_one_scheduled_run_and_used_in_a_later_one_is_tied(tmp_p
     assert derived["minting_event_name"] == "CreateAccessKey"
     whole = hunt(FIXTURES / "match_user_and_key_created_with_the_stolen_session.json")
     assert second.findings == whole.findings
+
+
+def test_lineage_is_shown_in_every_output_and_valid_in_the_standard_formats():
+    import csv
+
+    import jsonschema
+
+    from imdshunt.outputs import OUTPUTS
+    from imdshunt.outputs.asff import to_asff
+    from imdshunt.outputs.ocsf import to_ocsf
+    from tests.test_standard_outputs import ASFF_SCHEMA, assert_valid_ocsf
+
+    res = hunt(FIXTURES / "match_chained_role_session_used_the_next_day_from_another_address.json")
+    findings = res.findings
+    (root,) = by_detection(findings, "ec2_instance_credential_outside_aws")
+    minted = "AKIA5FLZVX4OMINTED01"
+    rendered = {}
+    for fmt in ("table", "jsonl", "csv", "html", "ocsf", "asff"):
+        buf = io.StringIO()
+        OUTPUTS[fmt]().write(findings, buf, RunContext())
+        rendered[fmt] = buf.getvalue()
+        assert minted in rendered[fmt], fmt
+        assert "ASIA5FLZVX4OCHAINED1" in rendered[fmt], fmt
+    assert "made or changed: role-session OrgAdmin/jdoe" in rendered["table"]
+    assert "minted by AssumeRole" in rendered["table"]
+    rows = list(csv.DictReader(io.StringIO(rendered["csv"])))
+    (root_row,) = [r for r in rows if r["finding_id"] == root["finding_id"]]
+    assert root_row["artifacts"].startswith("role-session OrgAdmin/jdoe key ASIA5FLZVX4OCHAINED1")
+    for line in rendered["ocsf"].splitlines():
+        assert_valid_ocsf(json.loads(line))
+    jsonschema.validate(
+        json.loads(rendered["asff"]), ASFF_SCHEMA, format_checker=jsonschema.FormatChecker()
+    )
+    ocsf_root = to_ocsf(root)
+    assert {"name": "minted_access_key_id", "type": "Resource UID", "type_id": 10,
+            "value": minted} in ocsf_root["observables"]  # fmt: skip
+    asff_root = to_asff(root)
+    assert {"Type": "AwsIamAccessKey", "Id": minted, "Partition": "aws",
+            "Region": "us-east-1"} in asff_root["Resources"]  # fmt: skip
+    assert "imdshunt/artifacts" in asff_root["ProductFields"]

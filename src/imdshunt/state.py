@@ -25,11 +25,12 @@ A state folder holds one DuckDB database, ``state.duckdb``, with
 Retention (``retention_days``, default 30, counted back from the newest event the state has
 seen, so a backfill of old logs is not forgotten as it is read): a run forgets call groups
 whose last call is older, with their event hashes; vending and lineage events older (unless a
-kept group uses the key they minted or the key that made them), (principal, address) pairs and web requests older. What persists beyond it:
-each EC2 instance's first group at each address or VPC endpoint (its learned egress, which the
-binding detections need), the accounts that recorded events, the list of files read (a file is
-never read twice) and the findings already reported. A finding whose evidence is partly
-forgotten is not reported again as "updated" for having shrunk.
+kept group uses the key they minted or the key that made them), (principal, address) pairs and
+web requests older. What persists beyond it: each EC2 instance's first group at each address or
+VPC endpoint (its learned egress, which the binding detections need), the accounts that
+recorded events, the list of files read (a file is never read twice) and the findings already
+reported. A finding whose evidence is partly forgotten is not reported again as "updated" for
+having shrunk.
 
 Consistency under interruption: the state is written in ONE database transaction after the
 detections ran: groups merged, files marked read, findings recorded. A run killed at any point
