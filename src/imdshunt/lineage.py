@@ -228,7 +228,9 @@ def follow(engine: Engine, findings: Sequence[dict[str, Any]]) -> tuple[list, li
     derived: list[dict[str, Any]] = []
     sql = _round_sql(engine.dialect)
     for _ in range(MAX_DEPTH):
-        engine.register_table("lineage_frontier", pa.Table.from_pylist(frontier, FRONTIER))
+        engine.register_table(
+            "lineage_frontier", pa.Table.from_pylist(frontier, FRONTIER), scratch=True
+        )
         rows = engine.query(sql, label="lineage round").to_pylist()
         frontier = []
         for ev in rows:
@@ -288,7 +290,9 @@ def add_lineage(
     lineage_dets = [d for d in (detections or {}).values() if is_lineage_detection(d)]
     if not derived or not lineage_dets:
         return findings
-    engine.register_table("derived_credential", pa.Table.from_pylist(derived, DERIVED_CREDENTIAL))
+    engine.register_table(
+        "derived_credential", pa.Table.from_pylist(derived, DERIVED_CREDENTIAL), scratch=True
+    )
     new: list[dict[str, Any]] = []
     for det in lineage_dets:
         table = engine.run_detection(det, (params or {}).get(det.id))

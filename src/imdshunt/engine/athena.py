@@ -496,7 +496,7 @@ class AthenaEngine(Engine):
         )
         return t.column(0).to_pylist() if t.num_columns else []
 
-    def register_table(self, name: str, table: pa.Table) -> None:
+    def register_table(self, name: str, table: pa.Table, *, scratch: bool = False) -> None:
         """Upload ``table`` as JSON lines under the output location and (re)create it."""
         bucket, prefix = parse_s3_uri(self.output)
         run = uuid.uuid4().hex[:12]
