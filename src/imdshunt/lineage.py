@@ -327,7 +327,9 @@ def _link(
             f["parent_finding_id"] = f.get("root_finding_id")
         root = roots.get(f.get("root_finding_id") or "")
         if root is not None:
-            root.setdefault("derived_finding_ids", []).append(f["finding_id"])
+            ids = root.setdefault("derived_finding_ids", [])
+            ids.append(f["finding_id"])
+            ids.sort()  # whatever order the engine returned the rows in
             rank = SEVERITY_RANK.get(root.get("severity") or "info", 0)
             if SEVERITY_RANK.get(f.get("severity") or "info", 0) < rank:
                 f["severity"] = root["severity"]  # at least the parent's, whatever the SQL said

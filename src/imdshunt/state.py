@@ -63,7 +63,7 @@ import duckdb
 import pyarrow as pa
 
 from imdshunt import __version__, pipeline
-from imdshunt.callgroups import CALL_GROUP, KEY, MERGE_PARTIALS
+from imdshunt.callgroups import CALL_GROUP, KEY, MERGE_PARTIALS, USER_GROUP
 from imdshunt.engine.duckdb import DuckDBEngine, _ddl, _sql_str, _to_arrow
 from imdshunt.errors import UsageError
 from imdshunt.partials import ACCOUNTS, PRINCIPALS, Partials, partials_from_files
@@ -672,7 +672,8 @@ def _naive_from_groups(engine) -> dict[str, int]:
     pairs: the same numbers without single calls."""
     row = engine.query(
         "SELECT (SELECT coalesce(sum(g.call_count), 0) FROM _state_groups g "
-        "JOIN ip_class ip ON ip.src_ip = g.src_ip WHERE ip.network_kind = 'internet') AS events, "
+        "JOIN ip_class ip ON ip.src_ip = g.src_ip WHERE ip.network_kind = 'internet' "
+        f"AND NOT {USER_GROUP.replace('actor_arn', 'g.actor_arn')}) AS events, "
         "(SELECT count(DISTINCT p.principal_id) FROM _state_principals p "
         "JOIN ip_class ip ON ip.src_ip = p.src_ip WHERE ip.network_kind = 'internet') "
         "AS sessions",
