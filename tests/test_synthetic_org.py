@@ -20,7 +20,12 @@ def org(tmp_path_factory):
 
 
 def _credential_findings(result):
-    return [f for f in result.findings if f.get("kind") == "credential"]
+    """The credential findings of thefts (derived credentials have tests of their own)."""
+    return [
+        f
+        for f in result.findings
+        if f.get("kind") == "credential" and f["detection"] != "derived_credential_use"
+    ]
 
 
 def test_naive_rule_flags_thousands_and_imdshunt_only_the_thefts(org):
@@ -88,3 +93,32 @@ def test_every_field_a_finding_carries_is_in_the_contract(org):
     for f in result.findings:
         undocumented = set(f) - allowed[f["kind"]] - set(contract.COMMON_FIELDS)
         assert not undocumented, f"{f['detection']}: undocumented fields {sorted(undocumented)}"
+
+
+def test_every_derived_credential_is_reported_with_its_parent_and_no_look_alike(org):
+    """A role chain into the admin role people switch into, and a user and key made with the
+    stolen session, both used later from other addresses; people switching into that role,
+    the victim chaining roles on the box with the stolen key, and a CI user's key from the
+    internet stay quiet."""
+    truth, result = org
+    planted = {
+        d["access_key_id"]: (attack, d)
+        for attack in truth.attacks
+        for d in attack.get("derived", [])
+    }
+    assert {d["kind"] for _, d in planted.values()} == {"role-session", "access-key"}
+    derived = [f for f in result.findings if f["detection"] == "derived_credential_use"]
+    assert sorted(f["derived_access_key_id"] for f in derived) == sorted(planted)
+    by_id = {f["finding_id"]: f for f in result.findings}
+    for f in derived:
+        attack, d = planted[f["derived_access_key_id"]]
+        parent = by_id[f["parent_finding_id"]]
+        assert parent["credential_id"] == attack["credential_id"]
+        assert parent["source_ip"] == attack["source_ip"]
+        assert f["minting_event_id"] == d["minting_event_id"]
+        assert f["minting_event_name"] == d["minting_event_name"]
+        assert f["source_ip"] == d["source_ip"] and f["first_seen"] == d["first_seen"]
+        assert f["credential_id"] == d["credential_id"]
+        assert set(f["event_ids"]) == set(d["event_ids"])
+        assert f["finding_id"] in parent["derived_finding_ids"]
+        assert {a["event_id"] for a in parent["artifacts"]} == set(attack["artifacts"])

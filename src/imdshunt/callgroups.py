@@ -54,6 +54,17 @@ KEY = (
     "event_name",
 )
 
+#: Whose calls are grouped: role sessions (every credential detection) and IAM and federated
+#: users (a key or user a thief minted, used later: the lineage detection). The same list is
+#: written in ``api_call_group`` (views/10_credential_activity.sql); a test holds them equal.
+GROUPED_ACTORS = "('AssumedRole', 'IAMUser', 'FederatedUser')"
+#: A group of an IAM or federated user's calls, told by its ARN (``actor_type`` is no group
+#: column); credential_activity marks them ``iam-user`` / ``federated-user`` the same way.
+USER_GROUP = (
+    "(coalesce(actor_arn, '') LIKE 'arn:%:iam::%:user/%' "
+    "OR coalesce(actor_arn, '') LIKE 'arn:%:sts::%:federated-user/%')"
+)
+
 #: Event ids each group keeps as evidence (detections keep at most max_event_ids of them).
 MAX_EVENT_IDS = 100
 
@@ -96,7 +107,7 @@ SELECT
     count(*) FILTER (WHERE event_id IS NULL) AS unkeyed_calls,
     count(*) AS delivered_calls
 FROM {{rows}}
-WHERE actor_type = 'AssumedRole'
+WHERE actor_type IN {GROUPED_ACTORS}
 GROUP BY ALL
 """
 

@@ -80,6 +80,35 @@ DETECTION_FIELDS = {
 #: Fields on every finding of any kind.
 COMMON_FIELDS = ("kind", "schema_version", *DETECTION_FIELDS)
 
+#: Fields of one artifact (``artifacts``); a field is left out when CloudTrail has no value.
+ARTIFACT_FIELDS = {
+    "type": "role-session, session-token, federation-token, user, access-key, login-profile, "
+    "role, trust-policy, role-policy, user-policy or group-membership",
+    "event_name": "the call that created or changed it (AssumeRole, CreateUser ...)",
+    "event_id": "that call's eventID",
+    "time": "when",
+    "account_id": "whose account",
+    "region": "the call's region",
+    "source_ip": "where the call came from",
+    "by_access_key_id": "the access key that signed the call",
+    "by_principal_arn": "the principal that made the call",
+    "user_name": "the IAM user created or changed",
+    "role_name": "the role assumed, created or changed",
+    "role_arn": "its ARN (AssumeRole's roleArn, CreateRole's role)",
+    "session_name": "a minted role session's name (or a federated user's name)",
+    "access_key_id": "the minted access key",
+    "principal_arn": "the minted session's, user's or role's ARN",
+    "expiration": "when a minted session expires (as CloudTrail wrote it)",
+    "group_name": "the group a user was added to",
+    "policy_arn": "the managed policy attached",
+    "policy_name": "the inline policy put",
+    "policy_document": "the inline policy's document (JSON text)",
+    "trust_policy_after": "the trust policy set (CreateRole, UpdateAssumeRolePolicy)",
+    "trust_policy_before": "the trust policy it replaced: the previous trust change of that "
+    "role in the logs, when there is one (CloudTrail does not record the old one)",
+    "depth": "mints away from the root (1: made with the stolen credential itself)",
+}
+
 #: Fields a credential finding carries when its detection knows them (absent or null otherwise).
 CREDENTIAL_OPTIONAL_FIELDS = {
     "confidence": "high (address class or inventory) or medium (learned egress only)",
@@ -104,7 +133,27 @@ CREDENTIAL_OPTIONAL_FIELDS = {
     "k8s_pod": "Kubernetes pod (Pod Identity tag)",
     "eks_oidc_provider": "IRSA: the cluster's OIDC provider",
     "token_exchanged_outside_aws": "IRSA: the service account token itself was used outside AWS",
+    # lineage (imdshunt.lineage, docs/lineage.md)
+    "artifacts": "what this credential's stolen use (on a root: its whole lineage) created or "
+    "changed, in time order: [{" + ", ".join(ARTIFACT_FIELDS) + "}] (see ARTIFACT_FIELDS)",
+    "derived_finding_ids": "root: the derived_credential_use findings of what it minted",
+    "parent_finding_id": "derived: the finding of the credential that minted this one",
+    "root_finding_id": "derived: the credential finding at the root of the lineage",
+    "lineage_depth": "derived: mints away from the root (1: minted by the stolen credential)",
+    "derived_id": "derived: stable id of the derived credential within its root",
+    "derived_kind": "derived: role-session, access-key, user, session-token or federation-token",
+    "derived_access_key_id": "derived: the minted access key (ASIA or AKIA)",
+    "derived_principal_arn": "derived: the minted session's, user's or federated user's ARN",
+    "derived_user_name": "derived: the IAM user the minted key or user belongs to",
+    "parent_access_key_id": "derived: the access key that signed the minting call",
+    "parent_session": "derived: the principal (session ARN) that made the minting call",
+    "minting_event_id": "derived: eventID of the call that minted it",
+    "minting_event_name": "derived: that call's name (AssumeRole, CreateAccessKey ...)",
+    "minting_time": "derived: when it was minted",
+    "source_ips": "derived: every address it was used from (source_ip is the first)",
+    "networks": "derived: how those addresses were classified",
 }
+
 
 #: Fields a web finding carries when the attempt was seen more than once or the log has them.
 WEB_OPTIONAL_FIELDS = {

@@ -26,15 +26,24 @@ from typing import Any
 import pyarrow as pa
 
 from imdshunt.callgroups import CALL_GROUP, MERGE_PARTIALS, PARTIAL_FROM_ROWS
-from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, TS
+from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, LINEAGE_EVENTS, TS
 from imdshunt.sources.discover import RunStats
 from imdshunt.sources.inputs import InputFile, Reader
 from imdshunt.sources.registry import SOURCES, LoadContext
 
-#: The events ``credential_vending`` reads (views/10_credential_activity.sql), kept whole.
+#: The events ``credential_vending`` (views/10_credential_activity.sql) and ``lineage_call``
+#: (views/40_lineage.sql) read, kept whole: a key minted in one run and used in a later one is
+#: still tied to its theft.
 VENDING_FILTER = (
-    "event_source = 'sts.amazonaws.com' AND error_code IS NULL AND event_name IN "
-    "('AssumeRole', 'AssumeRoleWithWebIdentity', 'AssumeRoleWithSAML')"
+    # LINEAGE_EVENTS' sts events include every AssumeRole* credential_vending reads
+    "error_code IS NULL AND ("
+    + " OR ".join(
+        f"(event_source = '{source}' AND event_name IN ("
+        + ", ".join(f"'{n}'" for n in sorted(names))
+        + "))"
+        for source, names in sorted(LINEAGE_EVENTS.items())
+    )
+    + ")"
 )
 
 ACCOUNTS = pa.schema([("account_id", pa.string()), ("last_seen", TS)])

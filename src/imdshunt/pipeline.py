@@ -33,6 +33,7 @@ from imdshunt.enrich.ipranges import (
     load_classifier,
 )
 from imdshunt.findings import from_arrow, sort_findings
+from imdshunt.lineage import add_lineage, is_lineage_detection
 from imdshunt.merge import merge_findings
 from imdshunt.sources.discover import RunStats
 from imdshunt.sources.inputs import InputFile, Reader
@@ -169,6 +170,14 @@ def run(
     stats.duplicate_records = engine.duplicate_records
     # 4. detect and merge, 5. correlate
     findings = run_detections(engine, cfg.detections, cfg.params, kinds=kinds)
+    # 4b. lineage: what the stolen credentials minted, and its use (imdshunt.lineage)
+    if "credential" in kinds:
+        findings = add_lineage(
+            engine,
+            findings,
+            cfg.detections if cfg.detections is not None else load_detections(),
+            cfg.params,
+        )
     findings = sort_findings(
         findings
         + link_chains(
@@ -229,7 +238,8 @@ def run_detections(
     """Run every detection of ``kinds`` whose input tables hold data; returns findings.
 
     With ``merge`` (the default) credential findings about the same credential and source
-    address are folded into one (see :mod:`imdshunt.merge`).
+    address are folded into one (see :mod:`imdshunt.merge`). Lineage detections (``stage:
+    lineage``) run after, in :func:`imdshunt.lineage.add_lineage`.
     """
     detections = detections if detections is not None else load_detections()
     params = params or {}
@@ -241,7 +251,7 @@ def run_detections(
         if kind in kinds
     }
     for det in detections.values():
-        if det.kind not in kinds or not has.get(det.kind, True):
+        if det.kind not in kinds or not has.get(det.kind, True) or is_lineage_detection(det):
             continue
         if not all(engine.has_rows(t) for t in det.requires):
             continue

@@ -55,10 +55,50 @@ API_ACTIVITY = pa.schema(
         # system:serviceaccount:<namespace>:<service account>)
         ("resp_web_id_provider", pa.string()),
         ("resp_web_id_subject", pa.string()),
+        # requestParameters / responseElements as raw JSON text, only for LINEAGE_EVENTS (NULL
+        # for every other event, so memory stays small); views/40_lineage.sql reads them.
+        ("request_parameters", pa.string()),
+        ("response_elements", pa.string()),
         ("source_file", pa.string()),
         ("source_record", pa.int32()),  # 1-based record index (or line for JSON lines)
     ]
 )
+
+#: Events whose requestParameters and responseElements are kept whole (as JSON text) in
+#: ``api_activity.request_parameters`` / ``response_elements``: the calls with which a stolen
+#: credential mints another credential (a chained role session, a session or federation token,
+#: an access key, a console password) or changes who may do what (users, roles, policies,
+#: trust). ``views/40_lineage.sql`` reads them; every other event keeps NULL there.
+#: Shapes: https://docs.aws.amazon.com/IAM/latest/UserGuide/cloudtrail-integration.html
+LINEAGE_EVENTS: dict[str, frozenset[str]] = {
+    "sts.amazonaws.com": frozenset(
+        {
+            "AssumeRole",
+            "AssumeRoleWithSAML",
+            "AssumeRoleWithWebIdentity",
+            "GetSessionToken",
+            "GetFederationToken",
+        }
+    ),
+    "iam.amazonaws.com": frozenset(
+        {
+            "CreateUser",
+            "CreateAccessKey",
+            "CreateLoginProfile",
+            "UpdateLoginProfile",
+            "CreateRole",
+            "UpdateAssumeRolePolicy",
+            "AttachRolePolicy",
+            "PutRolePolicy",
+            "AttachUserPolicy",
+            "PutUserPolicy",
+            "AddUserToGroup",
+        }
+    ),
+}
+#: The names of :data:`LINEAGE_EVENTS` (what a decoder checks per record; views check the
+#: source too).
+LINEAGE_EVENT_NAMES: frozenset[str] = frozenset().union(*LINEAGE_EVENTS.values())
 
 #: One row per HTTP request seen by a web tier (ALB, CloudFront, nginx/Apache, WAF).
 HTTP_REQUEST = pa.schema(

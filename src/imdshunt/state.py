@@ -11,9 +11,11 @@ the same files (``tests/test_modes_equivalence.py``, ``tests/test_state.py``).
 
 A state folder holds one DuckDB database, ``state.duckdb``, with
 
-* ``call_group``: the merged call groups of every ``AssumedRole`` call (with their event
-  hashes, so a file delivered again never counts twice);
-* ``vending``: the credential-vending events (sts ``AssumeRole*``), whole;
+* ``call_group``: the merged call groups of every ``AssumedRole``, ``IAMUser`` and
+  ``FederatedUser`` call (with their event hashes, so a file delivered again never counts
+  twice);
+* ``vending``: the credential-vending events (sts ``AssumeRole*``) and the lineage events
+  (:data:`imdshunt.schema.LINEAGE_EVENTS`: what a stolen key minted or changed), whole;
 * ``log_account``: the accounts that recorded events;
 * ``principal_address``: each session's (principal id, address) pairs (the naive rule);
 * ``web_request``: the web requests that name a metadata endpoint (every other request is
@@ -22,12 +24,13 @@ A state folder holds one DuckDB database, ``state.duckdb``, with
 
 Retention (``retention_days``, default 30, counted back from the newest event the state has
 seen, so a backfill of old logs is not forgotten as it is read): a run forgets call groups
-whose last call is older, with their event hashes; vending events older (unless a kept group
-uses their key), (principal, address) pairs and web requests older. What persists beyond it:
-each EC2 instance's first group at each address or VPC endpoint (its learned egress, which the
-binding detections need), the accounts that recorded events, the list of files read (a file is
-never read twice) and the findings already reported. A finding whose evidence is partly
-forgotten is not reported again as "updated" for having shrunk.
+whose last call is older, with their event hashes; vending and lineage events older (unless a
+kept group uses the key they minted or the key that made them), (principal, address) pairs and
+web requests older. What persists beyond it: each EC2 instance's first group at each address or
+VPC endpoint (its learned egress, which the binding detections need), the accounts that
+recorded events, the list of files read (a file is never read twice) and the findings already
+reported. A finding whose evidence is partly forgotten is not reported again as "updated" for
+having shrunk.
 
 Consistency under interruption: the state is written in ONE database transaction after the
 detections ran: groups merged, files marked read, findings recorded. A run killed at any point
@@ -60,7 +63,7 @@ import duckdb
 import pyarrow as pa
 
 from imdshunt import __version__, pipeline
-from imdshunt.callgroups import CALL_GROUP, KEY, MERGE_PARTIALS
+from imdshunt.callgroups import CALL_GROUP, KEY, MERGE_PARTIALS, USER_GROUP
 from imdshunt.engine.duckdb import DuckDBEngine, _ddl, _sql_str, _to_arrow
 from imdshunt.errors import UsageError
 from imdshunt.partials import ACCOUNTS, PRINCIPALS, Partials, partials_from_files
@@ -72,7 +75,7 @@ from imdshunt.sources.registry import Progress, sort_inputs
 STATE_DB = "state.duckdb"
 LOCK_FILE = "lock"
 #: Bumped when the tables change shape; an older state folder is refused with a clear message.
-STATE_FORMAT = "2"
+STATE_FORMAT = "3"  # 3: lineage columns in vending; IAM and federated users grouped
 DEFAULT_RETENTION_DAYS = 30.0
 #: Seconds a run waits for another run's lock on the state folder ($IMDSHUNT_STATE_LOCK_TIMEOUT).
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -415,9 +418,13 @@ class HuntState:
             [cutoff],
         )
         x(
-            "DELETE FROM st.vending WHERE event_time < ? AND (resp_access_key_id IS NULL OR "
-            "resp_access_key_id NOT IN (SELECT access_key_id FROM st.call_group "
-            "WHERE access_key_id IS NOT NULL))",
+            # a vending or lineage event stays while the key it minted, or the key that
+            # made it (a stolen key's minting calls), still has calls in the state
+            "DELETE FROM st.vending WHERE event_time < ? "
+            "AND coalesce(resp_access_key_id, '') NOT IN (SELECT access_key_id "
+            "FROM st.call_group WHERE access_key_id IS NOT NULL) "
+            "AND coalesce(access_key_id, '') NOT IN (SELECT access_key_id "
+            "FROM st.call_group WHERE access_key_id IS NOT NULL)",
             [cutoff],
         )
         x("DELETE FROM st.principal_address WHERE last_seen < ?", [cutoff])
@@ -665,7 +672,8 @@ def _naive_from_groups(engine) -> dict[str, int]:
     pairs: the same numbers without single calls."""
     row = engine.query(
         "SELECT (SELECT coalesce(sum(g.call_count), 0) FROM _state_groups g "
-        "JOIN ip_class ip ON ip.src_ip = g.src_ip WHERE ip.network_kind = 'internet') AS events, "
+        "JOIN ip_class ip ON ip.src_ip = g.src_ip WHERE ip.network_kind = 'internet' "
+        f"AND NOT {USER_GROUP.replace('actor_arn', 'g.actor_arn')}) AS events, "
         "(SELECT count(DISTINCT p.principal_id) FROM _state_principals p "
         "JOIN ip_class ip ON ip.src_ip = p.src_ip WHERE ip.network_kind = 'internet') "
         "AS sessions",

@@ -65,7 +65,7 @@ from imdshunt.engine.base import Engine, EngineOptions
 from imdshunt.engine.duckdb import view_files
 from imdshunt.engine.portable import parse_statements, transpile
 from imdshunt.errors import EngineError, UsageError
-from imdshunt.schema import IP_CLASS
+from imdshunt.schema import IP_CLASS, LINEAGE_EVENT_NAMES
 from imdshunt.sources.cloudtrail import VENDING_EVENTS
 from imdshunt.sources.s3 import parse_s3_uri
 from imdshunt.window import HuntWindow
@@ -197,6 +197,11 @@ def _vend(expr: str) -> str:
     return f"CASE WHEN eventname IN ({events}) THEN {expr} END"
 
 
+def _lineage(expr: str) -> str:
+    events = ", ".join(f"'{e}'" for e in sorted(LINEAGE_EVENT_NAMES))
+    return f"CASE WHEN eventname IN ({events}) THEN {expr} END"
+
+
 #: CloudTrail fields -> canonical api_activity columns, in schema order (Trino SQL). Mirrors
 #: :func:`imdshunt.sources.cloudtrail._row`.
 CANONICAL_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -247,6 +252,14 @@ CANONICAL_COLUMNS: tuple[tuple[str, str], ...] = (
     ("k8s_namespace", _vend(_tag("kubernetes-namespace"))),
     ("k8s_service_account", _vend(_tag("kubernetes-service-account"))),
     ("k8s_pod", _vend(_tag("kubernetes-pod-name"))),
+    ("resp_web_id_provider", _vend("json_extract_scalar(responseelements, '$.provider')")),
+    (
+        "resp_web_id_subject",
+        _vend("json_extract_scalar(responseelements, '$.subjectFromWebIdentityToken')"),
+    ),
+    # The CloudTrail table keeps both as JSON text already (see LINEAGE_EVENTS).
+    ("request_parameters", _lineage("requestparameters")),
+    ("response_elements", _lineage("responseelements")),
     ("source_file", '"$path"'),
     ("source_record", "CAST(NULL AS INTEGER)"),
 )
@@ -620,7 +633,7 @@ class AthenaEngine(Engine):
         bucket, prefix = parse_s3_uri(self.output)
         return f"s3://{bucket}/" + f"{prefix.strip('/')}/imdshunt-tables/{self.run_id}/".lstrip("/")
 
-    def register_table(self, name: str, table: pa.Table) -> None:
+    def register_table(self, name: str, table: pa.Table, *, scratch: bool = False) -> None:
         """Upload ``table`` as JSON lines under :attr:`uploads_prefix` and (re)create it as
         this run's table ``name``."""
         bucket, folder = parse_s3_uri(self.uploads_prefix)

@@ -130,8 +130,12 @@ class Engine(ABC):
         """Restrict the canonical views to ``window`` (engines that query in place)."""
 
     @abstractmethod
-    def register_table(self, name: str, table: pa.Table) -> None:
-        """Create or replace a reference table (``ip_class``, inventory ...) from Arrow."""
+    def register_table(self, name: str, table: pa.Table, *, scratch: bool = False) -> None:
+        """Create or replace a reference table (``ip_class``, inventory ...) from Arrow.
+
+        ``scratch``: no shared view reads the table (a pipeline step's own working table, such
+        as lineage's frontier): the views already computed stay as they are, where a
+        reference table would make them be computed again."""
 
     # -- views and queries -----------------------------------------------------------------
     @abstractmethod

@@ -217,7 +217,7 @@ class DuckDBEngine(BatchLoading, Engine):
         self._materialized = True
         self._views_ready = False
 
-    def register_table(self, name: str, table: pa.Table) -> None:
+    def register_table(self, name: str, table: pa.Table, *, scratch: bool = False) -> None:
         """Materialise a reference table (address classes, inventory ...) under ``name``."""
         self.con.register("_ref", table)
         try:
@@ -226,7 +226,7 @@ class DuckDBEngine(BatchLoading, Engine):
             self.con.unregister("_ref")
         # Views are built at the first query (see _materialize); only views already built
         # and computed must be made again.
-        if self._views_built:
+        if self._views_built and not scratch:
             self._views_ready = False
 
     def distinct_values(self, table: str, column: str) -> list:

@@ -142,12 +142,13 @@ class SparkEngine(BatchLoading, Engine):
         except TypeError:  # pyspark 3.5: through pandas, with Arrow enabled
             return self.spark.createDataFrame(table.to_pandas())
 
-    def register_table(self, name: str, table: pa.Table) -> None:
+    def register_table(self, name: str, table: pa.Table, *, scratch: bool = False) -> None:
         """Register a reference table (address classes, inventory ...) as a temporary view."""
         self._dataframe(table).createOrReplaceTempView(name)
         self._registered.add(name)
         self._base.add(name)
-        self._views_ready = False
+        if not scratch:  # a scratch table feeds no shared view: keep them (and checkpoints)
+            self._views_ready = False
 
     def register_dataframe(self, name: str, df: Any) -> None:
         """Register a Spark DataFrame already in canonical form (``api_activity_raw`` ...)."""

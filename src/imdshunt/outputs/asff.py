@@ -24,6 +24,7 @@ from typing import Any, TextIO
 
 from imdshunt.outputs.base import Output, RunContext
 from imdshunt.outputs.common import (
+    artifact_summary,
     first_time,
     iso_ms,
     last_time,
@@ -81,6 +82,18 @@ def _resources(f: dict[str, Any], account: str, region: str) -> list[dict[str, A
         )
     for key in f.get("access_key_ids") or []:
         res.append({"Type": "AwsIamAccessKey", "Id": key, "Partition": "aws", "Region": region})
+    for a in f.get("artifacts") or []:  # what the stolen use minted (docs/lineage.md)
+        if a.get("access_key_id"):
+            res.append(
+                {"Type": "AwsIamAccessKey", "Id": a["access_key_id"], "Partition": "aws",
+                 "Region": region}
+            )  # fmt: skip
+        elif a.get("type") == "user" and a.get("principal_arn"):
+            res.append(
+                {"Type": "AwsIamUser", "Id": a["principal_arn"], "Partition": "aws",
+                 "Region": region}
+            )  # fmt: skip
+    res = res[:32]  # ASFF allows at most 32 resources per finding
     if not res:
         target = f.get("target_ip") or f.get("client_ip") or "unknown"
         res.append({"Type": "Other", "Id": str(target), "Partition": "aws", "Region": region})
@@ -114,6 +127,14 @@ def to_asff(
             product_fields[f"imdshunt/{key}"] = _clip(str(f[key]), 1024)
     if f.get("actions"):
         product_fields["imdshunt/actions"] = _clip(", ".join(map(str, f["actions"])), 1024)
+    for key in ("parent_finding_id", "parent_access_key_id", "minting_event_id",
+                "minting_event_name"):  # fmt: skip
+        if f.get(key):
+            product_fields[f"imdshunt/{key}"] = _clip(str(f[key]), 1024)
+    if f.get("artifacts"):
+        product_fields["imdshunt/artifacts"] = _clip(
+            "; ".join(artifact_summary(a) for a in f["artifacts"]), 1024
+        )
     record: dict[str, Any] = {
         "SchemaVersion": SCHEMA_VERSION,
         "Id": f"imdshunt/{detection}/{f.get('finding_id')}",

@@ -81,3 +81,37 @@ def title_of(finding: dict[str, Any]) -> str:
     if subject and where:
         return f"{title}: {subject} from {where}"
     return str(title)
+
+
+def artifact_summary(artifact: dict[str, Any]) -> str:
+    """One artifact (``artifacts`` of a finding, see imdshunt.findings.ARTIFACT_FIELDS) as
+    one line: what, which, by which call."""
+    a = artifact
+    kind = a.get("type") or "artifact"
+    if kind == "role-session":
+        what = f"{a.get('role_name')}/{a.get('session_name')} key {a.get('access_key_id')}"
+    elif kind in ("access-key", "session-token", "federation-token"):
+        what = f"{a.get('access_key_id')}" + (
+            f" of user {a['user_name']}" if a.get("user_name") else ""
+        )
+    elif kind in ("user-policy", "role-policy"):
+        who = a.get("user_name") or a.get("role_name")
+        what = f"{a.get('policy_arn') or a.get('policy_name')} on {who}"
+    elif kind == "group-membership":
+        what = f"{a.get('user_name')} in {a.get('group_name')}"
+    elif kind in ("role", "trust-policy"):
+        what = str(a.get("role_name"))
+    else:
+        what = str(a.get("user_name") or a.get("principal_arn") or "?")
+    return f"{kind} {what} ({a.get('event_name')} {a.get('event_id')} at {a.get('time')})"
+
+
+def lineage_line(finding: dict[str, Any]) -> str | None:
+    """Where a derived credential came from, in one line (None for other findings)."""
+    if not finding.get("minting_event_name"):
+        return None
+    return (
+        f"minted by {finding.get('minting_event_name')} (event {finding.get('minting_event_id')}) "
+        f"signed with {finding.get('parent_access_key_id') or finding.get('parent_session')}; "
+        f"parent finding {finding.get('parent_finding_id')}"
+    )

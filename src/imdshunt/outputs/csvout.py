@@ -5,10 +5,13 @@ from typing import TextIO
 
 from imdshunt.findings import CREDENTIAL_FIELDS, WEB_FIELDS, ordered
 from imdshunt.outputs.base import Output, RunContext
+from imdshunt.outputs.common import artifact_summary
 from imdshunt.sanitize import csv_cell
 
 
 def _cell(value) -> str:
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return csv_cell("; ".join(artifact_summary(v) for v in value))  # artifacts
     if isinstance(value, list):
         return csv_cell("; ".join(str(v) for v in value))
     if value is None:

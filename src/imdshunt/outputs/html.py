@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from imdshunt import __version__
 from imdshunt.findings import SEVERITY_RANK
 from imdshunt.outputs.base import Output, RunContext
-from imdshunt.outputs.common import title_of
+from imdshunt.outputs.common import artifact_summary, lineage_line, title_of
 from imdshunt.sanitize import inert
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "report" / "templates"
@@ -90,6 +90,13 @@ def _pivot(f: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, st
         if value in (None, "", []):
             continue
         shown.append((label, _text(value)))
+    if f.get("kind") != "web":  # lineage (docs/lineage.md); escaped by the template like all
+        line = lineage_line(f)
+        if line:
+            shown.append(("lineage", line))
+        if f.get("artifacts"):
+            used.add("artifacts")
+            shown.append(("made or changed", [artifact_summary(a) for a in f["artifacts"]]))
     if f.get("kind") == "web" and f.get("request_urls"):
         used.add("request_urls")
         shown.append(("all requests", [_scalar(u) for u in f["request_urls"]]))

@@ -80,6 +80,13 @@ def _resources(f: dict[str, Any]) -> list[dict[str, Any]]:
         res.append({"type": kind, "uid": subject, "name": subject})
     elif f.get("target_ip"):
         res.append({"type": "Other", "uid": f["target_ip"], "name": f["target_ip"]})
+    for a in f.get("artifacts") or []:  # users and roles the stolen use made or changed
+        if a.get("type") in ("user", "role", "trust-policy", "login-profile") and (
+            a.get("principal_arn") or a.get("user_name") or a.get("role_name")
+        ):
+            kind = "AWS::IAM::User" if a.get("user_name") else "AWS::IAM::Role"
+            name = a.get("user_name") or a.get("role_name")
+            res.append({"type": kind, "uid": a.get("principal_arn") or name, "name": name})
     for r in res:
         if region:
             r["region"] = region
@@ -98,6 +105,19 @@ def _observables(f: dict[str, Any]) -> list[dict[str, Any]]:
         obs.append(
             {"name": "access_key_id", "type": "Resource UID", "type_id": _RESOURCE_UID,
              "value": key}
+        )  # fmt: skip
+    # what the stolen use minted (docs/lineage.md)
+    for a in f.get("artifacts") or []:
+        for name in ("access_key_id", "principal_arn"):
+            if a.get(name):
+                obs.append(
+                    {"name": f"minted_{name}", "type": "Resource UID",
+                     "type_id": _RESOURCE_UID, "value": a[name]}
+                )  # fmt: skip
+    if f.get("parent_access_key_id"):
+        obs.append(
+            {"name": "parent_access_key_id", "type": "Resource UID", "type_id": _RESOURCE_UID,
+             "value": f["parent_access_key_id"]}
         )  # fmt: skip
     return obs
 

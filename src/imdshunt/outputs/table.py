@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from imdshunt.outputs.base import Output, RunContext
+from imdshunt.outputs.common import artifact_summary, lineage_line
 from imdshunt.sanitize import inert
 
 SEVERITY_STYLE = {
@@ -84,6 +85,11 @@ class TableOutput(Output):
             for f in cred:
                 console.print(Text(f"[{f['finding_id']}] ", style="bold"), end="")
                 console.print(_t(" | ".join(f.get("reasons") or [])))
+                lineage = lineage_line(f)
+                if lineage:
+                    console.print(_t("    " + lineage))
+                for a in f.get("artifacts") or []:
+                    console.print(_t("    made or changed: " + artifact_summary(a)))
         if web:
             table = Table(title="Metadata-service SSRF attempts", show_lines=True)
             for col in (

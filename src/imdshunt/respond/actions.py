@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from imdshunt.errors import AwsActionError, UsageError
 from imdshunt.permissions import needs
 from imdshunt.respond.aws import AWS_ERRORS, AwsContext, describe_error, error_code
+from imdshunt.respond.lineage import lineage_steps
 from imdshunt.respond.plan import (
     IN_PLACE,
     MANUAL,
@@ -473,6 +474,8 @@ def _fresh_credentials_manual(target: Target, reason: str) -> ReplaceProfileStep
         "eks-pod-identity": "delete the pod; its controller starts one with fresh credentials",
         "eks-irsa": "delete the pod; its controller starts one with fresh credentials",
         "lambda": "update the function's configuration so new execution environments start",
+        "chained-role-session": "nothing to renew: the session was the thief's own; the "
+        "role's rightful users assume it again",
         "other": "restart the workload after the cut-off so it obtains new credentials",
     }.get(
         target.credential_type,
@@ -557,6 +560,8 @@ def _build(
             f"the stolen session belongs to account {target.account_id} but the credentials "
             f"given are for account {ident['account']}; use a profile in the victim's account"
         )
+    if not target.role_name:  # a derived key, user or token: its lineage steps alone
+        return _lineage_plan(ctx, target, clock.now().replace(microsecond=0) + margin)
     if target.role_name == INSTANCE_IDENTITY_ROLE:
         raise ServiceLinkedRoleError(
             f"{INSTANCE_IDENTITY_ROLE} is the EC2 instance identity role, which AWS manages: it "
@@ -599,6 +604,8 @@ def _build(
     )  # fmt: skip
     steps.append(revoke)
     plan_warnings = list(revoke.warnings)
+    # What the thief minted or changed: cut access first (respond/lineage.py, docs/lineage.md).
+    steps.extend(lineage_steps(ctx, target.artifacts, revoke_session=_chained_revoke(ctx, cutoff)))
 
     # Step 2: fresh credentials for the victim.
     if victim is None:
@@ -781,6 +788,45 @@ def _imds_v1_breakage(step: ImdsV2Step, reading: Any, victim: str, enforce_anywa
             "justify it: decide knowingly), or upgrade that software first"
         )
         step.status = REFUSED
+
+
+def _chained_revoke(ctx: AwsContext, cutoff: datetime) -> Callable[..., Step | None]:
+    """The revoke of a role session the thief chained into: surgical (aws:userId and
+    aws:TokenIssueTime) when its session name is known, else AWSRevokeOlderSessions on that
+    role; None for a role imdshunt may not touch (then a manual step says why)."""
+
+    @needs("iam:GetRole", commands=RESPOND)
+    def revoke(role_name: str, session_name: str | None, issued: datetime | None) -> Step | None:
+        try:
+            role = ctx.iam.get_role(RoleName=role_name)["Role"]
+        except AWS_ERRORS as exc:
+            if error_code(exc) != "NoSuchEntity":
+                raise
+            role = None
+        if role is None or role.get("Path", "/").startswith("/aws-service-role/"):
+            return FollowUpStep(
+                title=f"Revoke the chained session {session_name} of role {role_name}",
+                calls=[],
+                effect="The role is not in this account or is service-linked: revoke its "
+                "sessions in the account that owns it.",
+                blast_radius="None: nothing is run.",
+                undo="Nothing to undo.",
+                status=MANUAL,
+            )
+        chained = Target(role_name=role_name, session_name=session_name or "")
+        step, _ = _revoke_step(
+            ctx, chained, role, role_wide=not session_name, cutoff=cutoff,
+            required_after=issued, others=[],
+        )  # fmt: skip
+        return step
+
+    return revoke
+
+
+def _lineage_plan(ctx: AwsContext, target: Target, cutoff: datetime) -> Plan:
+    """The plan for a derived key, user or token (no role session of its own)."""
+    steps = lineage_steps(ctx, target.artifacts, revoke_session=_chained_revoke(ctx, cutoff))
+    return Plan(target=target, steps=steps, region=ctx.region, cutoff=cutoff)
 
 
 def _pin_step(ctx: AwsContext, target: Target, usage: RoleUsage, extra: list[str]) -> PinStep:

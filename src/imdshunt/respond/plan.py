@@ -155,6 +155,9 @@ class Target:
     last_seen: datetime | None = None
     #: Other sessions (instances, tasks) seen using the same role, from findings or logs.
     other_sessions: list[str] = field(default_factory=list)
+    #: What the stolen credential minted or changed (the finding's ``artifacts``, see
+    #: docs/lineage.md): contained by the steps of :mod:`imdshunt.respond.lineage`.
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -167,6 +170,7 @@ class Target:
             "source_ip": self.source_ip,
             "first_seen": iso_z(self.first_seen) if self.first_seen else None,
             "last_seen": iso_z(self.last_seen) if self.last_seen else None,
+            "artifacts": len(self.artifacts),
         }
 
 
@@ -211,7 +215,11 @@ class Plan:
     def render(self) -> str:
         """The numbered plan as text: each step's call, effect, blast radius and undo."""
         t = self.target
-        who = f"role {t.role_name}, session {t.session_name}"
+        who = (
+            f"role {t.role_name}, session {t.session_name}"
+            if t.role_name
+            else f"{t.credential_type} {t.session_name}"
+        )
         if t.instance_id:
             who += f" (instance {t.instance_id}, region {self.region})"
         lines = [f"Containment plan {self.plan_id} for {who}"]

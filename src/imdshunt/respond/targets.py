@@ -42,6 +42,26 @@ def is_credential_finding(finding: dict[str, Any]) -> bool:
     return all(finding.get(k) for k in _REQUIRED)
 
 
+def _derived_key_target(finding: dict[str, Any]) -> Target:
+    """A derived credential that is no role session (a key, a user, a token the thief
+    minted): contained by the lineage steps alone (imdshunt.respond.lineage)."""
+    from imdshunt.respond.lineage import derived_artifact
+
+    own = derived_artifact(finding)
+    return Target(
+        role_name="",
+        session_name=str(finding.get("credential_id") or finding.get("derived_access_key_id")),
+        credential_type=finding.get("credential_type") or "derived",
+        account_id=finding.get("account_id"),
+        access_key_ids=list(finding.get("access_key_ids") or []),
+        actions=list(finding.get("actions") or []),
+        source_ip=finding.get("source_ip"),
+        first_seen=parse_time(finding["first_seen"]) if finding.get("first_seen") else None,
+        last_seen=parse_time(finding["last_seen"]) if finding.get("last_seen") else None,
+        artifacts=([own] if own else []) + list(finding.get("artifacts") or []),
+    )
+
+
 def select_finding(findings: list[dict[str, Any]], finding_id: str) -> dict[str, Any]:
     """Pick one finding by ``finding_id``/``id`` field, line number, session or access key id.
 
@@ -70,6 +90,8 @@ def target_from_finding(
     ``all_findings`` (the rest of the file) supplies the other sessions seen using the same
     role, which the ``--role-wide`` warning names.
     """
+    if not finding.get("role") and finding.get("derived_kind"):
+        return _derived_key_target(finding)
     if not is_credential_finding(finding):
         raise UsageError(
             "the finding is not a credential-use finding (needs 'role' and 'credential_id')"
@@ -100,6 +122,7 @@ def target_from_finding(
         first_seen=parse_time(finding["first_seen"]) if finding.get("first_seen") else None,
         last_seen=parse_time(finding["last_seen"]) if finding.get("last_seen") else None,
         other_sessions=others,
+        artifacts=list(finding.get("artifacts") or []),
     )
 
 
@@ -115,6 +138,7 @@ def targets_from_findings(findings: list[dict[str, Any]]) -> list[Target]:
         target = target_from_finding(latest, findings)
         target.access_key_ids = sorted({k for f in group for k in f.get("access_key_ids") or []})
         target.actions = sorted({a for f in group for a in f.get("actions") or []})
+        target.artifacts = [a for f in group for a in f.get("artifacts") or []]
         firsts = [parse_time(f["first_seen"]) for f in group if f.get("first_seen")]
         target.first_seen = min(firsts) if firsts else None
         targets.append(target)

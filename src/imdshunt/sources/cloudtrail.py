@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 from isal import igzip
 from isal.igzip_lib import IsalError
 
-from imdshunt.schema import API_ACTIVITY, CLOUDTRAIL_RECORD, RAW_JSON
+from imdshunt.schema import API_ACTIVITY, CLOUDTRAIL_RECORD, LINEAGE_EVENT_NAMES, RAW_JSON
 from imdshunt.sources.discover import (
     GZIP_MAGIC,
     RunStats,
@@ -190,6 +190,22 @@ def _vending(r: _Record) -> tuple:
     )
 
 
+_NO_RAW = (None, None)
+
+
+def _json_or_none(raw: msgspec.Raw | None) -> str | None:
+    text = bytes(raw) if raw is not None else b""
+    return None if not text or text == b"null" else text.decode()
+
+
+def lineage_raw(r: _Record) -> tuple[str | None, str | None]:
+    """requestParameters and responseElements as JSON text for a lineage event (see
+    :data:`imdshunt.schema.LINEAGE_EVENTS`), else two NULLs."""
+    if r.eventName not in LINEAGE_EVENT_NAMES:
+        return _NO_RAW
+    return _json_or_none(r.requestParameters), _json_or_none(r.responseElements)
+
+
 def _row(r: _Record, source_file: str, index: int) -> tuple:
     ui = r.userIdentity or _EMPTY_UI
     sc = ui.sessionContext or _EMPTY_SC
@@ -232,6 +248,7 @@ def _row(r: _Record, source_file: str, index: int) -> tuple:
         r.vpcEndpointAccountId,
         r.errorCode,
         *vend,
+        *lineage_raw(r),
         source_file,
         index,
     )
@@ -290,8 +307,12 @@ _EVENT_TIME = operator.attrgetter("eventTime")
 _UTF8 = pa.string()
 #: Columns of credential-vending events, in schema order (they follow error_code).
 _VEND_NAMES = API_ACTIVITY.names[
-    API_ACTIVITY.get_field_index("error_code") + 1 : API_ACTIVITY.get_field_index("source_file")
+    API_ACTIVITY.get_field_index("error_code") + 1 : API_ACTIVITY.get_field_index(
+        "request_parameters"
+    )
 ]
+#: The raw JSON columns of lineage events (they follow the vending columns).
+_RAW_NAMES = ("request_parameters", "response_elements")
 #: Role and session from ``arn:aws:sts::<acct>:assumed-role/<role>/<session>`` (as in _row).
 _ASSUMED_ROLE_RE = r"(?s):assumed-role/(?P<role>[^/]*)/(?P<session>.*)$"
 
@@ -337,6 +358,7 @@ _RAW_SCHEMA = pa.schema(
         ("source_record", pa.int32()),
     ]
     + [(name, API_ACTIVITY.field(name).type) for name in _VEND_NAMES]
+    + [(name, _UTF8) for name in _RAW_NAMES]
 )
 
 
@@ -370,6 +392,11 @@ def _file_batch(res: DecodedFile) -> pa.RecordBatch:
                 col[i] = value
     for name, values in zip(_VEND_NAMES, vend_cols, strict=True):
         arrays.append(pa.array(values, API_ACTIVITY.field(name).type))
+    raw_cols: list[list] = [[None] * n for _ in _RAW_NAMES]
+    for i, r in enumerate(recs):
+        if r.eventName in LINEAGE_EVENT_NAMES:
+            raw_cols[0][i], raw_cols[1][i] = lineage_raw(r)
+    arrays += [pa.array(values, _UTF8) for values in raw_cols]
     return pa.RecordBatch.from_arrays(arrays, schema=_RAW_SCHEMA)
 
 

@@ -54,6 +54,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from imdshunt.schema import LINEAGE_EVENT_NAMES
 from imdshunt.sources.cloudtrail import (
     _NO_VEND,
     BATCH_ROWS,
@@ -61,6 +62,7 @@ from imdshunt.sources.cloudtrail import (
     FileResult,
     _Record,
     _vending,
+    lineage_raw,
     rows_to_batch,
 )
 from imdshunt.sources.discover import RunStats
@@ -138,13 +140,16 @@ def ocsf_row(row: dict, source_file: str, index: int) -> tuple | None:
                 role_name = parts[0]
     event_name = _get(row, "api", "operation")
     vend: tuple = _NO_VEND
-    if event_name in VENDING_EVENTS:
+    raw: tuple = (None, None)
+    if event_name in VENDING_EVENTS or event_name in LINEAGE_EVENT_NAMES:
         rec = _Record(
             eventName=event_name,
             requestParameters=_raw(_get(row, "api", "request", "data")),
             responseElements=_raw(_get(row, "api", "response", "data")),
         )
-        vend = _vending(rec)
+        if event_name in VENDING_EVENTS:
+            vend = _vending(rec)
+        raw = lineage_raw(rec)
     created = _get(row, "actor", "session", "created_time_dt") or _get(
         row, "actor", "session", "created_time"
     )
@@ -180,6 +185,7 @@ def ocsf_row(row: dict, source_file: str, index: int) -> tuple | None:
         _unmapped(row, "vpcEndpointAccountId"),
         _get(row, "api", "response", "error"),
         *vend,
+        *raw,
         source_file,
         index,
     )

@@ -11,6 +11,7 @@ from .cloudtrail import (
     key_period,
     workload_identity,
 )
+from .lineage import plan_lineage
 from .model import ATTACKER_IPS, Instance, Org, access_key, stable_rng
 from .records import UA_ATTACKER, UA_ECS, UA_IRSA, UA_LAMBDA, UA_WORKLOAD, Builder, iso
 
@@ -208,6 +209,7 @@ def plan_attacks(
     ]
     truth: list[dict] = []
     planted: dict[tuple[str, str, int], list] = {}
+    identities: dict[str, dict] = {}  # attack id -> the stolen session's userIdentity
     n = 0
 
     def emit(
@@ -284,6 +286,7 @@ def plan_attacks(
         }
         entry.update(extra)
         truth.append(entry)
+        identities[entry["id"]] = ident
         n += 1
 
     for kind, inst, src, network, vpce, acts, ua in plans:
@@ -381,4 +384,6 @@ def plan_attacks(
                 None,
             ),
         )
+    # What the thief minted with one stolen admin credential, and its look-alikes.
+    plan_lineage(org, seed, start, days, truth, planted, identities)
     return truth, planted

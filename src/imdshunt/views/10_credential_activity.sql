@@ -147,7 +147,8 @@ SELECT
     list_slice(list_sort(list(event_id) FILTER (WHERE event_id IS NOT NULL)), 1, 100)
         AS event_ids
 FROM api_activity
-WHERE actor_type = 'AssumedRole'
+-- IAM and federated users too: a key or user a thief minted is found by its use (lineage).
+WHERE actor_type IN ('AssumedRole', 'IAMUser', 'FederatedUser')
 GROUP BY
     account_id, region, actor_arn, role_name, role_arn, session_name, access_key_id,
     role_delivery, web_id_provider, invoked_by, src_ip, user_agent, vpce_id,
@@ -236,6 +237,9 @@ marked AS (
 SELECT
     m.*,
     CASE
+        -- Users' calls are grouped for the lineage detection only: no workload path.
+        WHEN m.actor_arn LIKE 'arn:%:iam::%:user/%' THEN 'iam-user'
+        WHEN m.actor_arn LIKE 'arn:%:sts::%:federated-user/%' THEN 'federated-user'
         WHEN m.is_instance_identity THEN 'ec2-instance'
         WHEN m.provenance_match = 'key' THEN m.key_vended_type
         WHEN m.provenance_match = 'session' THEN m.session_vended_type

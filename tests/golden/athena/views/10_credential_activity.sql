@@ -165,8 +165,9 @@ SELECT
   SLICE(ARRAY_SORT(ARRAY_AGG(event_id) FILTER(WHERE
     NOT event_id IS NULL)), 1, 100) AS event_ids
 FROM api_activity
+/* IAM and federated users too: a key or user a thief minted is found by its use (lineage). */
 WHERE
-  actor_type = 'AssumedRole'
+  actor_type IN ('AssumedRole', 'IAMUser', 'FederatedUser')
 GROUP BY
   account_id,
   region,
@@ -270,6 +271,10 @@ WITH calls AS (
 SELECT
   m.*,
   CASE
+    WHEN m.actor_arn LIKE 'arn:%:iam::%:user/%'
+    THEN 'iam-user'
+    WHEN m.actor_arn LIKE 'arn:%:sts::%:federated-user/%'
+    THEN 'federated-user'
     WHEN m.is_instance_identity
     THEN 'ec2-instance'
     WHEN m.provenance_match = 'key'

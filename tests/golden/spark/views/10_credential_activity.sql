@@ -163,8 +163,9 @@ SELECT
     100
   ) AS event_ids
 FROM api_activity
+/* IAM and federated users too: a key or user a thief minted is found by its use (lineage). */
 WHERE
-  actor_type = 'AssumedRole'
+  actor_type IN ('AssumedRole', 'IAMUser', 'FederatedUser')
 GROUP BY
   account_id,
   region,
@@ -262,6 +263,10 @@ WITH calls AS (
 SELECT
   m.*,
   CASE
+    WHEN m.actor_arn LIKE 'arn:%:iam::%:user/%'
+    THEN 'iam-user'
+    WHEN m.actor_arn LIKE 'arn:%:sts::%:federated-user/%'
+    THEN 'federated-user'
     WHEN m.is_instance_identity
     THEN 'ec2-instance'
     WHEN m.provenance_match = 'key'

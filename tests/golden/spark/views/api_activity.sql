@@ -40,6 +40,8 @@ SELECT
   k8s_pod,
   resp_web_id_provider,
   resp_web_id_subject,
+  request_parameters,
+  response_elements,
   source_file,
   source_record
 FROM (
