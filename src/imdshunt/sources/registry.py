@@ -136,7 +136,7 @@ class CloudTrailSource(Source):
         return None
 
     def load(self, files: Sequence[InputFile], engine: Any, ctx: LoadContext) -> None:
-        from imdshunt.sources import cloudtrail
+        from imdshunt.sources import cloudtrail, cloudtrail_native
 
         total = len(files)
         done = 0
@@ -151,6 +151,14 @@ class CloudTrailSource(Source):
                 ctx.progress(done, total, ctx.stats.records_read)
 
         items = self._items(files, ctx.reader)
+        if engine.attaches_files and engine.name == "duckdb" and cloudtrail_native.enabled():
+            # DuckDB parses the delivered files itself (the exact decoder reads the rest) and
+            # writes scratch Parquet that it then scans in place.
+            written = cloudtrail_native.write_files(
+                items, ctx.stats, engine.scratch_dir(), workers=ctx.workers, on_chunk=on_chunk
+            )
+            engine.attach_files([p for p, n in written if n], fmt="parquet")
+            return
         if engine.attaches_files:
             # Workers write Parquet scratch files that the engine scans in place: only file
             # names travel back between processes and nothing is inserted into a database.
