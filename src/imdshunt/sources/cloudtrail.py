@@ -298,7 +298,8 @@ def record_projection_sql() -> str:
     ``cloudtrail_record`` (schema.CLOUDTRAIL_RECORD's columns plus ``source_file`` and
     ``source_record``): the same rows as this module's exact decoder, for engines that parse
     raw CloudTrail themselves (Spark runs it through engine.portable.transpile)."""
-    return RECORD_PROJECTION_FILE.read_text()
+    names = ", ".join(f"'{name}'" for name in sorted(LINEAGE_EVENT_NAMES))
+    return RECORD_PROJECTION_FILE.read_text().replace("$lineage_event_names", names)
 
 
 def rows_to_batch(rows: list[tuple]) -> pa.RecordBatch:

@@ -17,6 +17,9 @@
 --   (VENDING_EVENTS in sources/cloudtrail.py). A field of an unexpected JSON type is read as
 --   its text here, where the exact decoder drops the whole object: CloudTrail writes these
 --   fields as strings, so this only matters for forged logs, and then only for that field.
+-- * requestParameters/responseElements are kept whole, as JSON text, for the events lineage
+--   follows ($lineage_event_names: schema.LINEAGE_EVENT_NAMES, filled in by
+--   record_projection_sql) and NULL for every other event, as the exact decoder keeps them;
 -- * IRSA: subjectFromWebIdentityToken system:serviceaccount:<namespace>:<account> fills the
 --   namespace and service account when no session tag gave them
 --   (https://docs.aws.amazon.com/eks/latest/userguide/iam-roles-for-service-accounts.html).
@@ -36,6 +39,7 @@ WITH rec AS (
             'AssumeRole', 'AssumeRoleWithWebIdentity', 'AssumeRoleWithSAML',
             'AssumeRoleForPodIdentity'
         ) AS vends,
+        r."eventName" IN ($lineage_event_names) AS keeps_raw,
         r.*
     FROM cloudtrail_record AS r
 ),
@@ -129,6 +133,10 @@ SELECT
     k8s_pod,
     json_extract_string(resp, '$.provider') AS resp_web_id_provider,
     subject AS resp_web_id_subject,
+    CASE WHEN keeps_raw THEN nullif(CAST("requestParameters" AS VARCHAR), 'null') END
+        AS request_parameters,
+    CASE WHEN keeps_raw THEN nullif(CAST("responseElements" AS VARCHAR), 'null') END
+        AS response_elements,
     source_file,
     CAST(source_record AS INTEGER) AS source_record
 FROM lasts
