@@ -21,6 +21,10 @@ flag rather than probing members:
 ``hunts_store``
     the engine can hunt a compiled store (``--store``) by attaching its Parquet partitions.
     DuckDB only (in memory, see ``attaches_files``).
+``parses_delivered_cloudtrail``
+    the engine's own JSON reader parses delivered ``{"Records": [...]}`` files into canonical
+    rows (:mod:`imdshunt.sources.cloudtrail_native`: DuckDB's ``read_json`` and the shared record
+    projection); the exact Python decoder then reads only the other layouts and rejected chunks.
 ``inlines_keys``
     the report's session keys are inlined in the query as ``VALUES``, not registered as a
     table (Athena: registering costs an upload and two DDL queries).
@@ -79,6 +83,7 @@ class Engine(ABC):
     keeps_state: ClassVar[bool] = False
     hunts_store: ClassVar[bool] = False
     inlines_keys: ClassVar[bool] = False
+    parses_delivered_cloudtrail: ClassVar[bool] = False
     #: Detection kinds the engine runs (None: all). Athena has no web logs.
     kinds: ClassVar[tuple[str, ...] | None] = None
 

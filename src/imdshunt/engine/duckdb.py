@@ -78,6 +78,7 @@ class DuckDBEngine(BatchLoading, Engine):
     dialect = "duckdb"
     keeps_state = True
     hunts_store = True
+    parses_delivered_cloudtrail = True
 
     @classmethod
     def view_files(cls) -> list[Path]:

@@ -151,7 +151,11 @@ class CloudTrailSource(Source):
                 ctx.progress(done, total, ctx.stats.records_read)
 
         items = self._items(files, ctx.reader)
-        if engine.attaches_files and engine.name == "duckdb" and cloudtrail_native.enabled():
+        if (
+            engine.attaches_files
+            and engine.parses_delivered_cloudtrail
+            and cloudtrail_native.enabled()
+        ):
             # DuckDB parses the delivered files itself (the exact decoder reads the rest) and
             # writes scratch Parquet that it then scans in place.
             written = cloudtrail_native.write_files(
