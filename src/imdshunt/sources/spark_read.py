@@ -167,9 +167,7 @@ def decode_web_log(uri: str, data: bytes, log_type: Any) -> tuple[list[pa.Record
     path = PurePosixPath(uri[len("s3://") :].partition("/")[2]) if uri.startswith("s3://") else uri
     try:
         batches = list(
-            read_web_log(
-                path, log_type, accounting=mine, fileobj=io.BytesIO(data), source_name=uri
-            )
+            read_web_log(path, log_type, accounting=mine, fileobj=io.BytesIO(data), source_name=uri)
         )
     except InputError as exc:
         stats.skip_file(uri, exc.message)
