@@ -126,6 +126,7 @@ class SparkEngine(BatchLoading, Engine):
         self._views_ready = False  # the derived views (views/NN_*.sql) are current
         self.duplicate_records = 0
         self.warnings: list[str] = []
+        self._s3a: bool | None = None  # can the executors read s3:// (see reads)
 
     @property
     def spark(self) -> Any:
@@ -153,6 +154,26 @@ class SparkEngine(BatchLoading, Engine):
         self._persisted.extend(persisted)
         self._changed.add(table)
         self._views_ready = False
+
+    def reads(self, files: Sequence[Any]) -> bool:
+        """Can the executors read these files (local paths; ``s3://`` with Hadoop's S3A
+        connector, ``hadoop-aws``, on the classpath)? When not, the source decodes them in this
+        process as for DuckDB, and the run says so in its warnings."""
+        if not any(f.is_s3 for f in files):
+            return True
+        if self._s3a is None:
+            try:
+                jvm = self.spark.sparkContext._jvm
+                conf = self.spark.sparkContext._jsc.hadoopConfiguration()
+                jvm.org.apache.hadoop.fs.FileSystem.getFileSystemClass("s3a", conf)
+                self._s3a = True
+            except Exception:  # no S3A connector (or no JVM handle: Spark Connect)
+                self._s3a = False
+                self.warnings.append(
+                    "Spark has no S3A connector (hadoop-aws): the driver read the s3:// "
+                    "objects and handed the rows to Spark"
+                )
+        return self._s3a
 
     def _dataframe(self, table: pa.Table) -> Any:
         try:

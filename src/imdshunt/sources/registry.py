@@ -108,7 +108,7 @@ class SecurityLakeSource(Source):
             yield f, pa.Table.from_batches([rows_to_batch(res.rows)]) if res.rows else None
 
     def load(self, files: Sequence[InputFile], engine: Any, ctx: LoadContext) -> None:
-        if engine.reads_raw_logs:
+        if engine.reads_raw_logs and engine.reads(files):
             from imdshunt.sources.spark_read import read_securitylake
 
             return _load_on_engine(read_securitylake(engine.spark, files), files, engine, ctx, self)
@@ -140,7 +140,7 @@ class CloudTrailSource(Source):
         return None
 
     def load(self, files: Sequence[InputFile], engine: Any, ctx: LoadContext) -> None:
-        if engine.reads_raw_logs:  # Spark: its executors read the files
+        if engine.reads_raw_logs and engine.reads(files):  # Spark: its executors read them
             from imdshunt.sources.spark_read import read_cloudtrail
 
             return _load_on_engine(read_cloudtrail(engine.spark, files), files, engine, ctx, self)
@@ -222,7 +222,7 @@ class WebLogSource(Source):
         from imdshunt.sources.weblogs import ParseAccounting, read_web_log
         from imdshunt.web import build_url_class, record_accounting
 
-        if engine.reads_raw_logs:
+        if engine.reads_raw_logs and engine.reads(files):
             from imdshunt.sources.spark_read import read_web_logs
 
             read = read_web_logs(engine.spark, files, ctx.web_log_type)

@@ -253,7 +253,11 @@ def read_whole_files(
         per_file[uri] = st
     seen = set(per_file)
     for f in files:
-        if f.uri not in seen:  # gone between listing and reading
+        if f.uri in seen:
+            continue
+        if f.size == 0:  # Spark's file sources skip empty files: decoded here, from no bytes
+            per_file[f.uri] = decoder(f.uri, b"", opt)[1]
+        else:  # gone between listing and reading
             st = RunStats()
             st.skip_file(f.uri, "unreadable (no such file)")
             per_file[f.uri] = st
