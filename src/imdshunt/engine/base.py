@@ -12,6 +12,10 @@ flag rather than probing members:
     :meth:`Engine.attach_files` lets ``api_activity`` scan decoded Parquet files in place
     (in-memory DuckDB: the decoder writes scratch files, the engine never copies them in).
     Otherwise decoded batches are loaded with :meth:`Engine.load_api_activity`.
+``reads_raw_logs``
+    the engine reads the listed log files where it runs (Spark's executors): each source hands
+    it the files (:mod:`imdshunt.sources.spark_read`) instead of decoding them in this process,
+    and the engine adds the resulting rows with ``append_dataframe``.
 ``binds_params``
     detection SQL runs as written with ``$name`` parameters bound; otherwise the engine runs
     the SQL rendered for its ``dialect`` with the values inlined.
@@ -84,6 +88,7 @@ class Engine(ABC):
     hunts_store: ClassVar[bool] = False
     inlines_keys: ClassVar[bool] = False
     parses_delivered_cloudtrail: ClassVar[bool] = False
+    reads_raw_logs: ClassVar[bool] = False
     #: Detection kinds the engine runs (None: all). Athena has no web logs.
     kinds: ClassVar[tuple[str, ...] | None] = None
 

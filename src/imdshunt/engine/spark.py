@@ -7,11 +7,13 @@ reference table); the shared views (``views/api_activity.sql`` de-duplication, t
 ``views/NN_*.sql`` in name order) and every detection are transpiled from DuckDB's dialect with
 :func:`imdshunt.engine.portable.transpile` and run as Spark SQL. Results come back as Arrow.
 
-Data already in canonical form in Spark (a DataFrame with the columns of
-:data:`imdshunt.schema.API_ACTIVITY`) is registered with :meth:`SparkEngine.register_dataframe`
-and never passes through the driver. Raw logs read by :func:`imdshunt.api.hunt` are decoded on
-the driver (as for DuckDB) and handed to Spark as Arrow; a cluster-side decoder of raw
-CloudTrail or OCSF is not provided yet.
+Raw logs are read by Spark's executors, never by the driver (``reads_raw_logs``): each source
+hands its listed files to :mod:`imdshunt.sources.spark_read` (CloudTrail as delivered through
+Spark's JSON reader and the projection shared with DuckDB; every other layout, Security Lake
+OCSF and web logs through the project's own decoders run on the executors), and the resulting
+DataFrames are added with :meth:`SparkEngine.append_dataframe`. Data already in canonical form in
+Spark (a DataFrame with the columns of :data:`imdshunt.schema.API_ACTIVITY`) is registered with
+:meth:`SparkEngine.register_dataframe` and never passes through the driver either.
 
 Views that DuckDB materialises (``-- imdshunt: materialize <view>`` in a view file, and the
 de-duplicated ``api_activity``) are checkpointed here, before the views that read them are
@@ -27,6 +29,9 @@ timestamps in the JVM's zone.
 from __future__ import annotations
 
 import functools
+import os
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +87,13 @@ def local_session(
     if small_inputs:
         settings.update(SMALL_INPUT_CONF)
         settings["spark.driver.extraJavaOptions"] += " " + SMALL_INPUT_JAVA_OPTIONS
+    from imdshunt.sources.spark_read import READ_CONF
+
+    settings.update(READ_CONF)
     settings.update(conf or {})
+    # The executors of a local session run this Python (the sources' decoders run there, see
+    # imdshunt.sources.spark_read); pyspark would otherwise start the first python3 on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.master(master).appName(app_name)
     for key, value in settings.items():
         builder = builder.config(key, value)
@@ -94,6 +105,7 @@ class SparkEngine(BatchLoading, Engine):
 
     name = "spark"
     dialect = "spark"
+    reads_raw_logs = True
 
     @classmethod
     def from_options(cls, options: EngineOptions) -> SparkEngine:
@@ -112,13 +124,19 @@ class SparkEngine(BatchLoading, Engine):
             "http_request": [],
         }
         self._schemas = {"api_activity_raw": API_ACTIVITY, "http_request": HTTP_REQUEST}
+        #: DataFrames read on the executors, unioned with the Arrow batches at the next flush.
+        self._frames: dict[str, list[Any]] = {"api_activity_raw": [], "http_request": []}
+        #: DataFrames persisted while loading, released once api_activity is checkpointed.
+        self._persisted: list[Any] = []
         self._registered: set[str] = set()  # every temporary view this engine made
         self._base: set[str] = set()  # tables loaded or registered, and api_activity
         self._materialized: dict[str, Any] = {}  # view name -> its checkpointed DataFrame
-        self._data_changed = True  # canonical rows to (re)load into Spark
+        #: Canonical tables to (re)load into Spark at the next ensure_views.
+        self._changed: set[str] = {"api_activity_raw", "http_request"}
         self._views_ready = False  # the derived views (views/NN_*.sql) are current
         self.duplicate_records = 0
         self.warnings: list[str] = []
+        self._s3a: bool | None = None  # can the executors read s3:// (see reads)
 
     @property
     def spark(self) -> Any:
@@ -133,8 +151,39 @@ class SparkEngine(BatchLoading, Engine):
             raise EngineError(f"cannot append to {table!r} on Spark; use register_table")
         batches = batch.to_batches() if isinstance(batch, pa.Table) else [batch]
         self._pending[table].extend(b for b in batches if b.num_rows)
-        self._data_changed = True
+        self._changed.add(table)
         self._views_ready = False
+
+    def append_dataframe(self, table: str, df: Any, *, persisted: Sequence[Any] = ()) -> None:
+        """Add a DataFrame of canonical rows (read on the executors) to ``table``;
+        ``persisted``: DataFrames it reads that may be unpersisted once the rows are
+        checkpointed."""
+        if table not in self._frames:
+            raise EngineError(f"cannot append to {table!r} on Spark; use register_table")
+        self._frames[table].append(df)
+        self._persisted.extend(persisted)
+        self._changed.add(table)
+        self._views_ready = False
+
+    def reads(self, files: Sequence[Any]) -> bool:
+        """Can the executors read these files (local paths; ``s3://`` with Hadoop's S3A
+        connector, ``hadoop-aws``, on the classpath)? When not, the source decodes them in this
+        process as for DuckDB, and the run says so in its warnings."""
+        if not any(f.is_s3 for f in files):
+            return True
+        if self._s3a is None:
+            try:
+                jvm = self.spark.sparkContext._jvm
+                conf = self.spark.sparkContext._jsc.hadoopConfiguration()
+                jvm.org.apache.hadoop.fs.FileSystem.getFileSystemClass("s3a", conf)
+                self._s3a = True
+            except Exception:  # no S3A connector (or no JVM handle: Spark Connect)
+                self._s3a = False
+                self.warnings.append(
+                    "Spark has no S3A connector (hadoop-aws): the driver read the s3:// "
+                    "objects and handed the rows to Spark"
+                )
+        return self._s3a
 
     def _dataframe(self, table: pa.Table) -> Any:
         try:
@@ -157,8 +206,9 @@ class SparkEngine(BatchLoading, Engine):
         self._base.add(name)
         if name in self._pending:
             self._pending[name] = []
+            self._frames[name] = []
             self._schemas.pop(name, None)
-            self._data_changed = True
+            self._changed.add(name)
         self._views_ready = False
 
     def distinct_values(self, table: str, column: str) -> list:
@@ -169,13 +219,20 @@ class SparkEngine(BatchLoading, Engine):
         return [r[0] for r in rows]
 
     # -- views and queries -----------------------------------------------------------------
-    def _flush(self) -> None:
-        for name, batches in self._pending.items():
+    def _flush(self, names: set[str]) -> None:
+        """(Re)create the canonical tables ``names``: their Arrow batches and DataFrames."""
+        for name in sorted(names):
             schema = self._schemas.get(name)
             if schema is None:
                 continue  # replaced by register_dataframe
-            table = pa.Table.from_batches(batches, schema=schema)
-            self._dataframe(table).createOrReplaceTempView(name)
+            batches = self._pending[name]
+            df = None
+            if batches or not self._frames[name]:
+                df = self._dataframe(pa.Table.from_batches(batches, schema=schema))
+            for frame in self._frames[name]:
+                frame = frame.select(*schema.names)
+                df = frame if df is None else df.unionByName(frame)
+            df.createOrReplaceTempView(name)
             self._registered.add(name)
             self._base.add(name)
         if "ip_class" not in self._registered:
@@ -237,28 +294,39 @@ class SparkEngine(BatchLoading, Engine):
     def ensure_views(self) -> None:
         """Load the canonical rows into Spark and de-duplicate them into ``api_activity``.
 
-        The derived views are created at the first query after a table changed (see
-        :meth:`_ready`), not here: loading steps call this and then register more tables
-        (``ip_class``), after which every derived view would have to be made again.
+        Only the tables that changed since the last call are made again (rows read on the
+        executors are not read twice when web logs are added after API activity). The derived
+        views are created at the first query after a table changed (see :meth:`_ready`), not
+        here: loading steps call this and then register more tables (``ip_class``), after which
+        every derived view would have to be made again.
         """
-        if not self._data_changed:
+        if not self._changed:
             return
-        self._flush()
-        self._run_script((VIEWS_DIR / DEDUP_VIEW_FILE).read_text(), DEDUP_VIEW_FILE)
-        # DuckDB materialises the de-duplicated rows; here they are checkpointed once per load.
-        self._sql(
-            "CREATE OR REPLACE TEMPORARY VIEW api_activity AS SELECT * FROM api_activity_dedup",
-            "api_activity",
-        )
-        self._registered.add("api_activity")
-        self._base.add("api_activity")
-        kept = self._materialize("api_activity").count()
-        if self._schemas.get("api_activity_raw") is not None:
-            raw = sum(b.num_rows for b in self._pending["api_activity_raw"])
-        else:  # registered as a DataFrame
-            raw = self.spark.table("api_activity_raw").count()
-        self.duplicate_records = raw - kept
-        self._data_changed = False
+        changed, self._changed = self._changed, set()
+        self._flush(changed)
+        if "api_activity_raw" in changed:
+            self._run_script((VIEWS_DIR / DEDUP_VIEW_FILE).read_text(), DEDUP_VIEW_FILE)
+            # DuckDB materialises the de-duplicated rows; here they are checkpointed once per
+            # load.
+            self._sql(
+                "CREATE OR REPLACE TEMPORARY VIEW api_activity AS SELECT * FROM api_activity_dedup",
+                "api_activity",
+            )
+            self._registered.add("api_activity")
+            self._base.add("api_activity")
+            kept = self._materialize("api_activity").count()
+            if self._schemas.get("api_activity_raw") is not None and not self._frames.get(
+                "api_activity_raw"
+            ):
+                raw = sum(b.num_rows for b in self._pending["api_activity_raw"])
+            else:  # DataFrames: counted where they are
+                raw = self.spark.table("api_activity_raw").count()
+            self.duplicate_records = raw - kept
+        if "http_request" in changed and self._frames["http_request"]:
+            self._materialize("http_request")  # parsed on the executors: parse once
+        for df in self._persisted:  # what the checkpoints were computed from
+            df.unpersist()
+        self._persisted = []
         self._views_ready = False
 
     def _ready(self, table: str | None = None) -> None:

@@ -108,6 +108,10 @@ class SecurityLakeSource(Source):
             yield f, pa.Table.from_batches([rows_to_batch(res.rows)]) if res.rows else None
 
     def load(self, files: Sequence[InputFile], engine: Any, ctx: LoadContext) -> None:
+        if engine.reads_raw_logs and engine.reads(files):
+            from imdshunt.sources.spark_read import read_securitylake
+
+            return _load_on_engine(read_securitylake(engine.spark, files), files, engine, ctx, self)
         engine.load_api_activity(
             b for _, t in self._tables(files, ctx) if t is not None for b in t.to_batches()
         )
@@ -136,6 +140,10 @@ class CloudTrailSource(Source):
         return None
 
     def load(self, files: Sequence[InputFile], engine: Any, ctx: LoadContext) -> None:
+        if engine.reads_raw_logs and engine.reads(files):  # Spark: its executors read them
+            from imdshunt.sources.spark_read import read_cloudtrail
+
+            return _load_on_engine(read_cloudtrail(engine.spark, files), files, engine, ctx, self)
         from imdshunt.sources import cloudtrail, cloudtrail_native
 
         total = len(files)
@@ -226,6 +234,13 @@ class WebLogSource(Source):
         from imdshunt.sources.weblogs import ParseAccounting, read_web_log
         from imdshunt.web import build_url_class, record_accounting
 
+        if engine.reads_raw_logs and engine.reads(files):
+            from imdshunt.sources.spark_read import read_web_logs
+
+            read = read_web_logs(engine.spark, files, ctx.web_log_type)
+            _load_on_engine(read, files, engine, ctx, self)
+            build_url_class(engine)
+            return
         for f, data in ctx.reader.fetch_all(files):
             if isinstance(data, str):
                 ctx.stats.skip_file(f.uri, data)
@@ -247,6 +262,20 @@ class WebLogSource(Source):
             record_accounting(mine, ctx.stats)
             ctx.done.append(f)
         build_url_class(engine)
+
+
+def _load_on_engine(read: Any, files: Sequence[InputFile], engine: Any, ctx: LoadContext, source):
+    """Rows an engine read itself (a :class:`~imdshunt.sources.spark_read.SparkRead`) added to
+    its table; each file's accounting merged in listing order."""
+    from imdshunt.sources.spark_read import merge_in_order
+
+    merge_in_order(files, read.stats, ctx.stats)
+    ctx.done.extend(f for f in files if not read.stats[f.uri].files_skipped)
+    if read.rows is not None:
+        table = "api_activity_raw" if source.table == "api_activity" else source.table
+        engine.append_dataframe(table, read.rows, persisted=read.persisted)
+    if ctx.progress is not None:
+        ctx.progress(len(files), len(files), ctx.stats.records_read)
 
 
 #: Every source, in the order each file is offered to them.
