@@ -14,15 +14,13 @@ incremental hunts of :mod:`imdshunt.state` — runs the one pipeline of :mod:`im
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from imdshunt.detect import Detection
 from imdshunt.engine.base import Engine
 from imdshunt.engine.duckdb import DuckDBEngine
-from imdshunt.enrich.inventory import Inventory
 from imdshunt.enrich.ipranges import AddressClassifier
 from imdshunt.errors import UsageError
 from imdshunt.pipeline import (
@@ -36,15 +34,16 @@ from imdshunt.pipeline import (
     run,
     run_detections,
 )
+from imdshunt.request import HuntRequest
 from imdshunt.sources.discover import RunStats
-from imdshunt.sources.inputs import Reader
-from imdshunt.sources.registry import SOURCES, LoadContext, Progress
+from imdshunt.sources.inputs import Reader, fetch_threads
+from imdshunt.sources.registry import SOURCES, LoadContext, sort_inputs
 from imdshunt.sources.selection import select
-from imdshunt.window import HuntWindow
 
 __all__ = [
     "ExposureResult",
     "HuntConfig",
+    "HuntRequest",
     "HuntResult",
     "classify_addresses",
     "evidence_notes",
@@ -82,82 +81,39 @@ def new_engine(memory_limit: str | None = None) -> DuckDBEngine:
     return engine
 
 
-def hunt(
-    paths: Iterable[str | os.PathLike],
-    *,
-    ip_ranges: str | os.PathLike | None = None,
-    allowlist: Iterable[str] = (),
-    engine: Engine | None = None,
-    workers: int | None = None,
-    detections: dict[str, Detection] | None = None,
-    params: dict[str, dict[str, Any]] | None = None,
-    fetch_ip_ranges: bool = True,
-    kinds: Sequence[str] = ("credential", "web"),
-    store: str | os.PathLike | None = None,
-    memory_limit: str | None = None,
-    web_log_type: str | None = None,
-    instance_by_ip: dict[str, str] | None = None,
-    chain_window_hours: float = 24,
-    since: Any = None,
-    until: Any = None,
-    accounts: Iterable[str] | str | None = None,
-    regions: Iterable[str] | str | None = None,
-    window: HuntWindow | None = None,
-    session: Any = None,
-    inventory: Iterable[str | os.PathLike] | Inventory = (),
-    org_accounts: Iterable[str] = (),
-    progress: Progress | None = None,
-    classifier: AddressClassifier | None = None,
-) -> HuntResult:
-    """Read CloudTrail (and web logs) under ``paths`` and run the detections on them.
+def hunt(request: HuntRequest | Iterable[str | os.PathLike] = (), /, **options: Any) -> HuntResult:
+    """Read CloudTrail (and web logs) and run the detections on them.
 
-    ``paths`` may be local files and folders or ``s3://bucket/prefix`` URIs (read in place with
-    ``session``, a :class:`boto3.Session`; default: the standard credential chain).
-    ``since``/``until`` (dates, inclusive), ``accounts`` and ``regions`` (or one ``window``)
-    restrict the delivery folders read. ``engine`` may be any engine (DuckDB, Spark, Athena);
-    an engine that queries in place (Athena) is handed the window and reads nothing here. An
-    engine the caller gives stays the caller's to close (``with engine: ...``): an Athena run
-    drops its tables and views then, so the result's queries (report) still work until then.
-    ``memory_limit`` (e.g. ``"1GB"``) bounds DuckDB's memory. ``store`` is a folder compiled by
-    :func:`imdshunt.store.ingest`; its records are hunted in place, together with anything
-    under ``paths`` (which may then be empty). ``inventory`` names AWS CLI JSON files or
-    folders (see :mod:`imdshunt.enrich.inventory`) or is an already loaded :class:`Inventory`;
-    ``org_accounts`` adds account ids directly. ``progress(files_done, files_total, records)``
-    is called as files are decoded. ``classifier`` replaces the one ``ip_ranges`` would give.
+    ``request`` is a :class:`~imdshunt.request.HuntRequest`, or the paths to read with the
+    request's options as keywords (:meth:`HuntRequest.make <imdshunt.request.HuntRequest.make>`
+    lists them): local files and folders or ``s3://bucket/prefix`` URIs, ``since``/``until``
+    (dates, inclusive), ``accounts`` and ``regions`` (or one ``window``) restricting the
+    delivery folders read, ``engine`` (DuckDB, Spark, Athena: an engine that queries in place
+    is handed the window and reads nothing here), ``store`` (a folder compiled by
+    :func:`imdshunt.store.ingest`, hunted in place together with anything under the paths),
+    ``inventory`` (AWS CLI JSON files or folders, see :mod:`imdshunt.enrich.inventory`, or a
+    loaded :class:`Inventory`), ``org_accounts``, ``memory_limit`` (e.g. ``"1GB"``) and
+    ``progress(files_done, files_total, records)``. An engine the caller gives stays the
+    caller's to close (``with engine: ...``): an Athena run drops its tables and views then,
+    so the result's queries (report) still work until then.
     """
-    cfg = HuntConfig.make(
-        ip_ranges=ip_ranges,
-        allowlist=list(allowlist),
-        fetch_ip_ranges=fetch_ip_ranges,
-        detections=detections,
-        params=params,
-        kinds=tuple(kinds),
-        web_log_type=web_log_type,
-        instance_by_ip=instance_by_ip,
-        chain_window_hours=chain_window_hours,
-        inventory=inventory,
-        org_accounts=org_accounts,
-        since=since,
-        until=until,
-        accounts=accounts,
-        regions=regions,
-        window=window,
-        workers=workers,
-        progress=progress,
-    )
+    if not isinstance(request, HuntRequest):
+        request = HuntRequest.make(request, **options)
+    elif options:
+        raise UsageError(f"api.hunt: options {sorted(options)} given with a HuntRequest")
+    cfg = request.config
     warnings: list[str] = []
+    classifier = request.classifier
     if classifier is None:  # before reading: a bad ip-ranges file fails fast
         classifier, warnings = cfg.classifier()
     stats = RunStats()
-    engine = engine if engine is not None else new_engine(memory_limit)
-    if engine.queries_in_place:
-        selected, reader = {}, Reader()
-    else:
-        selected, reader = select(paths, stats, window=cfg.window, session=session, workers=workers)
+    engine = request.engine if request.engine is not None else new_engine(request.memory_limit)
+    selected, reader = _select(request, engine, stats)
     after_load = None
-    if store is not None:
-        if not engine.attaches_files:
-            raise UsageError("--store is hunted with the DuckDB engine (in memory) only")
+    if request.store is not None:
+        if not engine.hunts_store:
+            raise UsageError(f"--store is not hunted with the {engine.name} engine")
+        store = request.store
 
         def after_load(eng: Engine, st: RunStats) -> None:
             from imdshunt import store as store_lib
@@ -170,9 +126,29 @@ def hunt(
         reader,
         cfg,
         stats,
-        classifier=classifier,
-        warnings=warnings,
+        classified=(classifier, warnings),
         after_load=after_load,
+    )
+
+
+def _select(
+    request: HuntRequest, engine: Engine, stats: RunStats
+) -> tuple[dict[str, list], Reader]:
+    """The request's inputs sorted by source, and the reader that reads them (nothing for
+    an engine that queries in place: it is handed the window)."""
+    if engine.queries_in_place:
+        return {}, Reader()
+    workers = request.config.workers
+    if request.files is not None:
+        reader = Reader(request.s3_client, threads=fetch_threads(workers))
+        files = [f for f in request.files if request.config.window.keep_path(f.path.as_posix())[0]]
+        return sort_inputs(files, reader, stats), reader
+    return select(
+        request.paths,
+        stats,
+        window=request.config.window,
+        session=request.session,
+        workers=workers,
     )
 
 

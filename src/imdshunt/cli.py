@@ -8,9 +8,13 @@ to statuses is :data:`imdshunt.commands._common.EXIT_STATUS`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -21,6 +25,9 @@ from imdshunt.commands._common import (
     EXIT_USAGE,
     ImdshuntGroup,
 )
+
+if TYPE_CHECKING:
+    from imdshunt.request import HuntRequest
 
 #: Exit statuses and the error table: imdshunt.commands._common (README, "Exit status").
 EXIT_ERROR = EXIT_USAGE  # the name earlier versions used
@@ -174,156 +181,121 @@ def _common_hunt_options(f):
     return f
 
 
-def run_hunt(
-    paths,
-    *,
-    ip_ranges,
-    allowlist_files,
-    allow_cidrs,
-    config_path,
-    fmt,
-    output,
-    workers,
-    fail_on,
-    explain,
-    quiet,
-    kinds=("credential", "web"),
-    store=None,
-    state_dir=None,
-    memory_limit=None,
-    web_log_type=None,
-    engine_name=None,
-    since=None,
-    until=None,
-    accounts="",
-    regions="",
-    athena_output=None,
-    athena_database="imdshunt",
-    athena_workgroup=None,
-    spark_master="local[*]",
-    inventory=(),
-    org_accounts=(),
-    retention_days=30.0,
-) -> int:
+@dataclass(frozen=True)
+class OutputChoice:
+    """Where a hunt's findings go and what the command says and returns about them."""
+
+    fmt: str = "table"
+    output: str | None = None
+    fail_on: str = "info"
+    explain: bool = False
+    quiet: bool = False
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> OutputChoice:
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: options[n] for n in names if options.get(n) is not None})
+
+
+def request_from_options(
+    paths: Sequence[str], options: Mapping[str, Any], **given: Any
+) -> HuntRequest:
+    """The :class:`HuntRequest` the command line asks for: ``imdshunt.toml`` (``--config``)
+    merged with the options (a missing option takes its default), plus ``given`` (an engine,
+    inputs named by SQS ...). Inventory files are read here, so each ``watch`` poll that builds
+    its request reads a refreshed inventory."""
     from imdshunt.config import load_config
-    from imdshunt.engine.base import DEFAULT_ENGINE
     from imdshunt.enrich.ipranges import load_allowlist
-    from imdshunt.window import HuntWindow
+    from imdshunt.request import HuntRequest
 
-    cfg = load_config(config_path)
-    allowlist = list(cfg.allowlist) + list(allow_cidrs)
-    for f in [*cfg.allowlist_files, *allowlist_files]:
+    cfg = load_config(options.get("config_path"))
+    allowlist = [*cfg.allowlist, *(options.get("allow_cidrs") or ())]
+    for f in [*cfg.allowlist_files, *(options.get("allowlist_files") or ())]:
         allowlist.extend(load_allowlist(f))
-    window = HuntWindow.make(since, until, accounts, regions)
-    common = dict(
-        ip_ranges=ip_ranges or cfg.ip_ranges,
-        allowlist=allowlist,
-        workers=workers,
-        params=cfg.detection_params,
-        kinds=kinds,
-        memory_limit=memory_limit,
-        web_log_type=web_log_type,
-        inventory=[*cfg.inventory, *inventory],
-        org_accounts=_org_account_ids(cfg, org_accounts),
-    )
-    from imdshunt.commands.engines import check_mode, make_engine
-
-    engine_name = engine_name or DEFAULT_ENGINE
-    check_mode(engine_name, state=bool(state_dir), store=store is not None)
-    if state_dir:
-        return _run_incremental(
-            paths,
-            state_dir,
-            fmt=fmt,
-            output=output,
-            quiet=quiet,
-            fail_on=fail_on,
-            window=window,
-            retention_days=retention_days or None,
-            **common,
-        )
-    engine = make_engine(
-        engine_name,
+    return HuntRequest.make(
         paths,
-        accounts=accounts,
-        regions=regions,
-        athena_output=athena_output,
-        athena_database=athena_database,
-        athena_workgroup=athena_workgroup,
-        spark_master=spark_master,
+        store=options.get("store"),
+        memory_limit=options.get("memory_limit"),
+        ip_ranges=options.get("ip_ranges") or cfg.ip_ranges,
+        allowlist=allowlist,
+        workers=options.get("workers"),
+        params=cfg.detection_params,
+        kinds=options.get("kinds") or ("credential", "web"),
+        web_log_type=options.get("web_log_type"),
+        inventory=[*cfg.inventory, *(options.get("inventory") or ())],
+        org_accounts=_org_account_ids(cfg, options.get("org_accounts") or ()),
+        since=options.get("since"),
+        until=options.get("until"),
+        accounts=options.get("accounts") or None,
+        regions=options.get("regions") or None,
+        **given,
     )
+
+
+def run_hunt(paths: Sequence[str], options: Mapping[str, Any]) -> int:
+    """``hunt``, ``ssrf`` and ``demo``: one request built from the options, hunted plainly,
+    in place, from a store or incrementally (``--state``), written by the chosen output."""
+    from imdshunt.commands.engines import check_mode, close_engine, make_engine
+    from imdshunt.engine.base import DEFAULT_ENGINE
+
+    engine_name = options.get("engine_name") or DEFAULT_ENGINE
+    state_dir = options.get("state_dir")
+    check_mode(engine_name, state=bool(state_dir), store=options.get("store") is not None)
+    out = OutputChoice.from_options(options)
+    if state_dir:
+        from imdshunt.state import StateOptions
+
+        retention = options.get("retention_days", 30.0)
+        state = StateOptions(state_dir, retention_days=retention or None)
+        return _run_incremental(request_from_options(paths, options), state, out)
+    engine = make_engine(paths, options)
     try:
-        return _hunt_and_write(
-            paths,
-            engine,
-            window=window,
-            store=store,
-            common=common,
-            fmt=fmt,
-            output=output,
-            explain=explain,
-            quiet=quiet,
-            fail_on=fail_on,
-        )
+        return _hunt_and_write(request_from_options(paths, options, engine=engine), out)
     finally:
-        if engine is not None:
-            _close_engine(engine)
+        close_engine(engine)
 
 
-def _hunt_and_write(
-    paths, engine, *, window, store, common, fmt, output, explain, quiet, fail_on
-) -> int:
+def _hunt_and_write(request: HuntRequest, out: OutputChoice) -> int:
     from imdshunt import api
     from imdshunt.commands.progress import decode_progress
     from imdshunt.outputs import OUTPUTS, RunContext
 
-    with decode_progress(quiet) as progress:
-        result = api.hunt(
-            paths, engine=engine, window=window, store=store, progress=progress, **common
+    with decode_progress(out.quiet) as progress:
+        request = dataclasses.replace(
+            request, config=dataclasses.replace(request.config, progress=progress)
         )
+        result = api.hunt(request)
     cost = result.engine.cost_summary() if result.engine is not None else None
-    if cost is not None and not quiet:
+    if cost is not None and not out.quiet:
         click.echo("imdshunt: " + cost, err=True)
     for w in result.warnings:
         click.echo(f"imdshunt: warning: {w}", err=True)
-    if not quiet:
+    if not out.quiet:
         for note in result.notes:
             click.echo(f"imdshunt: note: {note}", err=True)
-    if fmt == "html":
+    if out.fmt == "html":
         from imdshunt.report import report_context
 
-        context = report_context(result, backlog=True, inputs=paths)
+        context = report_context(result, backlog=True, inputs=request.paths)
     else:
         context = RunContext(
             stats=result.stats,
-            naive=result.naive if (explain or fmt == "table") else {},
+            naive=result.naive if (out.explain or out.fmt == "table") else {},
             ip_ranges=result.ip_ranges,
         )
-    writer = OUTPUTS[fmt]()
-    with _open_output(output) as stream:
+    writer = OUTPUTS[out.fmt]()
+    with _open_output(out.output) as stream:
         writer.write(result.findings, stream, context)
-    if not quiet and (fmt != "table" or output):
+    if not out.quiet and (out.fmt != "table" or out.output):
         click.echo("imdshunt: " + result.stats.summary(), err=True)
-        if explain:
+        if out.explain:
             n = result.naive
             click.echo(
                 f"imdshunt: naive rule would flag {n['events']} events from "
                 f"{n['sessions']} sessions; imdshunt reports {len(result.findings)} findings",
                 err=True,
             )
-    return _exit_for(result.findings, fail_on)
-
-
-def _close_engine(engine) -> None:
-    """Close the engine the CLI made, also after a failed hunt: an Athena run drops its tables
-    and views and deletes its uploads then. What it could not remove is a warning naming it:
-    the hunt's findings (or its error) stand."""
-    from imdshunt.errors import EngineError
-
-    try:
-        engine.close()
-    except EngineError as exc:
-        click.echo(f"imdshunt: warning: {exc}", err=True)
+    return _exit_for(result.findings, out.fail_on)
 
 
 def _exit_for(findings, fail_on) -> int:
@@ -334,33 +306,26 @@ def _exit_for(findings, fail_on) -> int:
     return EXIT_FINDINGS if hit else EXIT_OK
 
 
-def _run_incremental(paths, state_dir, *, fmt, output, quiet, fail_on, window, **kw) -> int:
+def _run_incremental(request: HuntRequest, state, out: OutputChoice) -> int:
     from imdshunt.commands.progress import decode_progress
     from imdshunt.outputs import OUTPUTS, RunContext
     from imdshunt.state import check_state_dir, hunt_incremental
 
-    check_state_dir(state_dir)
-    writer = OUTPUTS[fmt]()
-    with _open_output(output) as stream, decode_progress(quiet) as progress:
+    check_state_dir(state.directory)
+    writer = OUTPUTS[out.fmt]()
+    with _open_output(out.output) as stream, decode_progress(out.quiet) as progress:
 
         def report(changes):
             writer.write(changes, stream, RunContext())
             stream.flush()
 
-        result = hunt_incremental(
-            paths,
-            state_dir,
-            report=report,
-            progress=progress,
-            since=window.since,
-            until=window.until,
-            accounts=window.accounts,
-            regions=window.regions,
-            **kw,
+        request = dataclasses.replace(
+            request, config=dataclasses.replace(request.config, progress=progress)
         )
+        result = hunt_incremental(request, dataclasses.replace(state, report=report))
     for w in result.warnings:
         click.echo(f"imdshunt: warning: {w}", err=True)
-    if not quiet:
+    if not out.quiet:
         for note in result.notes:
             click.echo(f"imdshunt: note: {note}", err=True)
         click.echo(
@@ -369,7 +334,7 @@ def _run_incremental(paths, state_dir, *, fmt, output, quiet, fail_on, window, *
             "already processed; " + result.stats.summary(),
             err=True,
         )
-    return _exit_for(result.changes, fail_on)
+    return _exit_for(result.changes, out.fail_on)
 
 
 def _engine_options(f):
@@ -404,7 +369,7 @@ def hunt(paths, store, **kw):
     """
     if not paths and not store:
         raise click.UsageError("give PATHS to hunt, or --store DIR")
-    sys.exit(run_hunt(paths, store=store, **kw))
+    sys.exit(run_hunt(paths, dict(kw, store=store)))
 
 
 @cli.command()
@@ -420,7 +385,7 @@ def ssrf(paths, **kw):
     Example:
       imdshunt ssrf ./AWSLogs/111122223333/elasticloadbalancing/ --format jsonl
     """
-    sys.exit(run_hunt(paths, kinds=("web",), **kw))
+    sys.exit(run_hunt(paths, dict(kw, kinds=("web",))))
 
 
 @cli.command()
@@ -447,17 +412,12 @@ def demo(out, records, seed, fmt):
         click.echo(f"Synthetic organisation: {truth.summary()}", err=True)
         code = run_hunt(
             [str(root / "AWSLogs")],
-            ip_ranges=str(root / "ip-ranges.json"),
-            allowlist_files=(),
-            allow_cidrs=(),
-            config_path=None,
-            fmt=fmt,
-            output=None,
-            workers=None,
-            fail_on="info",
-            explain=True,
-            quiet=False,
-            inventory=(str(root / "inventory"),),
+            {
+                "ip_ranges": str(root / "ip-ranges.json"),
+                "fmt": fmt,
+                "explain": True,
+                "inventory": (str(root / "inventory"),),
+            },
         )
     sys.exit(EXIT_OK if code in (EXIT_OK, EXIT_FINDINGS) else code)
 
@@ -527,20 +487,21 @@ def watch(
     import json
     import time
 
-    from imdshunt.config import load_config
-    from imdshunt.enrich.ipranges import load_allowlist
     from imdshunt.errors import UsageError
-    from imdshunt.findings import ordered
-    from imdshunt.state import check_state_dir, hunt_incremental
+    from imdshunt.outputs import OUTPUTS, RunContext
+    from imdshunt.state import StateOptions, check_state_dir, hunt_incremental
 
     if bool(paths) == bool(sqs_queue):
         raise UsageError("watch: give PATHS to list, or --sqs-queue URL (not both)")
     check_state_dir(state_dir)
-    cfg = load_config(config_path)
-    allowlist = list(cfg.allowlist)
-    for f in [*cfg.allowlist_files, *allowlist_files]:
-        allowlist.extend(load_allowlist(f))
-    org_ids = _org_account_ids(cfg, org_accounts)
+    options = {
+        "ip_ranges": ip_ranges,
+        "allowlist_files": allowlist_files,
+        "config_path": config_path,
+        "inventory": inventory,
+        "org_accounts": org_accounts,
+    }
+    request_from_options(paths, options)  # a bad config or allowlist fails before the first poll
     clients = None
     if sqs_queue:
         import boto3
@@ -548,6 +509,7 @@ def watch(
         from imdshunt.sources import s3 as s3src
 
         clients = (boto3.client("sqs"), s3src.s3_client())
+    writer = OUTPUTS["jsonl"]()
     n = 0
     while True:
         opened = (
@@ -556,19 +518,10 @@ def watch(
         with opened as stream:
 
             def report(changes, stream=stream):
-                for c in changes:
-                    stream.write(json.dumps(ordered(c), ensure_ascii=True, default=str) + "\n")
+                writer.write(changes, stream, RunContext())
                 stream.flush()
 
-            kw = dict(
-                ip_ranges=ip_ranges or cfg.ip_ranges,
-                allowlist=allowlist,
-                params=cfg.detection_params,
-                report=report,
-                inventory=[*cfg.inventory, *inventory],
-                org_accounts=org_ids,
-                retention_days=retention_days or None,
-            )
+            state = StateOptions(state_dir, retention_days=retention_days or None, report=report)
             status: dict = {}
             if clients is not None:
                 from imdshunt.sources import sqs
@@ -576,14 +529,16 @@ def watch(
                 result, messages = sqs.consume(
                     clients[0],
                     sqs_queue,
-                    lambda files, kw=kw: hunt_incremental(
-                        [], state_dir, files=files, s3_client=clients[1], **kw
+                    lambda files, state=state: hunt_incremental(
+                        request_from_options((), options, files=files, s3_client=clients[1]),
+                        state,
                     ),
                 )
                 status["messages"] = len(messages)
                 status["messages_not_understood"] = sum(m.error is not None for m in messages)
             else:
-                result = hunt_incremental(paths, state_dir, prune_listing_days=1, **kw)
+                state = dataclasses.replace(state, prune_listing_days=1)
+                result = hunt_incremental(request_from_options(paths, options), state)
         now = dt.datetime.now(dt.UTC)
         st = result.stats
         status = {

@@ -57,8 +57,9 @@ class HuntConfig:
     chain_window_hours: float = 24
     inventory: Inventory = field(default_factory=Inventory)
     window: HuntWindow = EVERYTHING
-    workers: int | None = None
-    progress: Progress | None = None
+    #: How the run goes, not what it finds (left out of an incremental state's config digest).
+    workers: int | None = field(default=None, metadata={"changes_findings": False})
+    progress: Progress | None = field(default=None, metadata={"changes_findings": False})
 
     @classmethod
     def make(
@@ -121,17 +122,16 @@ def run(
     cfg: HuntConfig,
     stats: RunStats,
     *,
-    classifier: AddressClassifier | None = None,
-    warnings: Sequence[str] = (),
+    classified: tuple[AddressClassifier, Sequence[str]] | None = None,
     after_load: Step | None = None,
     naive: Callable[[Engine], dict[str, int]] | None = None,
 ) -> HuntResult:
     """Load the selected files into ``engine`` and hunt everything it then holds.
 
     ``naive`` replaces :func:`naive_rule` where single calls are not at hand (an incremental
-    state hunts from stored call groups)."""
-    if classifier is None:
-        classifier, warnings = cfg.classifier()
+    state hunts from stored call groups). ``classified`` is :meth:`HuntConfig.classifier`'s
+    result when the caller made it already (to fail on a bad ip-ranges file before reading)."""
+    classifier, warnings = classified if classified is not None else cfg.classifier()
     warnings = list(warnings)
     ctx = LoadContext(
         reader=reader,

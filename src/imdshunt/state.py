@@ -67,10 +67,11 @@ from imdshunt.callgroups import CALL_GROUP, KEY, MERGE_PARTIALS, USER_GROUP
 from imdshunt.engine.duckdb import DuckDBEngine, _ddl, _sql_str, _to_arrow
 from imdshunt.errors import UsageError
 from imdshunt.partials import ACCOUNTS, PRINCIPALS, Partials, partials_from_files
+from imdshunt.request import HuntRequest
 from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST
 from imdshunt.sources.discover import RunStats
 from imdshunt.sources.inputs import InputFile, Reader, fetch_threads, list_inputs
-from imdshunt.sources.registry import Progress, sort_inputs
+from imdshunt.sources.registry import sort_inputs
 
 STATE_DB = "state.duckdb"
 LOCK_FILE = "lock"
@@ -454,45 +455,53 @@ def _acquire(path: Path, timeout: float):
 
 def _config_digest(cfg: pipeline.HuntConfig, retention_days: float | None) -> str:
     """What besides new files can change a run's findings: when it is unchanged and nothing
-    is new, the last run's result stands and no detection runs."""
+    is new, the last run's result stands and no detection runs.
+
+    Derived from :class:`~imdshunt.pipeline.HuntConfig`'s fields, so a field added there
+    counts here unless it declares ``metadata={"changes_findings": False}`` (how many
+    workers, progress). Two fields stand for files: the ip-ranges copy (its identity, size
+    and time) and, without explicit detections, the view and detection files (their bytes).
+    """
     from imdshunt.engine.duckdb import VIEWS_DIR
 
     h = hashlib.sha256()
-    ipr: Any = None
-    try:
-        from imdshunt.enrich.ipranges import resolve_ip_ranges_path
-
-        p = resolve_ip_ranges_path(cfg.ip_ranges, fetch=False)
-        st = p.stat()
-        ipr = [str(p.resolve()), st.st_size, st.st_mtime_ns]
-    except Exception:  # no copy yet: the run fetches one, and the digest differs next time
-        ipr = None
-    if cfg.detections is None:
-        roots = [VIEWS_DIR, VIEWS_DIR.parent / "detections"]
-        for root in roots:
-            for p in sorted(root.rglob("*")):
-                if p.is_file() and p.suffix in (".sql", ".yml"):
-                    h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
-    else:
-        h.update(json.dumps(sorted(cfg.detections), default=str).encode())
-    inv = cfg.inventory
-    doc = [
-        __version__,
-        ipr,
-        sorted(cfg.allowlist),
-        cfg.params,
-        list(cfg.kinds),
-        cfg.web_log_type,
-        cfg.instance_by_ip,
-        cfg.chain_window_hours,
-        str(cfg.window),
-        retention_days,
-        inv.addresses,
-        inv.vpc_endpoints,
-        sorted(inv.org_accounts),
-    ]
-    h.update(json.dumps(doc, sort_keys=True, default=str).encode())
+    doc: dict[str, Any] = {"version": __version__, "retention_days": retention_days}
+    for f in dataclasses.fields(cfg):
+        if not f.metadata.get("changes_findings", True):
+            continue
+        value = getattr(cfg, f.name)
+        if f.name == "ip_ranges":
+            value = _ip_ranges_identity(value)
+        elif f.name == "detections" and value is None:
+            for root in (VIEWS_DIR, VIEWS_DIR.parent / "detections"):
+                for p in sorted(root.rglob("*")):
+                    if p.is_file() and p.suffix in (".sql", ".yml"):
+                        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
+        elif f.name == "detections":
+            value = sorted(value)
+        elif dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+        doc[f.name] = value
+    h.update(json.dumps(doc, sort_keys=True, default=_digestible).encode())
     return h.hexdigest()
+
+
+def _ip_ranges_identity(given: str | os.PathLike | None) -> list | None:
+    from imdshunt.enrich.ipranges import resolve_ip_ranges_path
+
+    try:
+        p = resolve_ip_ranges_path(given, fetch=False)
+        st = p.stat()
+    except Exception:  # no copy yet: the run fetches one, and the digest differs next time
+        return None
+    return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+
+
+def _digestible(value: Any) -> Any:
+    """JSON for what json.dumps cannot write, the same on every run (sets sorted)."""
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
 
 
 def _listing_window(window, newest: dt.datetime | None, slack_days: float):
@@ -506,67 +515,65 @@ def _listing_window(window, newest: dt.datetime | None, slack_days: float):
     return dataclasses.replace(window, since=since)
 
 
-def hunt_incremental(
-    paths: Iterable[str | os.PathLike],
-    state_dir: str | os.PathLike,
-    *,
-    ip_ranges: str | os.PathLike | None = None,
-    allowlist: Iterable[str] = (),
-    workers: int | None = None,
-    params: dict[str, dict[str, Any]] | None = None,
-    kinds: Sequence[str] = ("credential", "web"),
-    fetch_ip_ranges: bool = True,
-    memory_limit: str | None = None,
-    report: Callable[[list[dict]], None] | None = None,
-    inventory: Iterable[str | os.PathLike] = (),
-    org_accounts: Iterable[str] = (),
-    since: Any = None,
-    until: Any = None,
-    accounts: Iterable[str] | str | None = None,
-    regions: Iterable[str] | str | None = None,
-    session: Any = None,
-    web_log_type: str | None = None,
-    progress: Progress | None = None,
-    lock_timeout: float | None = None,
-    retention_days: float | None = DEFAULT_RETENTION_DAYS,
-    files: Sequence[InputFile] | None = None,
-    s3_client: Any = None,
-    prune_listing_days: float | None = None,
-) -> IncrementalResult:
-    """Read only inputs not seen before, merge them into the state, report new and updated
-    findings.
+@dataclass(frozen=True)
+class StateOptions:
+    """How an incremental run treats its state folder.
 
-    ``paths`` are local files and folders or ``s3://`` prefixes, as for
-    :func:`imdshunt.api.hunt`; or ``files`` names the inputs directly (S3 event
-    notifications, see :mod:`imdshunt.sources.sqs`; read with ``s3_client``). ``report``
-    (optional) is called with the changes before they are committed as reported.
-    ``inventory`` and ``org_accounts`` are this run's snapshot: they replace the previous
-    run's, so a finding whose evidence changes (learned egress -> inventory) is reported as
-    updated. ``retention_days`` bounds the state (None: keep everything; see the module doc).
+    ``report`` (optional) is called with the changes before they are committed as reported.
+    ``retention_days`` bounds the state (None: keep everything; see the module doc).
     ``lock_timeout`` (default ``$IMDSHUNT_STATE_LOCK_TIMEOUT``, else 60 s) is how long to wait
     for another run on the same state folder before :class:`StateBusyError`.
     ``prune_listing_days`` lists only day folders from the newest event's day less that many
     days (a frequent ``watch`` poll need not list the whole trail).
     """
+
+    directory: str | os.PathLike
+    retention_days: float | None = DEFAULT_RETENTION_DAYS
+    report: Callable[[list[dict]], None] | None = None
+    lock_timeout: float | None = None
+    prune_listing_days: float | None = None
+
+
+_STATE_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(StateOptions)) - {"directory"}
+
+
+def hunt_incremental(
+    request: HuntRequest | Iterable[str | os.PathLike],
+    state_options: StateOptions | str | os.PathLike,
+    /,
+    **options: Any,
+) -> IncrementalResult:
+    """Read only inputs not seen before, merge them into the state, report new and updated
+    findings.
+
+    ``request`` is the run's :class:`~imdshunt.request.HuntRequest` (paths, local or
+    ``s3://``, or inputs named directly by S3 event notifications, see
+    :mod:`imdshunt.sources.sqs`); ``state`` its :class:`StateOptions`. For the library's
+    keyword style, give the paths and the state folder, and the options of both as keywords.
+    ``inventory`` and ``org_accounts`` are this run's snapshot: they replace the previous
+    run's, so a finding whose evidence changes (learned egress -> inventory) is reported as
+    updated.
+    """
+    if not isinstance(state_options, StateOptions):
+        own = {k: options.pop(k) for k in _STATE_OPTION_NAMES & options.keys()}
+        state_options = StateOptions(state_options, **own)
+    if not isinstance(request, HuntRequest):
+        request = HuntRequest.make(request, **options)
+    elif options:
+        raise UsageError(f"hunt_incremental: options {sorted(options)} given with a HuntRequest")
+    if request.engine is not None or request.store is not None:
+        # The state's own DuckDB database holds its history; a store is another way to hunt.
+        raise UsageError("--state hunts with its own DuckDB engine, without --store")
     started = time.monotonic()
+    cfg = request.config
+    paths, files, session, workers = request.paths, request.files, request.session, cfg.workers
+    s3_client, memory_limit, progress = request.s3_client, request.memory_limit, cfg.progress
+    state_dir, report = state_options.directory, state_options.report
+    retention_days, lock_timeout = state_options.retention_days, state_options.lock_timeout
+    prune_listing_days = state_options.prune_listing_days
+    web_log_type = cfg.web_log_type
     if lock_timeout is None:
         lock_timeout = float(os.environ.get(ENV_LOCK_TIMEOUT) or DEFAULT_LOCK_TIMEOUT)
-    cfg = pipeline.HuntConfig.make(
-        ip_ranges=ip_ranges,
-        allowlist=list(allowlist),
-        fetch_ip_ranges=fetch_ip_ranges,
-        params=params,
-        kinds=tuple(kinds),
-        web_log_type=web_log_type,
-        inventory=inventory,
-        org_accounts=org_accounts,
-        since=since,
-        until=until,
-        accounts=accounts,
-        regions=regions,
-        workers=workers,
-        progress=progress,
-    )
     result = IncrementalResult()
     stats = result.stats
     with HuntState(state_dir, memory_limit=memory_limit, lock_timeout=lock_timeout) as state:
@@ -595,7 +602,9 @@ def hunt_incremental(
             result.detected = False
             result.seconds = time.monotonic() - started
             return result
-        classifier, warnings = cfg.classifier()
+        classifier, warnings = (
+            (request.classifier, []) if request.classifier is not None else cfg.classifier()
+        )
         reader = Reader(s3_client, threads=fetch_threads(workers))
         selected = sort_inputs(fresh, reader, stats)
         parts = partials_from_files(
@@ -614,8 +623,7 @@ def hunt_incremental(
             reader,
             cfg,
             stats,
-            classifier=classifier,
-            warnings=warnings,
+            classified=(classifier, warnings),
             after_load=lambda engine, _stats: state.load_into_engine(engine, _stats),
             naive=_naive_from_groups,
         )

@@ -128,34 +128,36 @@ def engine_options(f):
     return f
 
 
-def make_engine(
-    engine_name: str,
-    paths,
-    *,
-    accounts: str = "",
-    regions: str = "",
-    athena_output: str | None = None,
-    athena_database: str = "imdshunt",
-    athena_workgroup: str | None = None,
-    spark_master: str = "local[*]",
-):
-    """The engine a ``hunt`` asked for, built by its class from the options (None for the
-    default engine: the library makes that one, with ``--memory-limit``)."""
+def make_engine(paths, options):
+    """The engine the command line's engine options (:func:`engine_options`, a mapping of
+    them) ask for, built by its class from them; None for the default engine: the library
+    makes that one, with ``--memory-limit``."""
     from imdshunt.engine.base import EngineOptions, engine_entry
 
-    entry = engine_entry(engine_name)
+    entry = engine_entry(options.get("engine_name") or DEFAULT_ENGINE)
     if entry is ENGINES[DEFAULT_ENGINE]:
         return None
-    options = EngineOptions(
+    given = {f: options[f] for f in EngineOptions.__dataclass_fields__ if options.get(f)}
+    given.update(
         paths=tuple(str(p) for p in paths),
-        accounts=tuple(_split(accounts)),
-        regions=tuple(_split(regions)),
-        athena_output=athena_output,
-        athena_database=athena_database,
-        athena_workgroup=athena_workgroup,
-        spark_master=spark_master,
+        accounts=tuple(_split(options.get("accounts", ""))),
+        regions=tuple(_split(options.get("regions", ""))),
     )
-    return entry.load().from_options(options)
+    return entry.load().from_options(EngineOptions(**given))
+
+
+def close_engine(engine) -> None:
+    """Close an engine the CLI made (None: nothing), also after a failed command: an Athena
+    run drops its tables and views and deletes its uploads then. What it could not remove is a
+    warning naming it: the command's findings (or its error) stand."""
+    from imdshunt.errors import EngineError
+
+    if engine is None:
+        return
+    try:
+        engine.close()
+    except EngineError as exc:
+        click.echo(f"imdshunt: warning: {exc}", err=True)
 
 
 def check_mode(engine_name: str, *, state: bool, store: bool) -> None:

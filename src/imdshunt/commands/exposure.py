@@ -135,20 +135,22 @@ def exposure(
     guardrails. Exits 1 when it lists any instance (like a hunt's findings), 0 when none.
     """
     from imdshunt import api
-    from imdshunt.commands.engines import make_engine
+    from imdshunt.commands.engines import close_engine, make_engine
     from imdshunt.errors import UsageError
     from imdshunt.exposure.output import render_table, write_csv, write_jsonl
     from imdshunt.window import HuntWindow
 
     engine = make_engine(
-        engine_name,
         paths,
-        accounts=accounts,
-        regions=regions,
-        athena_output=athena_output,
-        athena_database=athena_database,
-        athena_workgroup=athena_workgroup,
-        spark_master=spark_master,
+        {
+            "engine_name": engine_name,
+            "accounts": accounts,
+            "regions": regions,
+            "athena_output": athena_output,
+            "athena_database": athena_database,
+            "athena_workgroup": athena_workgroup,
+            "spark_master": spark_master,
+        },
     )
     window = HuntWindow.make(since, until, accounts, regions)
     metric_window = None
@@ -168,19 +170,22 @@ def exposure(
         except ValueError as exc:
             raise UsageError(f"--since: {exc}") from exc
         session = make_session(profile, None)
-    result = api.exposure(
-        list(paths),
-        inventory=inventory,
-        iam_file=iam_file,
-        engine=engine,
-        ip_ranges=ip_ranges,
-        web_log_type=web_log_type,
-        workers=workers,
-        memory_limit=memory_limit,
-        window=window,
-        cloudwatch=session,
-        metric_window=metric_window,
-    )
+    try:
+        result = api.exposure(
+            list(paths),
+            inventory=inventory,
+            iam_file=iam_file,
+            engine=engine,
+            ip_ranges=ip_ranges,
+            web_log_type=web_log_type,
+            workers=workers,
+            memory_limit=memory_limit,
+            window=window,
+            cloudwatch=session,
+            metric_window=metric_window,
+        )
+    finally:
+        close_engine(engine)
     records = result.records
     if not quiet:
         for w in result.hunt.warnings:
