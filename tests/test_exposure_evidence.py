@@ -97,9 +97,7 @@ def test_a_higher_privilege_tier_still_ranks_above_a_probed_instance(org, local,
     iam = org / "inventory" / probed["account_id"] / "get-account-authorization-details.json"
     ranked = api.exposure([org / "AWSLogs"], iam_file=iam, **_kw(org)).records
     mine = next(r for r in ranked if r["instance_id"] == probed["instance_id"])
-    higher = [
-        r for r in ranked if r["privilege_score"] // 1000 > mine["privilege_score"] // 1000
-    ]
+    higher = [r for r in ranked if r["privilege_score"] // 1000 > mine["privilege_score"] // 1000]
     assert higher, "the account has roles of a higher tier than the attacked one"
     assert all(r["rank"] < mine["rank"] for r in higher)
     same = [r for r in ranked if r["privilege_score"] // 1000 == mine["privilege_score"] // 1000]

@@ -170,9 +170,7 @@ def _set_optional(world) -> None:
     )
 
 
-def test_respond_refuses_to_switch_an_instance_still_calling_v1_without_the_flag(
-    aws_env, tmp_path
-):
+def test_respond_refuses_to_switch_an_instance_still_calling_v1_without_the_flag(aws_env, tmp_path):
     from imdshunt.commands.respond import respond
 
     world = make_world("v1calls")

@@ -51,9 +51,7 @@ def _undeclared(calls: set[str], command: str) -> set[str]:
     return calls - declared - NO_PERMISSION_NEEDED
 
 
-def test_respond_plan_and_apply_with_pinning_call_only_what_is_declared(
-    recorded_calls, tmp_path
-):
+def test_respond_plan_and_apply_with_pinning_call_only_what_is_declared(recorded_calls, tmp_path):
     world = make_world("perm")
     findings = tmp_path / "findings.jsonl"
     findings.write_text(json.dumps(world.finding(world.victim)) + "\n")

@@ -68,9 +68,7 @@ def not_json(
 
     ``line`` is the file's line when ``exc`` comes from parsing one line of it (JSON lines).
     """
-    return InputError(
-        path, f"not valid JSON: {exc.msg} (column {exc.colno})", line or exc.lineno
-    )
+    return InputError(path, f"not valid JSON: {exc.msg} (column {exc.colno})", line or exc.lineno)
 
 
 class IpRangesError(ImdshuntError):
