@@ -98,3 +98,27 @@ def test_watch_reads_each_notified_object_once_and_deletes_the_messages(tmp_path
     status = json.loads(run.stderr.strip().splitlines()[-1])
     assert status["files"] == 0 and status["files_unread"] == 1 and status["new"] == 0
     assert _queue_size(url) == 1
+
+
+def test_messages_that_come_back_while_a_batch_is_taken_are_taken_once(aws_env):
+    """With a visibility timeout shorter than the taking of a batch, messages come back: each
+    is kept once per poll, with the receipt handle SQS deletes it by (its newest), and the
+    poll ends instead of taking the same messages up to its limit."""
+    from imdshunt.sources.sqs import delete, receive
+
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="short-visibility", Attributes={"VisibilityTimeout": "0"})[
+        "QueueUrl"
+    ]
+    for n in range(25):
+        sqs.send_message(QueueUrl=url, MessageBody=json.dumps(_direct("b", f"k{n}.gz", 1, "e")))
+    taken: list[str] = []
+    for _poll in range(25):
+        messages = receive(sqs, url, max_messages=1000)
+        keys = [f.path.as_posix() for m in messages for f in m.objects]
+        assert len(keys) == len(set(keys)) == len(messages) <= 25
+        taken += keys
+        delete(sqs, url, messages)
+        if not _queue_size(url):
+            break
+    assert sorted(set(taken)) == sorted(f"k{n}.gz" for n in range(25))

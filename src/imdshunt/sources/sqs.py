@@ -87,25 +87,39 @@ def objects_in(body: str) -> list[InputFile]:
 
 def receive(client: Any, queue_url: str, *, max_messages: int = 1000, wait_seconds: int = 1):
     """Up to ``max_messages`` messages now on the queue (long-polled ``wait_seconds`` for the
-    first batch, then taken while the queue answers with more)."""
-    out: list[Message] = []
+    first batch, then taken while the queue answers with more).
+
+    A message whose visibility timeout runs out while the batch is being taken comes back:
+    it is kept once, with its newest receipt handle (SQS deletes a message received twice
+    only by the handle of its last receipt,
+    https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html),
+    and a batch of nothing new ends the taking: otherwise a short timeout would make the
+    queue look endless and the same messages would be taken up to ``max_messages`` times.
+    """
+    by_id: dict[str, Message] = {}
     wait = wait_seconds
-    while len(out) < max_messages:
+    while len(by_id) < max_messages:
         resp = client.receive_message(
             QueueUrl=queue_url,
-            MaxNumberOfMessages=min(10, max_messages - len(out)),
+            MaxNumberOfMessages=min(10, max_messages - len(by_id)),
             WaitTimeSeconds=wait,
         )
         batch = resp.get("Messages") or []
-        if not batch:
-            break
+        new = 0
         for m in batch:
+            message_id = m.get("MessageId") or m["ReceiptHandle"]
+            if message_id in by_id:
+                by_id[message_id].receipt_handle = m["ReceiptHandle"]
+                continue
+            new += 1
             try:
-                out.append(Message(m["ReceiptHandle"], objects_in(m.get("Body") or "")))
+                by_id[message_id] = Message(m["ReceiptHandle"], objects_in(m.get("Body") or ""))
             except (ValueError, KeyError, TypeError) as exc:
-                out.append(Message(m["ReceiptHandle"], error=str(exc)))
+                by_id[message_id] = Message(m["ReceiptHandle"], error=str(exc))
+        if not new:
+            break
         wait = 0
-    return out
+    return list(by_id.values())
 
 
 def delete(client: Any, queue_url: str, messages: list[Message]) -> None:
