@@ -43,8 +43,10 @@ chromium:
 demo: $(VENV)/.installed-demo
 	$(VENV)/bin/imdshunt demo
 
+# One pytest worker per core (pytest-xdist); the Spark tests share one worker and one JVM
+# (tests/conftest.py). Run a single test file with `.venv/bin/python -m pytest tests/...`.
 test: $(VENV)/.installed chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadgroup
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -14,6 +16,52 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 #: Real public data kept beside the repository (never copied into it).
 REALDATA = Path(os.environ.get("IMDSHUNT_REALDATA", REPO.parent / "shared" / "realdata"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs -n auto --dist loadgroup) every Spark test runs in
+    one worker, so one JVM (the session below) serves them all while the other workers run
+    the rest."""
+    for item in items:
+        if item.get_closest_marker("spark") is not None:
+            item.add_marker(pytest.mark.xdist_group("spark"))
+
+
+def java_major() -> int | None:
+    """The major version of the ``java`` on PATH (None: none there, or unreadable)."""
+    java = shutil.which("java")
+    if java is None:
+        return None
+    try:
+        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
+    if not m:
+        return None
+    major = int(m.group(1))
+    return int(m.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session (2 cores, small-file settings) for every Spark test of a run:
+    starting a JVM costs more than most of the tests. Skips without pyspark or a Java it
+    can run on."""
+    pyspark = pytest.importorskip(
+        "pyspark", reason="pyspark not installed (pip install '.[spark]')"
+    )
+    java = java_major()
+    if java is None:
+        pytest.skip("no Java runtime for Spark")
+    needed = 17 if int(pyspark.__version__.split(".")[0]) >= 4 else 8
+    if java < needed:
+        pytest.skip(f"pyspark {pyspark.__version__} needs Java {needed}+, found Java {java}")
+    from imdshunt.engine.spark import local_session
+
+    session = local_session("local[2]", small_inputs=True)
+    yield session
+    session.stop()
 
 
 @pytest.fixture(scope="session")

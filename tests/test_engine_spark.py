@@ -14,9 +14,7 @@ Java is missing.
 
 from __future__ import annotations
 
-import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -61,37 +59,6 @@ def combined(tmp_path_factory) -> Path:
     det_id, name = REDELIVERED
     shutil.copyfile(DETECTIONS[det_id].folder / "tests" / name, out / f"zz_redelivered__{name}")
     return out
-
-
-def _java_major() -> int | None:
-    """The major version of the ``java`` on PATH (None: none there, or unreadable)."""
-    java = shutil.which("java")
-    if java is None:
-        return None
-    try:
-        out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    m = re.search(r'version "(\d+)(?:\.(\d+))?', out.stderr + out.stdout)
-    if not m:
-        return None
-    major = int(m.group(1))
-    return int(m.group(2) or 0) if major == 1 else major  # "1.8.0" is Java 8
-
-
-@pytest.fixture(scope="module")
-def spark():
-    java = _java_major()
-    if java is None:
-        pytest.skip("no Java runtime for Spark")
-    needed = 17 if int(pyspark.__version__.split(".")[0]) >= 4 else 8
-    if java < needed:
-        pytest.skip(f"pyspark {pyspark.__version__} needs Java {needed}+, found Java {java}")
-    from imdshunt.engine.spark import local_session
-
-    session = local_session("local[2]", small_inputs=True)
-    yield session
-    session.stop()
 
 
 def _comparable(findings):

@@ -136,22 +136,6 @@ def test_the_command_writes_the_records_of_the_library(org, local, tmp_path):
     assert got == json.loads(json.dumps(local.records))
 
 
-@pytest.fixture()
-def spark():
-    pyspark = pytest.importorskip("pyspark")
-    from tests.test_engine_spark import _java_major
-
-    java = _java_major()
-    needed = 17 if int(pyspark.__version__.split(".")[0]) >= 4 else 8
-    if java is None or java < needed:
-        pytest.skip(f"pyspark {pyspark.__version__} needs Java {needed}+")
-    from imdshunt.engine.spark import local_session
-
-    session = local_session("local[2]", small_inputs=True)
-    yield session
-    session.stop()
-
-
 @pytest.mark.spark
 def test_spark_gives_the_records_of_duckdb(org, local, spark):
     from imdshunt.engine.spark import SparkEngine

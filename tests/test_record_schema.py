@@ -96,17 +96,11 @@ def test_duckdb_reads_what_the_exact_decoder_reads(realdata):
 
 
 @pytest.mark.spark
-def test_spark_reads_what_the_exact_decoder_reads(realdata, tmp_path):
-    pytest.importorskip("pyspark")
-    from imdshunt.engine.spark import local_session
-    from imdshunt.schema import spark_schema
-
-    try:
-        spark = local_session(small_inputs=True)
-    except Exception as exc:  # no Java 17+: the Spark tests skip the same way
-        pytest.skip(f"Spark cannot start here: {exc}")
+def test_spark_reads_what_the_exact_decoder_reads(realdata, tmp_path, spark):
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
+
+    from imdshunt.schema import spark_schema
 
     files = _records_files(realdata)
     # Spark's JSON reader wants one document a line: the delivered files are (one line each).

@@ -19,7 +19,6 @@ import pytest
 
 from imdshunt import api
 from imdshunt.detect import load_detections
-from tests.test_engine_spark import _java_major
 
 pytestmark = pytest.mark.spark
 pyspark = pytest.importorskip("pyspark", reason="pyspark not installed (pip install '.[spark]')")
@@ -34,18 +33,6 @@ FIXTURE = (
 )
 #: A CloudTrail delivery's folder and name (sources/discover.py: _CT_NAME, _CT_LAYOUT).
 DELIVERED = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01"
-
-
-@pytest.fixture(scope="module")
-def spark():
-    java = _java_major()
-    if java is None or java < 17:
-        pytest.skip("no Java 17+ runtime for Spark")
-    from imdshunt.engine.spark import local_session
-
-    session = local_session("local[2]", small_inputs=True)
-    yield session
-    session.stop()
 
 
 def _both(spark, paths, **kw):
