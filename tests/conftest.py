@@ -27,6 +27,23 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("spark"))
 
 
+def upload_tree(client, bucket: str, root: Path, base: Path | None = None) -> int:
+    """Put every file under ``root`` into ``bucket`` (an existing bucket), keyed by its path
+    relative to ``base`` (default ``root``), several at a time: a synthetic organisation is
+    thousands of small objects, and each is a round trip to moto's server. Returns the count."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base = base or root
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+
+    def put(p: Path) -> None:
+        client.put_object(Bucket=bucket, Key=p.relative_to(base).as_posix(), Body=p.read_bytes())
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, files))
+    return len(files)
+
+
 def java_major() -> int | None:
     """The major version of the ``java`` on PATH (None: none there, or unreadable)."""
     java = shutil.which("java")

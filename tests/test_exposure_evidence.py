@@ -14,6 +14,7 @@ from imdshunt.exposure import exposure_backlog
 from imdshunt.exposure.backlog import IMDS_ENDPOINTS
 from imdshunt.synth import generate_org
 from imdshunt.synth.truth import GroundTruth
+from tests.conftest import upload_tree
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +114,7 @@ def test_s3_gives_the_records_of_local_files(org, local, aws_env, tmp_path):
     name = f"exposure-{tmp_path.name.lower().replace('_', '-')[:40]}"
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=name)
-    for p in sorted((org / "AWSLogs").rglob("*")):
-        if p.is_file():
-            s3.upload_file(str(p), name, p.relative_to(org).as_posix())
+    upload_tree(s3, name, org / "AWSLogs", org)
     remote = api.exposure([f"s3://{name}/AWSLogs/"], **_kw(org))
     assert _comparable(remote.records) == _comparable(local.records)
 

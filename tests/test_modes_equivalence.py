@@ -26,6 +26,7 @@ import pytest
 from imdshunt import api, store
 from imdshunt.state import hunt_incremental
 from imdshunt.synth import generate_org
+from tests.conftest import upload_tree
 
 RECORDS = 3000
 
@@ -114,9 +115,7 @@ def bucket(org, aws_env, tmp_path):
     name = f"org-{tmp_path.name.lower().replace('_', '-')[:40]}"
     client = boto3.client("s3")
     client.create_bucket(Bucket=name)
-    for p in sorted((org / "AWSLogs").rglob("*")):
-        if p.is_file():
-            client.upload_file(str(p), name, p.relative_to(org).as_posix())
+    upload_tree(client, name, org / "AWSLogs", org)
     return f"s3://{name}/"
 
 

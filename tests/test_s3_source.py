@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import boto3
@@ -16,6 +15,7 @@ from imdshunt.errors import InputError
 from imdshunt.sources.discover import RunStats
 from imdshunt.sources.s3 import list_objects
 from imdshunt.window import HuntWindow
+from tests.conftest import upload_tree
 
 pytestmark = pytest.mark.moto
 
@@ -51,9 +51,7 @@ def _layout(root: Path) -> Path:
 
 def _upload(client, bucket: str, root: Path) -> None:
     client.create_bucket(Bucket=bucket)
-    for p in root.rglob("*"):
-        if p.is_file():
-            client.upload_file(str(p), bucket, p.relative_to(root).as_posix())
+    upload_tree(client, bucket, root)
 
 
 def _keys(findings):
@@ -140,16 +138,7 @@ def test_hunt_s3_equals_local_on_a_synthetic_organisation(aws_env, tmp_path):
     synth.generate_org(root, seed=5, records=3000, days=1, accounts=2, workers=1)
     client = boto3.client("s3")
     client.create_bucket(Bucket="synthetic-org-trail")
-    files = [p for p in (root / "AWSLogs").rglob("*") if p.is_file()]
-    with ThreadPoolExecutor(8) as pool:  # thousands of small objects: upload in parallel
-        list(
-            pool.map(
-                lambda p: client.upload_file(
-                    str(p), "synthetic-org-trail", p.relative_to(root).as_posix()
-                ),
-                files,
-            )
-        )
+    upload_tree(client, "synthetic-org-trail", root / "AWSLogs", root)
     kw = dict(
         ip_ranges=root / "ip-ranges.json", workers=1, fetch_ip_ranges=False, kinds=("credential",)
     )
