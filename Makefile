@@ -43,10 +43,11 @@ chromium:
 demo: $(VENV)/.installed-demo
 	$(VENV)/bin/imdshunt demo
 
-# One pytest worker per core (pytest-xdist); the Spark tests share one worker and one JVM
-# (tests/conftest.py). Run a single test file with `.venv/bin/python -m pytest tests/...`.
+# One pytest worker per core (pytest-xdist), a test file's tests on one worker (their
+# module-scoped fixtures, such as a generated organisation, are made once). Run a single test
+# file with `.venv/bin/python -m pytest tests/...`.
 test: $(VENV)/.installed chromium
-	$(PY) -m pytest -n auto --dist loadgroup
+	$(PY) -m pytest -n auto --dist loadfile
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check src tests bench

@@ -18,15 +18,6 @@ REPO = Path(__file__).resolve().parents[1]
 REALDATA = Path(os.environ.get("IMDSHUNT_REALDATA", REPO.parent / "shared" / "realdata"))
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs -n auto --dist loadgroup) every Spark test runs in
-    one worker, so one JVM (the session below) serves them all while the other workers run
-    the rest."""
-    for item in items:
-        if item.get_closest_marker("spark") is not None:
-            item.add_marker(pytest.mark.xdist_group("spark"))
-
-
 def upload_tree(client, bucket: str, root: Path, base: Path | None = None) -> int:
     """Put every file under ``root`` into ``bucket`` (an existing bucket), keyed by its path
     relative to ``base`` (default ``root``), several at a time: a synthetic organisation is
@@ -62,8 +53,8 @@ def java_major() -> int | None:
 
 @pytest.fixture(scope="session")
 def spark():
-    """One local Spark session (2 cores, small-file settings) for every Spark test of a run:
-    starting a JVM costs more than most of the tests. Skips without pyspark or a Java it
+    """One local Spark session (2 cores, small-file settings) for every Spark test of a run
+    (of a pytest-xdist worker): starting a JVM costs more than most of the tests. Skips without pyspark or a Java it
     can run on."""
     pyspark = pytest.importorskip(
         "pyspark", reason="pyspark not installed (pip install '.[spark]')"
