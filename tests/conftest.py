@@ -54,8 +54,8 @@ def java_major() -> int | None:
 @pytest.fixture(scope="session")
 def spark():
     """One local Spark session (2 cores, small-file settings) for every Spark test of a run
-    (of a pytest-xdist worker): starting a JVM costs more than most of the tests. Skips without pyspark or a Java it
-    can run on."""
+    (of a pytest-xdist worker): starting a JVM costs more than most of the tests. Skips
+    without pyspark or a Java it can run on."""
     pyspark = pytest.importorskip(
         "pyspark", reason="pyspark not installed (pip install '.[spark]')"
     )
