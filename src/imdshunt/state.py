@@ -16,10 +16,14 @@ the same files (``tests/test_modes_equivalence.py``, ``tests/test_state.py``).
 A state folder holds one DuckDB database, ``state.duckdb``, with
 
 * ``call_group``: the merged call groups of every ``AssumedRole``, ``IAMUser`` and
-  ``FederatedUser`` call (with their event hashes, so a file delivered again never counts
-  twice);
+  ``FederatedUser`` call, stored compactly (:data:`STORED_FROM_PARTIAL`): the first 100 event
+  ids in sort order as 16-byte UUIDs (CloudTrail's eventIDs are; any other id is kept as
+  text), and the 64-bit hash of every other event id, so a file delivered again never counts
+  twice;
 * ``vending``: the credential-vending events (sts ``AssumeRole*``) and the lineage events
-  (:data:`imdshunt.schema.LINEAGE_EVENTS`: what a stolen key minted or changed), whole;
+  (:data:`imdshunt.schema.LINEAGE_EVENTS`: what a stolen key minted or changed), whole but for
+  the session token in their response (no view reads it; it is most of a vending event's
+  bytes, and a live credential has no place in a state folder);
 * ``log_account``: the accounts that recorded events;
 * ``principal_address``: each session's (principal id, address) pairs (the naive rule);
 * ``web_request``: the web requests that name a metadata endpoint (every other request is
@@ -84,7 +88,9 @@ from imdshunt.sources.registry import SOURCES, LoadContext, Progress, sort_input
 STATE_DB = "state.duckdb"
 LOCK_FILE = "lock"
 #: Bumped when the tables change shape; an older state folder is refused with a clear message.
-STATE_FORMAT = "3"  # 3: lineage columns in vending; IAM and federated users grouped
+#: 3: lineage columns in vending; IAM and federated users grouped. 4: compact call groups
+#: (event ids as UUIDs, hashes of the ids beyond the first 100 only), no session tokens.
+STATE_FORMAT = "4"
 DEFAULT_RETENTION_DAYS = 30.0
 #: Seconds a run waits for another run's lock on the state folder ($IMDSHUNT_STATE_LOCK_TIMEOUT).
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -128,6 +134,64 @@ WHERE EXISTS (
       AND coalesce(r.body, '') = coalesce(u.body, '')
 )
 """
+
+#: Is ``{e}`` an event id in the canonical form of a UUID (lowercase, hyphenated, as CloudTrail
+#: writes eventID)? Only those are stored as 16-byte UUIDs: their text comes back exactly.
+_IS_UUID = "coalesce(CAST(TRY_CAST({e} AS UUID) AS VARCHAR) = {e}, false)"
+
+#: Merged groups (``{groups}``: ``group_key`` and :data:`~imdshunt.callgroups.CALL_GROUP`
+#: columns) in the stored layout: the first 100 ids as UUIDs or text, and the hashes of the
+#: group's other ids only (the first ids' hashes are computed again when read). Exact: a merge
+#: never brings an id beyond a part's first 100 into the merged first 100.
+STORED_FROM_PARTIAL = f"""
+SELECT group_key, {_KEY_SQL}, call_count, first_seen, last_seen, session_created,
+    [CAST(e AS UUID) FOR e IN event_ids IF {_IS_UUID.format(e="e")}] AS first_uuids,
+    [e FOR e IN event_ids IF NOT {_IS_UUID.format(e="e")}] AS first_other_ids,
+    [h FOR h IN event_hashes IF NOT list_contains(first_hashes, h)] AS later_hashes,
+    unkeyed_calls, delivered_calls
+FROM (SELECT *, [md5_number_lower(e) FOR e IN event_ids] AS first_hashes FROM {{groups}})
+"""
+
+#: The stored groups in the layout of merged groups (group_key + CALL_GROUP), for a merge.
+_STORED_EVENT_IDS = (
+    "CASE WHEN first_uuids IS NULL AND first_other_ids IS NULL THEN NULL ELSE list_sort("
+    "list_concat(coalesce([CAST(u AS VARCHAR) FOR u IN first_uuids], []), "
+    "coalesce(first_other_ids, []))) END"
+)
+PARTIAL_FROM_STORED = f"""
+SELECT group_key, {_KEY_SQL}, call_count, first_seen, last_seen, session_created, event_ids,
+    list_sort(list_concat(coalesce(later_hashes, []),
+        coalesce([md5_number_lower(e) FOR e IN event_ids], []))) AS event_hashes,
+    unkeyed_calls, delivered_calls
+FROM (SELECT *, {_STORED_EVENT_IDS} AS event_ids FROM st.call_group)
+"""
+#: What the detections read of a stored group (no hashes: they are for merging only).
+_STORED_FOR_DETECTIONS = (
+    f"SELECT group_key, {_KEY_SQL}, call_count, first_seen, last_seen, session_created, "
+    f"{_STORED_EVENT_IDS} AS event_ids FROM st.call_group"
+)
+_DETECTION_COLS = f"{_KEY_SQL}, call_count, first_seen, last_seen, session_created, event_ids"
+
+#: The stored call groups (every key column is text, as in api_activity).
+_STORED_CALL_GROUP = (
+    "CREATE TABLE IF NOT EXISTS st.call_group (group_key UBIGINT, "
+    + ", ".join(f"{k} VARCHAR" for k in KEY)
+    + ", call_count BIGINT, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, "
+    "session_created TIMESTAMPTZ, first_uuids UUID[], first_other_ids VARCHAR[], "
+    "later_hashes UBIGINT[], unkeyed_calls BIGINT, delivered_calls BIGINT)"
+)
+
+#: A vending event's response as stored: without ``credentials.sessionToken``. Inside a JSON
+#: string every ``"`` is escaped, so the pattern matches the token's value and nothing else; a
+#: token with an escape in it (none is: it is base64) is kept as it is.
+_WITHOUT_SESSION_TOKEN = (
+    'regexp_replace(response_elements, \'"sessionToken"\\s*:\\s*"[^"\\\\]*"\', '
+    '\'"sessionToken":""\')'
+)
+
+#: The state database's block size: a few small tables, so DuckDB's default of 256 KiB a block
+#: would be a good part of the file (measured: 64 KiB gives the smallest file).
+_BLOCK_SIZE = 65536
 
 #: What a run keeps of its new files (temporary tables, see HuntState.load_new).
 _NEW_TABLES = {
@@ -215,10 +279,10 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS st.reported_finding (finding_id VARCHAR PRIMARY KEY, "
     "fingerprint VARCHAR, first_reported TIMESTAMPTZ, last_reported TIMESTAMPTZ, "
     "record VARCHAR)",
+    _STORED_CALL_GROUP,
 ]
 #: The stored tables of Arrow schemas.
 _STORED = {
-    "st.call_group": pa.schema([("group_key", pa.uint64()), *CALL_GROUP]),
     "st.vending": API_ACTIVITY,
     "st.log_account": ACCOUNTS,
     "st.principal_address": PRINCIPALS,
@@ -255,7 +319,7 @@ class HuntState:
     def _attach(self) -> None:
         path = self.dir / STATE_DB
         fresh = not path.exists()
-        self.engine.attach_database(path, "st")
+        self.engine.attach_database(path, "st", block_size=_BLOCK_SIZE)
         tables = {
             r[0]
             for r in self._execute(
@@ -370,7 +434,10 @@ class HuntState:
             engine.execute(
                 f"INSERT INTO _new_groups_in {MERGE_PARTIALS.format(partials=f'({partial})')}"
             )
-            engine.execute(f"INSERT INTO _new_vending_in FROM api_activity WHERE {VENDING_FILTER}")
+            engine.execute(
+                f"INSERT INTO _new_vending_in SELECT * REPLACE ({_WITHOUT_SESSION_TOKEN} AS "
+                f"response_elements) FROM api_activity WHERE {VENDING_FILTER}"
+            )
             engine.execute(
                 "INSERT INTO _new_accounts SELECT account_id, max(event_time) FROM api_activity "
                 "WHERE account_id IS NOT NULL GROUP BY account_id"
@@ -410,7 +477,7 @@ class HuntState:
             f"SELECT {_GROUP_HASH} AS group_key, * FROM _new_groups_in"
         )
         both = (
-            f"(SELECT {_GROUP_COLS} FROM st.call_group WHERE group_key IN "
+            f"(SELECT {_GROUP_COLS} FROM ({PARTIAL_FROM_STORED}) WHERE group_key IN "
             f"(SELECT group_key FROM _new_groups) UNION ALL SELECT {_GROUP_COLS} FROM _new_groups)"
         )
         x(
@@ -433,8 +500,8 @@ class HuntState:
         )
         x(
             "CREATE OR REPLACE TEMP VIEW _state_groups AS "
-            f"SELECT {_GROUP_COLS} FROM st.call_group WHERE group_key NOT IN "
-            f"(SELECT group_key FROM _new_groups) UNION ALL SELECT {_GROUP_COLS} FROM _touched"
+            f"SELECT {_DETECTION_COLS} FROM ({_STORED_FOR_DETECTIONS}) WHERE group_key NOT IN "
+            f"(SELECT group_key FROM _new_groups) UNION ALL SELECT {_DETECTION_COLS} FROM _touched"
         )
         x(
             "CREATE OR REPLACE TEMP VIEW _state_accounts AS "
@@ -480,7 +547,7 @@ class HuntState:
         """Write the staged run (inside the caller's transaction); returns the newest event."""
         x = self._execute
         x("DELETE FROM st.call_group WHERE group_key IN (SELECT group_key FROM _new_groups)")
-        x("INSERT INTO st.call_group SELECT * FROM _touched")
+        x(f"INSERT INTO st.call_group {STORED_FROM_PARTIAL.format(groups='_touched')}")
         x("INSERT INTO st.vending SELECT * FROM _new_vending")
         x(
             "INSERT INTO st.log_account SELECT account_id, max(last_seen) FROM ("

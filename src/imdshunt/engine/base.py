@@ -239,8 +239,8 @@ class StateDatabase(ABC):
         """Run ``statements`` in order in one transaction: all take effect or none."""
 
     @abstractmethod
-    def attach_database(self, path: str, alias: str) -> None:
-        """Attach a database file (created if absent) under ``alias``."""
+    def attach_database(self, path: str, alias: str, *, block_size: int | None = None) -> None:
+        """Attach a database file (created if absent, with ``block_size``) under ``alias``."""
 
     @abstractmethod
     def create_table(

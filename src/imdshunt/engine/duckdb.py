@@ -516,9 +516,23 @@ class DuckDBEngine(BatchLoading, StateDatabase, Engine):
             raise
         self.execute("COMMIT")
 
-    def attach_database(self, path: str | os.PathLike, alias: str) -> None:
-        """Attach the DuckDB database file ``path`` (created if absent) as ``alias``."""
-        self.execute(f"ATTACH {_sql_str(str(path))} AS {alias}")
+    def attach_database(
+        self, path: str | os.PathLike, alias: str, *, block_size: int | None = None
+    ) -> None:
+        """Attach the DuckDB database file ``path`` (created if absent) as ``alias``.
+
+        ``block_size`` applies to a file this creates (a file keeps the size it was made with):
+        DuckDB's default of 256 KiB costs at least a block per table, a lot for a database of
+        a few small tables. A DuckDB without the option (before 1.2) uses its default."""
+        target = f"ATTACH {_sql_str(str(path))} AS {alias}"
+        if block_size and not os.path.exists(path):
+            try:
+                self.execute(f"{target} (BLOCK_SIZE {int(block_size)})")
+                return
+            except EngineError:
+                if os.path.exists(path):
+                    raise
+        self.execute(target)
 
     def create_table(
         self, name: str, schema: pa.Schema, *, temporary: bool = False, replace: bool = False
