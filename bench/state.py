@@ -20,6 +20,10 @@ memory of its whole process tree (see ``bench/run.py``):
 
 Then a second state with ``--retention 1`` is fed the days one by one, and its size is recorded
 after each day (flat over time with retention). Results go to ``bench/results-state-<N>.json``.
+
+``--baseline SRC`` (another checkout's ``src`` folder, e.g. ``../main/src``) runs the state
+steps (``state_first``, ``state_day``) with that code too, interleaved with this checkout's in
+the same run, and reports both side by side (before/after a change, on one machine's load).
 """
 
 from __future__ import annotations
@@ -93,6 +97,8 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=5)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--baseline", help="another checkout's src folder, run side by side")
+    ap.add_argument("--skip-retention", action="store_true", help="no retention series")
     args = ap.parse_args()
 
     org = generate(args.records, args.days, args.seed)
@@ -116,9 +122,18 @@ def main() -> None:
     gz_day = link(org, alone, {last_day})
     gz_all = link(org, everything, first_days | {last_day} | extra)
     state = work / "state"
+    base_env = dict(env, PYTHONPATH=str(Path(args.baseline).resolve())) if args.baseline else None
+    base_state = work / "state-baseline"
     res: dict = {"machine": machine(), "load_before": os.getloadavg(), "days": days}
     print(f"load average before: {os.getloadavg()}", flush=True)
     res["plain_first"] = measure("plain_first", [*py, str(running), *common], env)
+    if base_env:
+        res["baseline_state_first"] = measure(
+            "baseline state_first",
+            [*py, str(running), *common, "--state", str(base_state)],
+            base_env,
+        )
+        res["baseline_state_bytes_first"] = state_bytes(base_state)
     res["state_first"] = measure(
         "state_first", [*py, str(running), *common, "--state", str(state)], env
     )
@@ -134,6 +149,13 @@ def main() -> None:
     res["listing"] = measure("listing", [sys.executable, "-c", listing, str(running)], env)
     res["plain_day"] = measure("plain_day", [*py, str(alone), *common], env)
     link(org, running, {last_day} | extra)
+    if base_env:
+        res["baseline_state_day"] = measure(
+            "baseline state_day",
+            [*py, str(running), *common, "--state", str(base_state)],
+            base_env,
+        )
+        res["baseline_state_bytes_after_day"] = state_bytes(base_state)
     res["state_day"] = measure(
         "state_day", [*py, str(running), *common, "--state", str(state)], env
     )
@@ -143,7 +165,7 @@ def main() -> None:
     # retention: the days one by one into a state that keeps one day
     kept, growing = work / "retained", work / "growing"
     sizes = []
-    for d in days:
+    for d in [] if args.skip_retention else days:
         link(org, growing, {d})
         argv = [*py, str(growing), *common, "--state", str(kept), "--retention", "1"]
         measure(f"retention {d}", argv, env)
@@ -167,6 +189,16 @@ def main() -> None:
         },
         "retention_sizes_mib": [round(s / 2**20, 1) for s in sizes],
     }
+    if base_env:
+        res["summary"]["baseline"] = {
+            "first_state_over_plain": r("baseline_state_first", "plain_first"),
+            "add_day_over_plain_day": r("baseline_state_day", "plain_day"),
+            "state_over_gzip": round(res["baseline_state_bytes_after_day"] / gz_all, 3),
+            "peak_rss_mib": {
+                k: round(res[f"baseline_{k}"]["peak_rss_tree_mib"])
+                for k in ("state_first", "state_day")
+            },
+        }
     print(json.dumps(res["summary"], indent=2))
     out = HERE / f"results-state-{args.records}.json"
     out.write_text(json.dumps(res, indent=2, default=str) + "\n")

@@ -115,3 +115,37 @@ def test_a_chunk_duckdb_rejects_is_read_by_the_exact_decoder(tmp_path, monkeypat
 def test_only_the_delivered_layout_is_split(text, delivered):
     parts = cloudtrail_native.delivered_records(text)
     assert (len(parts) if parts is not None else None) == delivered
+
+
+def _ingest_and_hunt(org: Path, store_dir: Path, monkeypatch, parser: str, **kw):
+    from imdshunt import store
+
+    monkeypatch.setenv(cloudtrail_native.PARSER_ENV, parser)
+    compiled = store.ingest([org / "AWSLogs"], store_dir, workers=1)
+    hunted = api.hunt([], store=store_dir, fetch_ip_ranges=False, workers=1, **kw)
+    return compiled, hunted
+
+
+def test_ingest_parses_delivered_files_natively_into_the_same_store(tmp_path, monkeypatch):
+    """``imdshunt ingest`` goes through DuckDB's parse too: the same Hive partitions, rows,
+    findings and accounting as the exact decoder's store."""
+    org = tmp_path / "org"
+    generate_org(org, seed=5, records=2500, workers=1)
+    kw = dict(ip_ranges=org / "ip-ranges.json", inventory=[org / "inventory"])
+    native, native_hunt = _ingest_and_hunt(org, tmp_path / "native", monkeypatch, "native", **kw)
+    exact, exact_hunt = _ingest_and_hunt(org, tmp_path / "exact", monkeypatch, "exact", **kw)
+
+    assert native.stats.records_parsed_natively == native.stats.records_read > 0
+    assert exact.stats.records_parsed_natively == 0
+    n, e = native.stats.to_dict(), exact.stats.to_dict()
+    n.pop("records_parsed_natively"), e.pop("records_parsed_natively")
+    assert n == e
+    assert native.records == exact.records
+
+    def partitions(root: Path) -> set[str]:
+        return {p.parent.relative_to(root).as_posix() for p in root.rglob("*.parquet")}
+
+    assert partitions(tmp_path / "native") == partitions(tmp_path / "exact")
+    assert not list((tmp_path / "native").glob("*.parquet"))  # no scratch file left at the root
+    assert native_hunt.findings and native_hunt.findings == exact_hunt.findings
+    assert _rows(native_hunt) == _rows(exact_hunt)

@@ -2,9 +2,13 @@
 
 An incremental hunt is the one pipeline (:mod:`imdshunt.pipeline`) with a file selector before
 it and a commit step after it. It selects the inputs its state has not read (local files by
-resolved path, size and mtime; S3 objects by URI, size and ETag), decodes only those into
-partial call groups (:mod:`imdshunt.partials`), merges them into the stored groups
-(:data:`imdshunt.callgroups.MERGE_PARTIALS`, repeated deliveries counted once), and runs the
+resolved path, size and mtime; S3 objects by URI, size and ETag), loads only those into its
+engine through the load step of a plain hunt (each source's ``load``: DuckDB parses delivered
+CloudTrail natively), keeps of their rows what the detections need as SQL over them
+(:meth:`HuntState.load_new`: partial call groups, vending and lineage events, accounts,
+(principal, address) pairs, metadata-endpoint web requests), merges that into the stored
+groups (:data:`imdshunt.callgroups.MERGE_PARTIALS`, repeated deliveries counted once), forgets
+the rows, and runs the
 pipeline's detect, merge and correlate steps over the merged groups, so a finding that grows in
 later files is the same finding, updated, never a second one. Findings equal a plain hunt of
 the same files (``tests/test_modes_equivalence.py``, ``tests/test_state.py``).
@@ -12,10 +16,14 @@ the same files (``tests/test_modes_equivalence.py``, ``tests/test_state.py``).
 A state folder holds one DuckDB database, ``state.duckdb``, with
 
 * ``call_group``: the merged call groups of every ``AssumedRole``, ``IAMUser`` and
-  ``FederatedUser`` call (with their event hashes, so a file delivered again never counts
-  twice);
+  ``FederatedUser`` call, stored compactly (:data:`STORED_FROM_PARTIAL`): the first 100 event
+  ids in sort order as 16-byte UUIDs (CloudTrail's eventIDs are; any other id is kept as
+  text), and the 64-bit hash of every other event id, so a file delivered again never counts
+  twice;
 * ``vending``: the credential-vending events (sts ``AssumeRole*``) and the lineage events
-  (:data:`imdshunt.schema.LINEAGE_EVENTS`: what a stolen key minted or changed), whole;
+  (:data:`imdshunt.schema.LINEAGE_EVENTS`: what a stolen key minted or changed), whole but for
+  the session token in their response (no view reads it; it is most of a vending event's
+  bytes, and a live credential has no place in a state folder);
 * ``log_account``: the accounts that recorded events;
 * ``principal_address``: each session's (principal id, address) pairs (the naive rule);
 * ``web_request``: the web requests that name a metadata endpoint (every other request is
@@ -63,20 +71,27 @@ import duckdb
 import pyarrow as pa
 
 from imdshunt import __version__, pipeline
-from imdshunt.callgroups import CALL_GROUP, KEY, MERGE_PARTIALS, USER_GROUP
-from imdshunt.engine.duckdb import DuckDBEngine, _ddl, _sql_str, _to_arrow
+from imdshunt.callgroups import (
+    CALL_GROUP,
+    KEY,
+    MERGE_PARTIALS,
+    PARTIAL_FROM_ROWS,
+    USER_GROUP,
+)
+from imdshunt.engine.duckdb import DuckDBEngine
 from imdshunt.errors import UsageError
-from imdshunt.partials import ACCOUNTS, PRINCIPALS, Partials, partials_from_files
 from imdshunt.request import HuntRequest
-from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST
+from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, LINEAGE_EVENTS, TS
 from imdshunt.sources.discover import RunStats
 from imdshunt.sources.inputs import InputFile, Reader, fetch_threads, list_inputs
-from imdshunt.sources.registry import sort_inputs
+from imdshunt.sources.registry import SOURCES, LoadContext, sort_inputs
 
 STATE_DB = "state.duckdb"
 LOCK_FILE = "lock"
 #: Bumped when the tables change shape; an older state folder is refused with a clear message.
-STATE_FORMAT = "3"  # 3: lineage columns in vending; IAM and federated users grouped
+#: 3: lineage columns in vending; IAM and federated users grouped. 4: compact call groups
+#: (event ids as UUIDs, hashes of the ids beyond the first 100 only), no session tokens.
+STATE_FORMAT = "4"
 DEFAULT_RETENTION_DAYS = 30.0
 #: Seconds a run waits for another run's lock on the state folder ($IMDSHUNT_STATE_LOCK_TIMEOUT).
 DEFAULT_LOCK_TIMEOUT = 60.0
@@ -89,6 +104,113 @@ _GROUP_COLS = ", ".join(CALL_GROUP.names)
 _GROUP_HASH = f"hash({_KEY_SQL})"
 #: Session names that are EC2 instance ids (views/10_credential_activity.sql, name_is_instance_id).
 _INSTANCE_NAME = "regexp_full_match(session_name, '[iI]-([0-9a-fA-F]{8}|[0-9a-fA-F]{17})')"
+
+
+#: The events ``credential_vending`` (views/10_credential_activity.sql) and ``lineage_call``
+#: (views/40_lineage.sql) read, kept whole: a key minted in one run and used in a later one is
+#: still tied to its theft.
+VENDING_FILTER = (
+    # LINEAGE_EVENTS' sts events include every AssumeRole* credential_vending reads
+    "error_code IS NULL AND ("
+    + " OR ".join(
+        f"(event_source = '{source}' AND event_name IN ("
+        + ", ".join(f"'{n}'" for n in sorted(names))
+        + "))"
+        for source, names in sorted(LINEAGE_EVENTS.items())
+    )
+    + ")"
+)
+
+ACCOUNTS = pa.schema([("account_id", pa.string()), ("last_seen", TS)])
+PRINCIPALS = pa.schema([("principal_id", pa.string()), ("src_ip", pa.string()), ("last_seen", TS)])
+
+#: Web requests that ``url_class`` names (the join of imds_ssrf_attempt): the only ones kept.
+_WEB_CANDIDATES = """
+SELECT r.* FROM http_request r
+WHERE EXISTS (
+    SELECT 1 FROM url_class u
+    WHERE coalesce(r.url, '') = coalesce(u.url, '')
+      AND coalesce(r.host, '') = coalesce(u.host, '')
+      AND coalesce(r.headers, '') = coalesce(u.headers, '')
+      AND coalesce(r.body, '') = coalesce(u.body, '')
+)
+"""
+
+#: Is ``{e}`` an event id in the canonical form of a UUID (lowercase, hyphenated, as CloudTrail
+#: writes eventID)? Only those are stored as 16-byte UUIDs: their text comes back exactly.
+_IS_UUID = "coalesce(CAST(TRY_CAST({e} AS UUID) AS VARCHAR) = {e}, false)"
+
+#: Merged groups (``{groups}``: ``group_key`` and :data:`~imdshunt.callgroups.CALL_GROUP`
+#: columns) in the stored layout: the first 100 ids as UUIDs or text, and the hashes of the
+#: group's other ids only (the first ids' hashes are computed again when read). Exact: a merge
+#: never brings an id beyond a part's first 100 into the merged first 100.
+STORED_FROM_PARTIAL = f"""
+SELECT group_key, {_KEY_SQL}, call_count, first_seen, last_seen, session_created,
+    [CAST(e AS UUID) FOR e IN event_ids IF {_IS_UUID.format(e="e")}] AS first_uuids,
+    [e FOR e IN event_ids IF NOT {_IS_UUID.format(e="e")}] AS first_other_ids,
+    [h FOR h IN event_hashes IF NOT list_contains(first_hashes, h)] AS later_hashes,
+    unkeyed_calls, delivered_calls
+FROM (SELECT *, [md5_number_lower(e) FOR e IN event_ids] AS first_hashes FROM {{groups}})
+"""
+
+#: The stored groups in the layout of merged groups (group_key + CALL_GROUP), for a merge.
+_STORED_EVENT_IDS = (
+    "CASE WHEN first_uuids IS NULL AND first_other_ids IS NULL THEN NULL ELSE list_sort("
+    "list_concat(coalesce([CAST(u AS VARCHAR) FOR u IN first_uuids], []), "
+    "coalesce(first_other_ids, []))) END"
+)
+PARTIAL_FROM_STORED = f"""
+SELECT group_key, {_KEY_SQL}, call_count, first_seen, last_seen, session_created, event_ids,
+    list_sort(list_concat(coalesce(later_hashes, []),
+        coalesce([md5_number_lower(e) FOR e IN event_ids], []))) AS event_hashes,
+    unkeyed_calls, delivered_calls
+FROM (SELECT *, {_STORED_EVENT_IDS} AS event_ids FROM st.call_group)
+"""
+#: What the detections read of a stored group (no hashes: they are for merging only).
+_STORED_FOR_DETECTIONS = (
+    f"SELECT group_key, {_KEY_SQL}, call_count, first_seen, last_seen, session_created, "
+    f"{_STORED_EVENT_IDS} AS event_ids FROM st.call_group"
+)
+_DETECTION_COLS = f"{_KEY_SQL}, call_count, first_seen, last_seen, session_created, event_ids"
+
+#: The stored call groups (every key column is text, as in api_activity).
+_STORED_CALL_GROUP = (
+    "CREATE TABLE IF NOT EXISTS st.call_group (group_key UBIGINT, "
+    + ", ".join(f"{k} VARCHAR" for k in KEY)
+    + ", call_count BIGINT, first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, "
+    "session_created TIMESTAMPTZ, first_uuids UUID[], first_other_ids VARCHAR[], "
+    "later_hashes UBIGINT[], unkeyed_calls BIGINT, delivered_calls BIGINT)"
+)
+
+#: A vending event's response as stored: without ``credentials.sessionToken``. Inside a JSON
+#: string every ``"`` is escaped, so the pattern matches the token's value and nothing else; a
+#: token with an escape in it (none is: it is base64) is kept as it is.
+_WITHOUT_SESSION_TOKEN = (
+    'regexp_replace(response_elements, \'"sessionToken"\\s*:\\s*"[^"\\\\]*"\', '
+    '\'"sessionToken":""\')'
+)
+
+#: The state database's block size: a few small tables, so DuckDB's default of 256 KiB a block
+#: would be a good part of the file (measured: 64 KiB gives the smallest file).
+_BLOCK_SIZE = 65536
+
+#: What a run keeps of its new files (temporary tables, see HuntState.load_new).
+_NEW_TABLES = {
+    "_new_groups_in": CALL_GROUP,
+    "_new_vending_in": API_ACTIVITY,
+    "_new_accounts": ACCOUNTS,
+    "_new_principals": PRINCIPALS,
+    "_new_web": HTTP_REQUEST,
+}
+
+
+@dataclass
+class NewFiles:
+    """What :meth:`HuntState.load_new` learnt of a run's new files besides its tables."""
+
+    newest_event: dt.datetime | None = None
+    #: Repeated deliveries among the new files (against the state: :meth:`HuntState.stage`).
+    duplicate_records: int = 0
 
 
 class StateBusyError(UsageError):
@@ -158,12 +280,15 @@ _SCHEMA = [
     "CREATE TABLE IF NOT EXISTS st.reported_finding (finding_id VARCHAR PRIMARY KEY, "
     "fingerprint VARCHAR, first_reported TIMESTAMPTZ, last_reported TIMESTAMPTZ, "
     "record VARCHAR)",
-    _ddl("st.call_group", pa.schema([("group_key", pa.uint64()), *CALL_GROUP])),
-    _ddl("st.vending", API_ACTIVITY),
-    _ddl("st.log_account", ACCOUNTS),
-    _ddl("st.principal_address", PRINCIPALS),
-    _ddl("st.web_request", HTTP_REQUEST),
+    _STORED_CALL_GROUP,
 ]
+#: The stored tables of Arrow schemas.
+_STORED = {
+    "st.vending": API_ACTIVITY,
+    "st.log_account": ACCOUNTS,
+    "st.principal_address": PRINCIPALS,
+    "st.web_request": HTTP_REQUEST,
+}
 
 
 class HuntState:
@@ -184,6 +309,7 @@ class HuntState:
         self.dir = check_state_dir(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self._lock = _acquire(self.dir / LOCK_FILE, lock_timeout)
+        self._newest_loaded: dt.datetime | None = None
         try:
             self.engine = DuckDBEngine(memory_limit=memory_limit)
             self._attach()
@@ -194,7 +320,7 @@ class HuntState:
     def _attach(self) -> None:
         path = self.dir / STATE_DB
         fresh = not path.exists()
-        self.engine.execute(f"ATTACH {_sql_str(str(path))} AS st")
+        self.engine.attach_database(path, "st", block_size=_BLOCK_SIZE)
         tables = {
             r[0]
             for r in self._execute(
@@ -206,11 +332,11 @@ class HuntState:
                 f"{self.dir}: this state folder was written by an older imdshunt (it keeps every "
                 "row); start a new --state folder (the files will be read once more)"
             )
-        self.engine.execute("BEGIN TRANSACTION")
-        for sql in _SCHEMA:
-            self.engine.execute(sql)
-        self.engine.execute("INSERT OR IGNORE INTO st.meta VALUES ('format', ?)", [STATE_FORMAT])
-        self.engine.execute("COMMIT")
+        self.engine.execute_all(
+            [*_SCHEMA, f"INSERT OR IGNORE INTO st.meta VALUES ('format', '{STATE_FORMAT}')"]
+        )
+        for name, schema in _STORED.items():
+            self.engine.create_table(name, schema)
         fmt = self.meta("format")
         if fmt != STATE_FORMAT:
             raise UsageError(f"{self.dir}: state format {fmt}, this imdshunt reads {STATE_FORMAT}")
@@ -264,12 +390,7 @@ class HuntState:
                 "processed_at": pa.array([now] * len(files), pa.timestamp("us", tz="UTC")),
             }
         )
-        con = self.engine.con
-        con.register("_read_files", table)
-        try:
-            con.execute("INSERT OR REPLACE INTO st.input_file SELECT * FROM _read_files")
-        finally:
-            con.unregister("_read_files")
+        self.engine.insert_arrow("st.input_file", table, replace=True)
 
     def record(self, f: dict, fingerprint: str, now: dt.datetime) -> None:
         self._execute(
@@ -284,41 +405,93 @@ class HuntState:
         return dt.datetime.fromisoformat(value) if value else None
 
     # -- one run's steps ---------------------------------------------------------------------
-    def stage(self, parts: Partials) -> int:
-        """Merge ``parts`` with the stored groups they touch into memory (``_touched``), and
-        expose the state as it will be after this run (``_state_*`` views). Nothing is
-        written to the state yet. Returns the repeated deliveries found against it."""
-        con = self.engine.con
-        tables = {
-            "_new_groups_in": parts.groups,
-            "_new_vending_in": parts.vending,
-            "_new_accounts": parts.accounts,
-            "_new_principals": parts.principals,
-            "_new_web": parts.web,
-        }
-        for name, table in tables.items():
-            con.register(name + "_arrow", table)
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS FROM {name}_arrow")
-            con.unregister(name + "_arrow")
-        con.execute(
+    def load_new(
+        self,
+        selected: dict[str, list[InputFile]],
+        ctx: LoadContext,
+        kinds: Sequence[str] = ("credential", "web"),
+    ) -> NewFiles:
+        """Load the new files (as :func:`imdshunt.registry.sort_inputs` sorts them) into the
+        state's engine through each source's ``load``, the load step of a plain hunt, and
+        keep what the detections need of them as temporary tables, SQL over the loaded rows:
+        their partial call groups (:data:`~imdshunt.callgroups.PARTIAL_FROM_ROWS`, merged),
+        vending and lineage events whole, accounts, (principal, address) pairs and the web
+        requests naming a metadata endpoint. The rows are then forgotten: the detections
+        hunt the merged groups (:meth:`stage`, :meth:`load_into_engine`)."""
+        engine = self.engine
+        out = NewFiles()
+        for name, schema in _NEW_TABLES.items():
+            engine.create_table(name, schema, temporary=True, replace=True)
+        newest: list[Any] = []
+        api = {n: f for n, f in selected.items() if f and SOURCES[n].table == "api_activity"}
+        if api:
+            for name, files in api.items():
+                SOURCES[name].load(files, engine, ctx)
+            # Settles api_activity (each eventID once); no shared view is built: that is the
+            # detections' cost, paid once over the merged groups.
+            engine.ensure_views()
+            out.duplicate_records = engine.duplicate_records
+            partial = PARTIAL_FROM_ROWS.format(rows="api_activity")
+            engine.execute(
+                f"INSERT INTO _new_groups_in {MERGE_PARTIALS.format(partials=f'({partial})')}"
+            )
+            engine.execute(
+                f"INSERT INTO _new_vending_in SELECT * REPLACE ({_WITHOUT_SESSION_TOKEN} AS "
+                f"response_elements) FROM api_activity WHERE {VENDING_FILTER}"
+            )
+            engine.execute(
+                "INSERT INTO _new_accounts SELECT account_id, max(event_time) FROM api_activity "
+                "WHERE account_id IS NOT NULL GROUP BY account_id"
+            )
+            engine.execute(
+                "INSERT INTO _new_principals SELECT principal_id, src_ip, max(event_time) "
+                "FROM api_activity WHERE actor_type = 'AssumedRole' GROUP BY principal_id, src_ip"
+            )
+            newest.append(engine.execute("SELECT max(event_time) FROM api_activity")[0][0])
+            engine.drop_loaded_rows()
+        web = {n: f for n, f in selected.items() if f and SOURCES[n].table == "http_request"}
+        if web and "web" in kinds:
+            # After the API rows are forgotten: the web load builds url_class with a query,
+            # which builds the shared views, and over an empty api_activity that costs nothing.
+            for name, files in web.items():
+                SOURCES[name].load(files, engine, ctx)
+            engine.execute(f"INSERT INTO _new_web {_WEB_CANDIDATES}")
+            newest.append(engine.execute("SELECT max(time) FROM http_request")[0][0])
+            engine.drop_loaded_rows()
+        else:
+            for files in web.values():
+                for f in files:
+                    ctx.stats.skip_file(f.uri, "web log (not asked for)")
+        stamps = [t for t in newest if t is not None]
+        out.newest_event = max(stamps) if stamps else None
+        self._newest_loaded = out.newest_event
+        return out
+
+    def stage(self) -> int:
+        """Merge the new files' groups (:meth:`load_new`) with the stored groups they touch
+        into memory (``_touched``), and expose the state as it will be after this run
+        (``_state_*`` views). Nothing is written to the state yet. Returns the repeated
+        deliveries found against it."""
+        x = self.engine.execute
+        x(
             "CREATE OR REPLACE TEMP TABLE _new_groups AS "
             f"SELECT {_GROUP_HASH} AS group_key, * FROM _new_groups_in"
         )
         both = (
-            f"(SELECT {_GROUP_COLS} FROM st.call_group WHERE group_key IN "
+            f"(SELECT {_GROUP_COLS} FROM ({PARTIAL_FROM_STORED}) WHERE group_key IN "
             f"(SELECT group_key FROM _new_groups) UNION ALL SELECT {_GROUP_COLS} FROM _new_groups)"
         )
-        con.execute(
+        x(
             "CREATE OR REPLACE TEMP TABLE _touched AS SELECT "
             f"{_GROUP_HASH} AS group_key, * FROM ({MERGE_PARTIALS.format(partials=both)})"
         )
         # Vending events the state has not got (redeliveries of one event count once).
-        con.execute(
+        x(
             "CREATE OR REPLACE TEMP TABLE _new_vending AS SELECT * FROM _new_vending_in n "
             "WHERE n.event_id IS NULL OR n.event_id NOT IN "
             "(SELECT event_id FROM st.vending WHERE event_id IS NOT NULL)"
         )
-        con.execute(
+        x(
             "CREATE OR REPLACE TEMP TABLE _merged_principals AS "
             "SELECT principal_id, src_ip, max(last_seen) AS last_seen FROM ("
             "SELECT p.* FROM st.principal_address p SEMI JOIN _new_principals n "
@@ -326,40 +499,37 @@ class HuntState:
             "AND p.src_ip IS NOT DISTINCT FROM n.src_ip "
             "UNION ALL SELECT * FROM _new_principals) GROUP BY principal_id, src_ip"
         )
-        con.execute(
+        x(
             "CREATE OR REPLACE TEMP VIEW _state_groups AS "
-            f"SELECT {_GROUP_COLS} FROM st.call_group WHERE group_key NOT IN "
-            f"(SELECT group_key FROM _new_groups) UNION ALL SELECT {_GROUP_COLS} FROM _touched"
+            f"SELECT {_DETECTION_COLS} FROM ({_STORED_FOR_DETECTIONS}) WHERE group_key NOT IN "
+            f"(SELECT group_key FROM _new_groups) UNION ALL SELECT {_DETECTION_COLS} FROM _touched"
         )
-        con.execute(
+        x(
             "CREATE OR REPLACE TEMP VIEW _state_accounts AS "
             "SELECT account_id FROM st.log_account UNION SELECT account_id FROM _new_accounts"
         )
-        con.execute(
+        x(
             "CREATE OR REPLACE TEMP VIEW _state_principals AS "
             "SELECT principal_id, src_ip FROM st.principal_address UNION "
             "SELECT principal_id, src_ip FROM _new_principals"
         )
-        before = con.execute(
+        before = x(
             "SELECT coalesce(sum(call_count), 0) FROM st.call_group "
             "WHERE group_key IN (SELECT group_key FROM _new_groups)"
-        ).fetchall()[0][0]
-        added = con.execute("SELECT coalesce(sum(call_count), 0) FROM _new_groups").fetchall()
-        after = con.execute("SELECT coalesce(sum(call_count), 0) FROM _touched").fetchall()
-        return int(before + added[0][0] - after[0][0])
+        )[0][0]
+        added = x("SELECT coalesce(sum(call_count), 0) FROM _new_groups")[0][0]
+        after = x("SELECT coalesce(sum(call_count), 0) FROM _touched")[0][0]
+        return int(before + added - after)
 
     def load_into_engine(self, engine: DuckDBEngine, stats: RunStats) -> None:
         """The ``after_load`` step of :func:`imdshunt.pipeline.run`: the stored and new vending
         events and web requests as rows, the groups and accounts as given views."""
         from imdshunt.ssrf.urlclass import classify_urls
 
-        vending = _to_arrow(
-            engine.con.sql("SELECT * FROM st.vending UNION ALL SELECT * FROM _new_vending")
+        engine.load_query(
+            "api_activity", "SELECT * FROM st.vending UNION ALL SELECT * FROM _new_vending"
         )
-        engine.load_api_activity(vending.to_batches())
-        web = _to_arrow(
-            engine.con.sql("SELECT * FROM st.web_request UNION ALL SELECT * FROM _new_web")
-        )
+        web = engine.read_arrow("SELECT * FROM st.web_request UNION ALL SELECT * FROM _new_web")
         if web.num_rows:
             engine.load_http_requests(web.to_batches())
             # url_class from the rows at hand: a query would build the views before the
@@ -371,7 +541,6 @@ class HuntState:
 
     def commit(
         self,
-        parts: Partials,
         read: Sequence[InputFile],
         now: dt.datetime,
         retention_days: float | None,
@@ -379,7 +548,7 @@ class HuntState:
         """Write the staged run (inside the caller's transaction); returns the newest event."""
         x = self._execute
         x("DELETE FROM st.call_group WHERE group_key IN (SELECT group_key FROM _new_groups)")
-        x("INSERT INTO st.call_group SELECT * FROM _touched")
+        x(f"INSERT INTO st.call_group {STORED_FROM_PARTIAL.format(groups='_touched')}")
         x("INSERT INTO st.vending SELECT * FROM _new_vending")
         x(
             "INSERT INTO st.log_account SELECT account_id, max(last_seen) FROM ("
@@ -400,8 +569,9 @@ class HuntState:
         x("INSERT INTO st.web_request SELECT * FROM _new_web")
         self.mark_read(read, now)
         newest = self.newest_event()
-        if parts.newest_event is not None and (newest is None or parts.newest_event > newest):
-            newest = parts.newest_event
+        loaded = self._newest_loaded
+        if loaded is not None and (newest is None or loaded > newest):
+            newest = loaded
             self._set_meta("newest_event", newest.isoformat())
         if retention_days is not None and newest is not None:
             self.forget_before(newest - dt.timedelta(days=retention_days))
@@ -607,16 +777,15 @@ def hunt_incremental(
         )
         reader = Reader(s3_client, threads=fetch_threads(workers))
         selected = sort_inputs(fresh, reader, stats)
-        parts = partials_from_files(
-            selected,
-            reader,
-            stats,
+        ctx = LoadContext(
+            reader=reader,
+            stats=stats,
             workers=workers,
             web_log_type=web_log_type,
-            kinds=cfg.kinds,
             progress=progress,
         )
-        cross_run_duplicates = state.stage(parts)
+        new = state.load_new(selected, ctx, cfg.kinds)
+        cross_run_duplicates = state.stage()
         hunted = pipeline.run(
             state.engine,
             {},
@@ -627,7 +796,7 @@ def hunt_incremental(
             after_load=lambda engine, _stats: state.load_into_engine(engine, _stats),
             naive=_naive_from_groups,
         )
-        stats.duplicate_records = parts.duplicate_records + cross_run_duplicates
+        stats.duplicate_records = new.duplicate_records + cross_run_duplicates
         # Every new input is marked read (decoded, or skipped on purpose: digests, other
         # JSON, corrupt files) except those that could not be fetched: tried again next run
         # (and, from SQS, their messages are not deleted).
@@ -652,7 +821,7 @@ def hunt_incremental(
             to_record.append((f, fp))
         state.engine.execute("BEGIN TRANSACTION")
         try:
-            result.newest_event = state.commit(parts, read, now, retention_days)
+            result.newest_event = state.commit(read, now, retention_days)
             for f, fp in to_record:
                 state.record(f, fp, now)
             state._set_meta("config_digest", digest)

@@ -21,7 +21,12 @@ flag rather than probing members:
     the SQL rendered for its ``dialect`` with the values inlined.
 ``keeps_state``
     the engine can hunt an incremental state (``--state``, ``watch``): the state's stored call
-    groups live in its database. DuckDB only.
+    groups live in its database. DuckDB only. Such an engine offers what the state needs of
+    its database as methods (:class:`StateDatabase`), so :mod:`imdshunt.state` never touches
+    a connection: ``execute``/``execute_all`` (statements, a list in one transaction),
+    ``attach_database``, ``create_table``, ``insert_arrow``, ``read_arrow`` (rows as held,
+    no view built), ``load_query`` (a query's canonical rows appended to a canonical table)
+    and ``drop_loaded_rows`` (forget a run's rows once the state kept what it needs).
 ``hunts_store``
     the engine can hunt a compiled store (``--store``) by attaching its Parquet partitions.
     DuckDB only (in memory, see ``attaches_files``).
@@ -219,6 +224,45 @@ class Engine(ABC):
             self.close()
         except Exception as close_error:  # the run's own error is the one to see
             exc.add_note(f"closing the {self.name} engine failed too: {close_error}")
+
+
+class StateDatabase(ABC):
+    """The database an engine that ``keeps_state`` offers the incremental state
+    (:mod:`imdshunt.state`); see the module docstring."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: list | None = None) -> list[tuple]:
+        """Run a statement on the engine's database; returns its rows."""
+
+    @abstractmethod
+    def execute_all(self, statements: Iterable[str]) -> None:
+        """Run ``statements`` in order in one transaction: all take effect or none."""
+
+    @abstractmethod
+    def attach_database(self, path: str, alias: str, *, block_size: int | None = None) -> None:
+        """Attach a database file (created if absent, with ``block_size``) under ``alias``."""
+
+    @abstractmethod
+    def create_table(
+        self, name: str, schema: pa.Schema, *, temporary: bool = False, replace: bool = False
+    ) -> None:
+        """Create an empty table of an Arrow ``schema`` (kept if it exists unless ``replace``)."""
+
+    @abstractmethod
+    def insert_arrow(self, table: str, rows: pa.Table, *, replace: bool = False) -> None:
+        """Insert Arrow rows into a table in one statement (``replace``: on its primary key)."""
+
+    @abstractmethod
+    def read_arrow(self, sql: str) -> pa.Table:
+        """A statement's rows as Arrow, without settling rows or building shared views."""
+
+    @abstractmethod
+    def load_query(self, table: str, sql: str) -> int:
+        """Append a query's canonical rows to ``api_activity`` or ``http_request``."""
+
+    @abstractmethod
+    def drop_loaded_rows(self) -> None:
+        """Forget every loaded or attached row and the views computed over them."""
 
 
 class BatchLoading:

@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from imdshunt.engine.base import BatchLoading, Engine
+from imdshunt.engine.base import BatchLoading, Engine, StateDatabase
 from imdshunt.errors import EngineError
 from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, IP_CLASS, REFERENCE_TABLES
 
@@ -67,7 +67,7 @@ def _to_arrow(cursor) -> pa.Table:
     return fetch()
 
 
-class DuckDBEngine(BatchLoading, Engine):
+class DuckDBEngine(BatchLoading, StateDatabase, Engine):
     """One hunt's worth of data in DuckDB.
 
     ``database`` defaults to memory; give a path to let DuckDB spill to disk and keep memory
@@ -120,6 +120,7 @@ class DuckDBEngine(BatchLoading, Engine):
         self.duplicate_records = 0
         self._settled_duplicates = 0
         self._external: list[str] = []  # SELECTs over attached files, in canonical columns
+        self._registered: list[str] = []  # Arrow datasets those SELECTs read
         self._external_ready = False
         self._scratch: str | None = None
         self._preset: tuple[int, str, list] | None = None
@@ -189,6 +190,7 @@ class DuckDBEngine(BatchLoading, Engine):
 
             name = f"_api_activity_ext{len(self._external)}"
             self.con.register(name, ds.dataset(files, format="ipc", schema=API_ACTIVITY))
+            self._registered.append(name)
             self._external.append(f"SELECT {cols} FROM {name}")
         elif fmt == "parquet":
             listing = "[" + ", ".join(_sql_str(f) for f in files) + "]"
@@ -502,6 +504,102 @@ class DuckDBEngine(BatchLoading, Engine):
 
     def executemany(self, sql: str, rows: list[list]) -> None:
         self.con.executemany(sql, rows)
+
+    def execute_all(self, statements: Sequence[str]) -> None:
+        """Run ``statements`` in order, in one transaction: all of them take effect or none."""
+        self.execute("BEGIN TRANSACTION")
+        try:
+            for sql in statements:
+                self.execute(sql)
+        except BaseException:
+            self.execute("ROLLBACK")
+            raise
+        self.execute("COMMIT")
+
+    def attach_database(
+        self, path: str | os.PathLike, alias: str, *, block_size: int | None = None
+    ) -> None:
+        """Attach the DuckDB database file ``path`` (created if absent) as ``alias``.
+
+        ``block_size`` applies to a file this creates (a file keeps the size it was made with):
+        DuckDB's default of 256 KiB costs at least a block per table, a lot for a database of
+        a few small tables. A DuckDB without the option (before 1.2) uses its default."""
+        target = f"ATTACH {_sql_str(str(path))} AS {alias}"
+        if block_size and not os.path.exists(path):
+            try:
+                self.execute(f"{target} (BLOCK_SIZE {int(block_size)})")
+                return
+            except EngineError:
+                if os.path.exists(path):
+                    raise
+        self.execute(target)
+
+    def create_table(
+        self, name: str, schema: pa.Schema, *, temporary: bool = False, replace: bool = False
+    ) -> None:
+        """Create an empty table of ``schema`` (kept if it exists, unless ``replace``)."""
+        ddl = _ddl(name, schema)
+        if temporary or replace:
+            head = "CREATE OR REPLACE" if replace else "CREATE"
+            kind = "TEMP TABLE" if temporary else "TABLE"
+            exists = "" if replace else " IF NOT EXISTS"
+            ddl = ddl.replace("CREATE TABLE IF NOT EXISTS", f"{head} {kind}{exists}", 1)
+        self.execute(ddl)
+
+    def insert_arrow(self, table: str, rows: pa.Table, *, replace: bool = False) -> None:
+        """Insert Arrow ``rows`` into ``table`` in one statement (by position); ``replace``:
+        ``INSERT OR REPLACE`` on the table's primary key."""
+        verb = "INSERT OR REPLACE" if replace else "INSERT"
+        self.con.register("_insert_rows", rows)
+        try:
+            self.execute(f"{verb} INTO {table} SELECT * FROM _insert_rows")
+        finally:
+            self.con.unregister("_insert_rows")
+
+    def read_arrow(self, sql: str) -> pa.Table:
+        """A statement's rows as Arrow, read as the database holds them now: unlike
+        :meth:`query`, nothing is settled and no shared view is built."""
+        try:
+            return _to_arrow(self.con.sql(sql))
+        except duckdb.Error as exc:
+            raise EngineError(f"{sql.split(None, 3)[:3]}: {exc}") from exc
+
+    def load_query(self, table: str, sql: str) -> int:
+        """Append the canonical rows a query returns to ``api_activity`` (settled like loaded
+        batches: each eventID once) or ``http_request``; returns the rows appended."""
+        target = {"api_activity": "api_activity_raw", "http_request": "http_request"}[table]
+        n = self.execute(f"INSERT INTO {target} {sql}")
+        self._views_ready = False
+        return int(n[0][0]) if n else 0
+
+    def drop_loaded_rows(self) -> None:
+        """Forget every row loaded or attached (``api_activity``, ``http_request``) and the
+        views computed over them, as if nothing had been loaded; reference tables stay.
+
+        An incremental state loads a run's new files, keeps what it needs of them as SQL
+        over the rows (:mod:`imdshunt.state`), then hunts from its merged call groups."""
+        if self._materialized:
+            raise EngineError("api_activity was materialised; its rows cannot be dropped")
+        for sql in (
+            "DELETE FROM api_activity_raw",
+            "DELETE FROM api_activity_loaded",
+            "DELETE FROM http_request",
+        ):
+            self.execute(sql)
+        for name in self._registered:
+            self.con.unregister(name)
+        self._registered = []
+        self._external = []
+        self._external_ready = False
+        self._preset = None
+        self._derived_preset = {}
+        self._provided = {}
+        self._settled_duplicates = 0
+        self.duplicate_records = 0
+        self.dedup_state = None
+        self._set_api_activity_view()
+        self._views_ready = False
+        self._views_built = False
 
     def export_parquet(self, relation: str, path: str | os.PathLike) -> None:
         """Write a table or view to a zstd Parquet file."""

@@ -118,9 +118,10 @@ def _inflate(item: cloudtrail.Item, stats: RunStats) -> bytes | None:
         return None
 
 
-def _split_chunk(job: tuple[list[cloudtrail.Item], str]) -> SplitChunk:
-    """Worker: inflate a chunk; delivered files to one NDJSON spool, the others decoded."""
-    items, out_dir = job
+def _split_chunk(job: tuple[list[cloudtrail.Item], str, bool]) -> SplitChunk:
+    """Worker: inflate a chunk; delivered files to one NDJSON spool, the others decoded
+    (into Hive ``date=``/``account=`` folders with ``partition``)."""
+    items, out_dir, partition = job
     stats = RunStats()
     sources = [cloudtrail._item_source(i) for i in items]
     pieces: list[bytes] = []
@@ -149,16 +150,30 @@ def _split_chunk(job: tuple[list[cloudtrail.Item], str]) -> SplitChunk:
         spool = os.path.join(out_dir, f"spool-{uuid.uuid4().hex}.ndjson")
         with open(spool, "wb") as fh:
             fh.writelines(pieces)
-    files = _decode_exactly(exact, out_dir, stats) if exact else []
+    files = _decode_exactly(exact, out_dir, stats, partition) if exact else []
     return SplitChunk(spool, manifest, files, stats, sources)
 
 
-def _decode_exactly(items: list, out_dir: str, stats: RunStats) -> list[tuple[str, int]]:
+def _decode_exactly(
+    items: list, out_dir: str, stats: RunStats, partition: bool = False
+) -> list[tuple[str, int]]:
     tables = list(cloudtrail._chunk_tables(items, stats))
     if not tables:
         return []
     table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-    return cloudtrail.write_parquet(table, out_dir, partition=False)
+    return cloudtrail.write_parquet(table, out_dir, partition=partition)
+
+
+def _partitioned(part: str, out_dir: str) -> list[tuple[str, int]]:
+    """The rows of the Parquet file ``part`` written again into a compiled store's Hive
+    folders (the exact decoder's :func:`~imdshunt.sources.cloudtrail.write_parquet`, so both
+    paths name and split partitions alike); Arrow moves them, no Python runs per record."""
+    import pyarrow.parquet as pq
+
+    try:
+        return cloudtrail.write_parquet(pq.read_table(part), out_dir, partition=True)
+    finally:
+        os.remove(part)
 
 
 def _pipelined(fn: Callable, jobs: Iterable, workers: int) -> Iterator[tuple]:
@@ -259,21 +274,26 @@ def write_files(
     *,
     workers: int | None = None,
     threads: int | None = None,
-    on_chunk: Callable[[list[str], RunStats], None] | None = None,
+    partition: bool = False,
+    on_chunk: Callable[[list[str], RunStats, list[tuple[str, int]]], None] | None = None,
 ) -> list[tuple[str, int]]:
     """Decode CloudTrail ``items`` into canonical Parquet files under ``out_dir`` (rows, like
     :func:`imdshunt.sources.cloudtrail.write_files`): delivered files parsed by DuckDB, the rest
-    by the exact decoder. ``stats.records_parsed_natively`` counts the records DuckDB read."""
+    by the exact decoder. ``stats.records_parsed_natively`` counts the records DuckDB read.
+    ``partition``: into Hive ``date=``/``account=`` folders (a compiled store).
+    ``on_chunk(sources, stats, files)`` is called as each chunk is written."""
     workers = workers if workers is not None else (os.cpu_count() or 1)
-    jobs = ((c, out_dir) for c in cloudtrail._chunks(items))
+    jobs = ((c, out_dir, partition) for c in cloudtrail._chunks(items))
     parser = Parser(threads=threads or workers, memory_limit=PARSE_MEMORY_LIMIT)
     written: list[tuple[str, int]] = []
     try:
-        for (chunk, _), res in _pipelined(_split_chunk, jobs, workers):
+        for (chunk, *_), res in _pipelined(_split_chunk, jobs, workers):
             st = res.stats
-            written.extend(res.files)
+            files = list(res.files)
             if res.spool is not None:
-                part = os.path.join(out_dir, f"part-{uuid.uuid4().hex}.parquet")
+                # partitioned: a hidden scratch name, split into the Hive folders once parsed
+                hidden = "." if partition else ""
+                part = os.path.join(out_dir, f"{hidden}part-{uuid.uuid4().hex}.parquet")
                 try:
                     rows = parser.parse(res.spool, res.manifest, part)
                 except duckdb.InvalidInputException:
@@ -282,7 +302,7 @@ def write_files(
                         os.remove(part)
                     delivered = {m[0] for m in res.manifest}
                     again = [i for i in chunk if cloudtrail._item_source(i) in delivered]
-                    written.extend(_decode_exactly(again, out_dir, st))
+                    files.extend(_decode_exactly(again, out_dir, st, partition))
                 else:
                     present = sum(m[2] for m in res.manifest)
                     st.files_read += len(res.manifest)
@@ -294,12 +314,13 @@ def write_files(
                             present - rows,
                             example=parser.first_without_time(),
                         )
-                    written.append((part, rows))
+                    files.extend(_partitioned(part, out_dir) if partition else [(part, rows)])
                 finally:
                     os.remove(res.spool)
+            written.extend(files)
             stats.merge(st)
             if on_chunk is not None:
-                on_chunk(res.sources, st)
+                on_chunk(res.sources, st, files)
     finally:
         parser.close()
     return written

@@ -150,7 +150,7 @@ class CloudTrailSource(Source):
         done = 0
         by_uri = {f.uri: f for f in files}
 
-        def on_chunk(sources: list[str], chunk_stats: RunStats) -> None:
+        def on_chunk(sources: list[str], chunk_stats: RunStats, *_: Any) -> None:
             nonlocal done
             failed = {s.path for s in chunk_stats.files_skipped}
             ctx.done.extend(by_uri[s] for s in sources if s not in failed and s in by_uri)
@@ -189,15 +189,30 @@ class CloudTrailSource(Source):
         )
 
     def compile(self, files, out_dir, ctx, on_files) -> None:
-        from imdshunt.sources import cloudtrail
+        from imdshunt.sources import cloudtrail, cloudtrail_native
 
         by_uri = {f.uri: f for f in files}
 
-        def on_chunk(sources: list[str], out: Any) -> None:
-            failed = {s.path for s in out.stats.files_skipped}
+        def on_written(sources: list[str], stats: RunStats, written: list) -> None:
+            failed = {s.path for s in stats.files_skipped}
             done = [by_uri[s] for s in sources if s not in failed and s in by_uri]
             ctx.done.extend(done)
-            on_files(done, out.stats.records_read, len(out.files))
+            on_files(done, stats.records_read, len(written))
+
+        if cloudtrail_native.enabled():
+            # DuckDB parses the delivered files, as for a hunt (the exact decoder reads the rest)
+            cloudtrail_native.write_files(
+                self._items(files, ctx.reader),
+                ctx.stats,
+                out_dir,
+                workers=ctx.workers,
+                partition=True,
+                on_chunk=on_written,
+            )
+            return
+
+        def on_chunk(sources: list[str], out: Any) -> None:
+            on_written(sources, out.stats, out.files)
 
         cloudtrail.write_files(
             self._items(files, ctx.reader),
