@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 
 from imdshunt.cli import cli
+from imdshunt.findings import FindingKind
 from imdshunt.synth import generate_org
 
 GOLDEN = Path(__file__).parent / "golden" / "findings" / "synth_org_seed11.jsonl"
@@ -50,6 +51,6 @@ def test_a_hunt_writes_the_findings_contract_byte_for_byte(jsonl):
 
 def test_the_golden_covers_every_kind_of_finding():
     kinds = {json.loads(line)["kind"] for line in GOLDEN.read_text().splitlines()}
-    assert kinds == {"credential", "web", "correlation"}
+    assert kinds == {k.value for k in FindingKind}
     detections = {json.loads(line)["detection"] for line in GOLDEN.read_text().splitlines()}
     assert {"derived_credential_use", "imds_ssrf_attempt", "imds_theft_chain"} <= detections

@@ -26,6 +26,7 @@ from typing import Any
 import pyarrow as pa
 
 from imdshunt.callgroups import CALL_GROUP, MERGE_PARTIALS, PARTIAL_FROM_ROWS
+from imdshunt.findings import FindingKind
 from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, LINEAGE_EVENTS, TS
 from imdshunt.sources.discover import RunStats
 from imdshunt.sources.inputs import InputFile, Reader
@@ -130,7 +131,7 @@ def partials_from_files(
         finally:
             engine.close()
     web_files = {n: f for n, f in selected.items() if f and SOURCES[n].table == "http_request"}
-    if web_files and "web" in kinds:
+    if web_files and FindingKind.WEB in kinds:
         # A separate engine: url_class is built with a query, which builds the shared views,
         # and over an empty api_activity that costs nothing.
         engine = DuckDBEngine()
