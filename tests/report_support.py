@@ -11,6 +11,8 @@ import datetime as dt
 import json
 from pathlib import Path
 
+from imdshunt.findings import Finding
+
 ACCOUNT = "111122223333"
 INSTANCE = "i-0a1b2c3d4e5f60718"
 QUIET_INSTANCE = "i-0fedcba9876543210"
@@ -120,40 +122,46 @@ def write_org(root: Path, *, with_web: bool = False) -> Path:
     return root / "AWSLogs"
 
 
-def chain_for(finding: dict) -> dict:
-    """An ``imds_theft_chain`` record (as imdshunt.correlate writes it) for a theft finding."""
+def chain_for(finding: Finding) -> Finding:
+    """An ``imds_theft_chain`` finding (as imdshunt.correlate makes it) for a theft finding."""
     attempt = (START + dt.timedelta(minutes=90)).strftime("%Y-%m-%dT%H:%M:%SZ")
     url = "/fetch?url=http://169.254.169.254/latest/meta-data/iam/security-credentials/"
-    return {
-        "finding_id": "c0ffee0000000001",
-        "detection": "imds_theft_chain",
-        "severity": "critical",
-        "kind": "correlation",
-        "target_instance": finding["credential_id"],
-        "target_ips": ["10.0.1.15"],
-        "ssrf_client_ips": [THIEF_IP],
-        "ssrf_request_urls": [url + "<b>x</b>"],
-        "ssrf_endpoints": ["ec2-imds-ipv4"],
-        "first_attempt": attempt,
-        "last_attempt": attempt,
-        "account_id": finding["account_id"],
-        "role": finding["role"],
-        "credential_id": finding["credential_id"],
-        "access_key_ids": finding["access_key_ids"],
-        "source_ip": finding["source_ip"],
-        "network": finding["network"],
-        "actions": finding["actions"],
-        "event_count": finding["event_count"],
-        "first_off_box_use": finding["first_seen"],
-        "last_seen": finding["last_seen"],
-        "minutes_attempt_to_use": 5.0,
-        "timeline": [
-            {"time": attempt, "event": "ssrf_attempt", "detail": f"{THIEF_IP} -> 10.0.1.15: {url}"},
-            {"time": finding["first_seen"], "event": "first_off_box_use", "detail": "used"},
-            {"time": finding["last_seen"], "event": "last_use", "detail": "last"},
-        ],
-        "reasons": ["an SSRF attempt preceded the theft"],
-    }
+    return Finding(
+        {
+            "finding_id": "c0ffee0000000001",
+            "detection": "imds_theft_chain",
+            "severity": "critical",
+            "kind": "correlation",
+            "target_instance": finding["credential_id"],
+            "target_ips": ["10.0.1.15"],
+            "ssrf_client_ips": [THIEF_IP],
+            "ssrf_request_urls": [url + "<b>x</b>"],
+            "ssrf_endpoints": ["ec2-imds-ipv4"],
+            "first_attempt": attempt,
+            "last_attempt": attempt,
+            "account_id": finding["account_id"],
+            "role": finding["role"],
+            "credential_id": finding["credential_id"],
+            "access_key_ids": finding["access_key_ids"],
+            "source_ip": finding["source_ip"],
+            "network": finding["network"],
+            "actions": finding["actions"],
+            "event_count": finding["event_count"],
+            "first_off_box_use": finding["first_seen"],
+            "last_seen": finding["last_seen"],
+            "minutes_attempt_to_use": 5.0,
+            "timeline": [
+                {
+                    "time": attempt,
+                    "event": "ssrf_attempt",
+                    "detail": f"{THIEF_IP} -> 10.0.1.15: {url}",
+                },
+                {"time": finding["first_seen"], "event": "first_off_box_use", "detail": "used"},
+                {"time": finding["last_seen"], "event": "last_use", "detail": "last"},
+            ],
+            "reasons": ["an SSRF attempt preceded the theft"],
+        }
+    )
 
 
 def hunt_org(root: Path, *, with_web: bool = False):
@@ -164,24 +172,26 @@ def hunt_org(root: Path, *, with_web: bool = False):
     return api.hunt([logs], ip_ranges=RANGES, fetch_ip_ranges=False)
 
 
-def web_finding() -> dict:
+def web_finding() -> Finding:
     """A web (SSRF attempt) finding as the web detections write it, with hostile text."""
-    return {
-        "finding_id": "feed000000000002",
-        "detection": "imds_ssrf_attempt",
-        "severity": "medium",
-        "title": "Metadata-service address in a request to the web tier",
-        "kind": "web",
-        "log_type": "alb",
-        "time": "2026-11-02T09:30:00Z",
-        "client_ip": THIEF_IP,
-        "target_ip": "10.0.1.15",
-        "target_instance": INSTANCE,
-        "request_url": "/fetch?url=http://169.254.169.254/<script>alert(3)</script>",
-        "decoded": "http://169.254.169.254/latest/meta-data/",
-        "endpoint": "ec2-imds-ipv4",
-        "encoding": "plain",
-        "status": 200,
-        "source_file": "alb.log.gz",
-        "line_number": 17,
-    }
+    return Finding(
+        {
+            "finding_id": "feed000000000002",
+            "detection": "imds_ssrf_attempt",
+            "severity": "medium",
+            "title": "Metadata-service address in a request to the web tier",
+            "kind": "web",
+            "log_type": "alb",
+            "time": "2026-11-02T09:30:00Z",
+            "client_ip": THIEF_IP,
+            "target_ip": "10.0.1.15",
+            "target_instance": INSTANCE,
+            "request_url": "/fetch?url=http://169.254.169.254/<script>alert(3)</script>",
+            "decoded": "http://169.254.169.254/latest/meta-data/",
+            "endpoint": "ec2-imds-ipv4",
+            "encoding": "plain",
+            "status": 200,
+            "source_file": "alb.log.gz",
+            "line_number": 17,
+        }
+    )

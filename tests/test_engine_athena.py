@@ -280,12 +280,13 @@ SESSION_CALL_COLUMNS = [
 def test_the_reports_session_calls_run_on_athena_with_the_keys_inlined(buckets):
     """Athena cannot register the report's keys as a table: they are a VALUES list, a bounded
     number per query, quoted as SQL literals; the rows come back typed like DuckDB's."""
+    from imdshunt.findings import Finding
     from imdshunt.report import credential_timelines
 
     findings = [
-        {"finding_id": f"f{i}", "kind": "credential", "account_id": "111122223333",
-         "role": "it's-a-role", "credential_id": f"i-0a1b2c3d4e5f6071{i}",
-         "source_ip": "198.199.65.17"}
+        Finding({"finding_id": f"f{i}", "kind": "credential", "account_id": "111122223333",
+                 "role": "it's-a-role", "credential_id": f"i-0a1b2c3d4e5f6071{i}",
+                 "source_ip": "198.199.65.17"})
         for i in range(3)
     ]  # fmt: skip
     _queue(

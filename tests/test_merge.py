@@ -6,6 +6,7 @@ from pathlib import Path
 
 from imdshunt import api
 from imdshunt.detect import load_detections
+from imdshunt.findings import Finding
 from imdshunt.merge import merge_findings
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +39,7 @@ def _finding(detection, *, severity="high", confidence=None, ip="198.51.100.7", 
     if confidence:
         f["confidence"] = confidence
     f.update(extra)
-    return f
+    return Finding(f)
 
 
 def test_same_credential_and_address_become_one_finding_with_every_reason():
@@ -80,7 +81,7 @@ def test_the_lowest_merge_priority_leads_and_every_technique_is_kept():
     assert endpoint["merge_priority"] > cross["merge_priority"]
     [merged] = merge_findings([endpoint, cross])
     assert merged["detection"] == "ec2_instance_credential_cross_instance"
-    [reordered] = merge_findings([{**endpoint, "merge_priority": 0}, cross])
+    [reordered] = merge_findings([Finding({**endpoint, "merge_priority": 0}), cross])
     assert reordered["detection"] == "ec2_instance_credential_foreign_vpc_endpoint"
     ids = [t["id"] for t in merged["mitre"]]
     assert ids == ["T1552.005", "T1078.004", "T1021", "T1090"]  # the leader's first, each once
@@ -100,8 +101,8 @@ def test_different_addresses_or_credentials_stay_apart_and_web_findings_pass_thr
     a = _finding("ec2_instance_credential_outside_aws")
     b = _finding("ec2_instance_credential_outside_aws", ip="198.51.100.8")
     c = _finding("ec2_instance_credential_outside_aws", credential_id="i-0b2c3d4e5f6071829")
-    web1 = {"kind": "web", "detection": "imds_ssrf_attempt", "client_ip": "1.2.3.4"}
-    web2 = dict(web1)
+    web1 = Finding({"kind": "web", "detection": "imds_ssrf_attempt", "client_ip": "1.2.3.4"})
+    web2 = web1.copy()
     out = merge_findings([a, b, c, web1, web2])
     assert len(out) == 5
     assert all("detections" not in f for f in out)

@@ -63,7 +63,7 @@ def _normalised(value, roots: tuple[str, ...]):
 
 def _comparable(findings, *roots):
     return sorted(
-        (_normalised(f, tuple(str(r) for r in roots)) for f in findings),
+        (_normalised(f.to_dict(), tuple(str(r) for r in roots)) for f in findings),
         key=lambda f: f["finding_id"],
     )
 

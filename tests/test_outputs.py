@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from imdshunt.findings import Finding
 from imdshunt.outputs import OUTPUTS, RunContext
 from imdshunt.sanitize import csv_cell, inert
 
@@ -33,7 +34,7 @@ def _finding(**kw):
         "first_seen": "2026-11-02T10:01:00Z",
     }
     f.update(kw)
-    return f
+    return Finding(f)
 
 
 def _render(fmt, findings):

@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 from py_ocsf_models.events.findings.detection_finding import DetectionFinding
 
+from imdshunt.findings import Finding
 from imdshunt.outputs import OUTPUTS, RunContext
 from imdshunt.outputs.asff import batches, to_asff
 from imdshunt.outputs.ocsf import to_ocsf
@@ -109,7 +110,7 @@ def test_ocsf_record_carries_class_severity_attack_and_pivots(hunted):
 
 
 def test_ocsf_lines_keep_hostile_text_as_escaped_data(hunted):
-    f = dict(hunted.findings[0], role="web\x1b[2J\u202e")
+    f = Finding(dict(hunted.findings[0], role="web\x1b[2J\u202e"))
     out = _render("ocsf", [f])
     assert "\x1b" not in out and "\u202e" not in out  # controls are JSON escapes
     rec = json.loads(out)  # and the values round-trip exactly
@@ -146,7 +147,7 @@ def test_asff_finding_maps_severity_times_and_resources(hunted):
 
 
 def test_asff_clips_title_and_description_to_aws_limits(hunted):
-    f = dict(hunted.findings[0], title="T" * 600, reasons=["R" * 5000])
+    f = Finding(dict(hunted.findings[0], title="T" * 600, reasons=["R" * 5000]))
     doc = {"Findings": [to_asff(f)]}
     jsonschema.validate(doc, ASFF_SCHEMA)
     assert len(doc["Findings"][0]["Title"]) == 256

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from imdshunt import api
 from imdshunt.cli import cli
+from imdshunt.findings import Finding, FindingKind
 from imdshunt.state import hunt_incremental
 from tests.test_cloudtrail_source import RANGES, _layout, _records
 
@@ -45,6 +46,10 @@ def test_second_run_reads_only_new_files_and_updates_the_finding(tmp_path):
     again = _inc(logs, state)
     assert again.new == [] and again.updated == []
     assert again.stats.records_read == 0 and again.files_already_processed == 1
+    # nothing new: the findings are the last run's, read back from the state's stored JSON
+    assert not again.detected
+    assert [f.to_dict() for f in again.findings] == [f.to_dict() for f in first.findings]
+    assert again.findings[0].kind is FindingKind.CREDENTIAL
 
     _write(logs, 2)
     grown = _inc(logs, state)
@@ -191,9 +196,10 @@ def test_kill_9_mid_run_then_rerun_gives_the_uninterrupted_result(mode, tmp_path
         assert again.stats.records_read == 0
 
 
-def _with_source(findings: list[dict], local: str, remote: str) -> list[dict]:
-    text = json.dumps(findings).replace(local.rstrip("/") + "/", remote.rstrip("/") + "/")
-    return json.loads(text)
+def _with_source(findings: list[Finding], local: str, remote: str) -> list[dict]:
+    """The findings' serialised form, with the local source folder named as the remote one."""
+    text = json.dumps([f.to_dict() for f in findings])
+    return json.loads(text.replace(local.rstrip("/") + "/", remote.rstrip("/") + "/"))
 
 
 def test_memory_limited_hunt_completes_and_agrees(tmp_path):

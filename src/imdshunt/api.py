@@ -4,8 +4,8 @@ Example::
 
     from imdshunt import api
     result = api.hunt(["./AWSLogs"], ip_ranges="ip-ranges.json", allowlist=["198.51.100.0/24"])
-    for f in result.findings:
-        print(f["detection"], f["credential_id"], f["source_ip"], f["actions"])
+    for f in result.findings:  # imdshunt.findings.Finding: contract fields are attributes
+        print(f.kind, f.detection, f.credential_id, f.source_ip, f.actions)
 
 Every hunt — local paths, ``s3://``, a compiled store, an engine that queries in place, and the
 incremental hunts of :mod:`imdshunt.state` — runs the one pipeline of :mod:`imdshunt.pipeline`.

@@ -30,6 +30,7 @@ from typing import Any
 
 from imdshunt import FINDINGS_SCHEMA_VERSION
 from imdshunt.errors import UsageError
+from imdshunt.findings import Finding, FindingKind
 from imdshunt.mitre import techniques
 
 __all__ = [
@@ -142,7 +143,7 @@ def correlate_chains(
     workload_by_ip: Mapping[str, Iterable[str]] | None = None,
     window: dt.timedelta = dt.timedelta(hours=24),
     skew: dt.timedelta = dt.timedelta(minutes=5),
-) -> list[dict[str, Any]]:
+) -> list[Finding]:
     """Link SSRF attempts to later off-box use of the target instance's (task's, pod's)
     credentials.
 
@@ -176,7 +177,7 @@ def correlate_chains(
         for key in wl_map.get(target_ip, ()):
             attempts_by_workload.setdefault(key, []).append((when, web))
 
-    chains: list[dict[str, Any]] = []
+    chains: list[Finding] = []
     for theft in theft_findings:
         kind = theft.get("credential_type")
         if kind in _INSTANCE_CREDENTIALS:
@@ -201,7 +202,7 @@ def correlate_chains(
             continue
         linked.sort(key=lambda tw: tw[0])
         chains.append(_chain(theft["credential_id"], linked, theft, used))
-    chains.sort(key=lambda c: (c["first_attempt"], c["target_instance"] or c["target_workload"]))
+    chains.sort(key=lambda c: (c.first_attempt, c.target_instance or c.target_workload))
     return chains
 
 
@@ -210,7 +211,7 @@ def _chain(
     linked: list[tuple[dt.datetime, Mapping[str, Any]]],
     theft: Mapping[str, Any],
     used: dt.datetime,
-) -> dict[str, Any]:
+) -> Finding:
     """One chain finding; ``instance`` is the target's credential id (instance, task, pod
     session)."""
     kind = theft.get("credential_type") or "ec2-instance"
@@ -257,47 +258,49 @@ def _chain(
             }
         )
     key = f"{CHAIN_DETECTION}|{instance}|{theft.get('finding_id') or theft.get('source_ip')}"
-    return {
-        "finding_id": hashlib.sha256(key.encode()).hexdigest()[:16],
-        "detection": CHAIN_DETECTION,
-        "severity": "critical",
-        "title": CHAIN_TITLE,
-        "kind": "correlation",
-        "schema_version": FINDINGS_SCHEMA_VERSION,
-        "mitre": techniques(CHAIN_MITRE),
-        "description": CHAIN_DESCRIPTION,
-        "target_instance": instance if is_instance else None,
-        # the task id, or namespace/pod, when the target is a task or pod
-        "target_workload": None if is_instance else target,
-        "credential_type": kind,
-        "target_ips": targets,
-        # the attempt
-        "ssrf_client_ips": clients,
-        "ssrf_request_urls": urls,
-        "ssrf_endpoints": endpoints,
-        "ssrf_finding_ids": [w.get("finding_id") for _, w in linked if w.get("finding_id")],
-        "first_attempt": _iso(first_attempt),
-        "last_attempt": _iso(last_attempt),
-        # the theft
-        "account_id": theft.get("account_id"),
-        "role": theft.get("role"),
-        "role_arn": theft.get("role_arn"),
-        "credential_id": theft.get("credential_id"),
-        "access_key_ids": list(theft.get("access_key_ids") or []),
-        "source_ip": theft.get("source_ip"),
-        "network": theft.get("network"),
-        "actions": actions,
-        "event_count": theft.get("event_count"),
-        "theft_detection": theft.get("detection"),
-        "theft_finding_id": theft.get("finding_id"),
-        "first_off_box_use": _iso(used),
-        "last_seen": _iso(last_use) if last_use else None,
-        "minutes_attempt_to_use": round((used - first_attempt).total_seconds() / 60, 1),
-        "timeline": timeline,
-        "reasons": [
-            f"{', '.join(clients) or 'a client'} sent the {'/'.join(endpoints)} address to the "
-            f"web tier of {target} at {_iso(first_attempt)}",
-            f"{target}'s {what} was then used from {theft.get('source_ip')} at "
-            f"{_iso(used)} ({round((used - first_attempt).total_seconds() / 60, 1)} min later)",
-        ],
-    }
+    return Finding(
+        {
+            "finding_id": hashlib.sha256(key.encode()).hexdigest()[:16],
+            "detection": CHAIN_DETECTION,
+            "severity": "critical",
+            "title": CHAIN_TITLE,
+            "kind": FindingKind.CORRELATION,
+            "schema_version": FINDINGS_SCHEMA_VERSION,
+            "mitre": techniques(CHAIN_MITRE),
+            "description": CHAIN_DESCRIPTION,
+            "target_instance": instance if is_instance else None,
+            # the task id, or namespace/pod, when the target is a task or pod
+            "target_workload": None if is_instance else target,
+            "credential_type": kind,
+            "target_ips": targets,
+            # the attempt
+            "ssrf_client_ips": clients,
+            "ssrf_request_urls": urls,
+            "ssrf_endpoints": endpoints,
+            "ssrf_finding_ids": [w.get("finding_id") for _, w in linked if w.get("finding_id")],
+            "first_attempt": _iso(first_attempt),
+            "last_attempt": _iso(last_attempt),
+            # the theft
+            "account_id": theft.get("account_id"),
+            "role": theft.get("role"),
+            "role_arn": theft.get("role_arn"),
+            "credential_id": theft.get("credential_id"),
+            "access_key_ids": list(theft.get("access_key_ids") or []),
+            "source_ip": theft.get("source_ip"),
+            "network": theft.get("network"),
+            "actions": actions,
+            "event_count": theft.get("event_count"),
+            "theft_detection": theft.get("detection"),
+            "theft_finding_id": theft.get("finding_id"),
+            "first_off_box_use": _iso(used),
+            "last_seen": _iso(last_use) if last_use else None,
+            "minutes_attempt_to_use": round((used - first_attempt).total_seconds() / 60, 1),
+            "timeline": timeline,
+            "reasons": [
+                f"{', '.join(clients) or 'a client'} sent the {'/'.join(endpoints)} address to the "
+                f"web tier of {target} at {_iso(first_attempt)}",
+                f"{target}'s {what} was then used from {theft.get('source_ip')} at "
+                f"{_iso(used)} ({round((used - first_attempt).total_seconds() / 60, 1)} min later)",
+            ],
+        }
+    )

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from imdshunt.errors import ConfigError, DetectionError
+from imdshunt.findings import DETECTION_KINDS, FindingKind
 from imdshunt.mitre import known_ids, techniques
 
 DETECTIONS_DIR = Path(__file__).resolve().parent / "detections"
@@ -25,8 +26,8 @@ SHARED_SQL_DIR = DETECTIONS_DIR / "_shared"
 _INCLUDE = re.compile(r"^([ \t]*)--[ \t]*imdshunt:[ \t]*include[ \t]+(\w+)[ \t]*$", re.M)
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 REQUIRED_KEYS = ("id", "title", "severity", "description", "kind")
-#: What a detection reads: credential use (CloudTrail) or web requests.
-KINDS = ("credential", "web", "exposure")
+#: What a detection reads and emits: credential use (CloudTrail) or web requests.
+KINDS = tuple(k.value for k in DETECTION_KINDS)
 #: ``merge_priority`` of a detection.yml that does not set one: after every one that does.
 DEFAULT_MERGE_PRIORITY = 100
 
@@ -36,7 +37,7 @@ class Detection:
     id: str
     title: str
     severity: str
-    kind: str
+    kind: FindingKind
     description: str
     sql: str
     folder: Path
@@ -178,7 +179,11 @@ def load_detection(folder: Path) -> Detection:
         )
     if meta["severity"] not in SEVERITIES:
         raise DetectionError(str(meta_path), f"severity must be one of {SEVERITIES}")
-    if meta["kind"] not in KINDS:
+    try:
+        kind: FindingKind | None = FindingKind(meta["kind"])
+    except ValueError:
+        kind = None
+    if kind not in DETECTION_KINDS:  # chains (FindingKind.CORRELATION) are made by correlate
         raise DetectionError(str(meta_path), f"kind must be one of {KINDS}")
     mitre = tuple(str(x) for x in meta.get("mitre") or ())
     unnamed = [m for m in mitre if m not in known_ids()]
@@ -198,7 +203,7 @@ def load_detection(folder: Path) -> Detection:
         id=meta["id"],
         title=meta["title"],
         severity=meta["severity"],
-        kind=meta["kind"],
+        kind=kind,
         description=meta["description"].strip(),
         sql=_expand_includes(sql_path.read_text(), folder),
         folder=folder,
@@ -229,7 +234,7 @@ def describe(det: Detection) -> dict[str, Any]:
         "id": det.id,
         "title": det.title,
         "severity": det.severity,
-        "kind": det.kind,
+        "kind": det.kind.value,
         "mitre": list(det.mitre),
         "merge_priority": det.merge_priority,
         "params": det.params,

@@ -7,7 +7,10 @@ or dropping one needs a bump of :data:`imdshunt.FINDINGS_SCHEMA_VERSION`.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -16,6 +19,23 @@ from imdshunt import FINDINGS_SCHEMA_VERSION
 
 if TYPE_CHECKING:
     from imdshunt.detect import Detection
+
+
+class FindingKind(enum.StrEnum):
+    """What a finding is about: the contract's ``kind``, exactly the values a hunt emits."""
+
+    #: A credential used where it should not be (CloudTrail; detections of kind credential and
+    #: the lineage's derived_credential_use).
+    CREDENTIAL = "credential"
+    #: A request that carried a metadata-service address to a web tier (web logs).
+    WEB = "web"
+    #: An SSRF attempt linked to the later theft of its target's credential
+    #: (``imds_theft_chain``, made by :mod:`imdshunt.correlate`, never by a detection).
+    CORRELATION = "correlation"
+
+
+#: The kinds a detection (detection.yml ``kind``) may have: what it reads and emits.
+DETECTION_KINDS = (FindingKind.CREDENTIAL, FindingKind.WEB)
 
 SEVERITY_RANK = {"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}
 
@@ -204,8 +224,8 @@ CORRELATION_FIELDS = {
 
 #: Which columns identify "the same finding" across runs, per kind.
 IDENTITY_FIELDS = {
-    "credential": ("detection", "account_id", "role", "credential_id", "source_ip"),
-    "web": ("detection", "client_ip", "target_ip", "endpoint"),
+    FindingKind.CREDENTIAL: ("detection", "account_id", "role", "credential_id", "source_ip"),
+    FindingKind.WEB: ("detection", "client_ip", "target_ip", "endpoint"),
 }
 
 
@@ -229,14 +249,139 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def finding_id(record: dict[str, Any], kind: str) -> str:
+def finding_id(record: Mapping[str, Any], kind: FindingKind) -> str:
     """A stable id: the same credential used from the same place is the same finding."""
     key = "|".join(str(record.get(f) or "") for f in IDENTITY_FIELDS.get(kind, ("detection",)))
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def from_arrow(table: pa.Table, detection: Detection) -> list[dict]:
-    """Turn a detection's result rows into contract records carrying its metadata.
+#: The contract fields written first, in this order, per kind; the rest follow in the order
+#: they were set. A chain has always been written in the web order (its leading fields are
+#: finding_id, detection, severity, title and target_instance), and the contract keeps it.
+_LEADING_FIELDS = {
+    FindingKind.CREDENTIAL: CREDENTIAL_FIELDS,
+    FindingKind.WEB: WEB_FIELDS,
+    FindingKind.CORRELATION: WEB_FIELDS,
+}
+
+#: Every documented field (all kinds): each is an attribute of :class:`Finding`.
+FINDING_FIELDS = tuple(
+    dict.fromkeys(
+        (
+            *CREDENTIAL_FIELDS,
+            *WEB_FIELDS,
+            *COMMON_FIELDS,
+            *CREDENTIAL_OPTIONAL_FIELDS,
+            *WEB_OPTIONAL_FIELDS,
+            *CORRELATION_FIELDS,
+        )
+    )
+)
+
+
+class _Field:
+    """One contract field as an attribute of :class:`Finding`: reads None when the finding
+    does not carry it (it is then left out of the serialised form), writes into the record."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Finding | None, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.record.get(self.name)
+
+    def __set__(self, obj: Finding, value: Any) -> None:
+        obj.record[self.name] = value
+
+
+@dataclass(eq=False, slots=True, init=False)
+class Finding(Mapping[str, Any]):
+    """One finding of a hunt: its :class:`FindingKind` and its contract fields.
+
+    One class for every kind, not a subclass per kind: the kinds share most of their fields
+    (a chain carries a credential's account, role, source and actions and a web attempt's
+    targets; ``confidence``, ``reasons`` and ``first_seen`` are on several kinds), and the
+    outputs read them across kinds, so what varies per kind is only the order of the leading
+    fields (``_LEADING_FIELDS``) and which fields identify it (:data:`IDENTITY_FIELDS`). Code
+    decides by :attr:`kind`, never by comparing strings.
+
+    Every documented field (:data:`FINDING_FIELDS`) is an attribute: ``f.source_ip`` is None when
+    the finding does not carry it. The data is kept as the record it serialises to, in the order
+    its fields were set (``record``), so that writing the JSON lines contract is one dict in
+    contract order (:meth:`to_dict`) with no per-field conversion, and a field that was never
+    set stays out of the output while one set to None is written as null, exactly as before
+    findings were typed. A finding reads as a (read-only) mapping of that record too:
+    ``f["source_ip"]``, ``"artifacts" in f``; it changes only through its attributes.
+    """
+
+    record: dict[str, Any]
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        rec = dict(record)
+        try:
+            rec["kind"] = FindingKind(rec["kind"])
+        except (KeyError, ValueError) as exc:
+            raise ValueError(
+                f"a finding's kind must be one of {[k.value for k in FindingKind]}, "
+                f"not {rec.get('kind')!r}"
+            ) from exc
+        self.record = rec
+
+    @property
+    def kind(self) -> FindingKind:
+        return self.record["kind"]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.record[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.record)
+
+    def __len__(self) -> int:
+        return len(self.record)
+
+    def __repr__(self) -> str:
+        return f"Finding({self.record!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The serialised form (the JSON lines contract): the kind's leading fields first, in
+        contract order, then the others in the order they were set; absent fields left out."""
+        rec = self.record
+        out = {k: rec[k] for k in _LEADING_FIELDS[self.kind] if k in rec}
+        for k, v in rec.items():
+            if k not in out:
+                out[k] = v
+        return out
+
+    def copy(self) -> Finding:
+        """A finding with a copy of this one's record (field values shared)."""
+        return Finding(self.record)
+
+    def update(self, fields: Mapping[str, Any]) -> None:
+        """Set several fields at once (new ones go last, as attribute writes do)."""
+        if "kind" in fields:
+            raise ValueError("a finding's kind is fixed when it is made")
+        self.record.update(fields)
+
+
+for _name in FINDING_FIELDS:
+    if _name != "kind":
+        if hasattr(Finding, _name):  # a contract field must not shadow the class's own API
+            raise AssertionError(f"contract field {_name!r} clashes with Finding.{_name}")
+        setattr(Finding, _name, _Field(_name))
+del _name
+
+
+def findings_from_records(records: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """Findings from their serialised form (JSON lines, a state's stored JSON)."""
+    return [Finding(r) for r in records]
+
+
+def from_arrow(table: pa.Table, detection: Detection) -> list[Finding]:
+    """Turn a detection's result rows into findings carrying its metadata.
 
     A row's own ``severity`` column (a detection that grades its findings) wins over the
     metadata's.
@@ -256,27 +401,22 @@ def from_arrow(table: pa.Table, detection: Detection) -> list[dict]:
         rec["mitre"] = detection.techniques()
         rec["description"] = detection.description
         rec["merge_priority"] = detection.merge_priority
-        out.append(rec)
+        out.append(Finding(rec))
     return out
 
 
-def ordered(record: dict[str, Any]) -> dict[str, Any]:
-    """The record with contract fields first (in contract order), then any extra fields."""
-    fields = CREDENTIAL_FIELDS if record.get("kind") == "credential" else WEB_FIELDS
-    out = {k: record.get(k) for k in fields if k in record}
-    for k, v in record.items():
-        if k not in out:
-            out[k] = v
-    return out
+def ordered(finding: Finding) -> dict[str, Any]:
+    """The finding's serialised form (see :meth:`Finding.to_dict`)."""
+    return finding.to_dict()
 
 
-def sort_findings(findings: list[dict]) -> list[dict]:
+def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(
         findings,
         key=lambda f: (
-            -SEVERITY_RANK.get(f.get("severity", "info"), 0),
-            str(f.get("first_seen") or f.get("time") or ""),
-            f.get("detection", ""),
-            f.get("finding_id", ""),
+            -SEVERITY_RANK.get(f.severity or "info", 0),
+            str(f.first_seen or f.time or ""),
+            f.detection or "",
+            f.finding_id or "",
         ),
     )

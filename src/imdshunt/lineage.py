@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from imdshunt.findings import SEVERITY_RANK, from_arrow, iso_z
+from imdshunt.findings import SEVERITY_RANK, Finding, FindingKind, from_arrow, iso_z
 from imdshunt.schema import TS
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def _round_sql(dialect: str) -> str:
     return transpile(ROUND_SQL, dialect)
 
 
-def _roots(findings: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def _roots(findings: Sequence[Finding]) -> list[dict[str, Any]]:
     """Frontier rows of the credential findings: each stolen key, from the finding's address;
     the session's ARN where no key was recorded."""
     rows = []
@@ -213,13 +213,13 @@ def artifact(ev: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def follow(engine: Engine, findings: Sequence[dict[str, Any]]) -> tuple[list, list]:
+def follow(engine: Engine, findings: Sequence[Finding]) -> tuple[list, list]:
     """Follow the credential findings' lineage on ``engine``: (lineage calls, derived rows).
 
     Each lineage call is a ``lineage_event`` row with the root it descends from; each derived
     row is a :data:`DERIVED_CREDENTIAL` record. A credential reached from two roots belongs to
     the first (roots in order of first use)."""
-    frontier = _roots([f for f in findings if f.get("kind") == "credential"])
+    frontier = _roots([f for f in findings if f.kind is FindingKind.CREDENTIAL])
     if not frontier or not engine.has_rows("lineage_event"):
         return [], []
     seen_events: set[str] = set()
@@ -271,10 +271,10 @@ def follow(engine: Engine, findings: Sequence[dict[str, Any]]) -> tuple[list, li
 
 def add_lineage(
     engine: Engine,
-    findings: list[dict[str, Any]],
+    findings: list[Finding],
     detections: dict[str, Detection] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[Finding]:
     """The findings with their lineage: artifacts on each root (and on each derived finding
     that made them), and one finding per used derived credential from every selected lineage
     detection (``stage: lineage``). Findings are changed in place; the new ones are returned
@@ -286,14 +286,14 @@ def add_lineage(
     for ev in calls:
         root = by_id.get(ev["root_finding_id"])
         if root is not None:
-            root.setdefault("artifacts", []).append(artifact(ev))
+            _add_artifact(root, artifact(ev))
     lineage_dets = [d for d in (detections or {}).values() if is_lineage_detection(d)]
     if not derived or not lineage_dets:
         return findings
     engine.register_table(
         "derived_credential", pa.Table.from_pylist(derived, DERIVED_CREDENTIAL), scratch=True
     )
-    new: list[dict[str, Any]] = []
+    new: list[Finding] = []
     for det in lineage_dets:
         table = engine.run_detection(det, (params or {}).get(det.id))
         new.extend(from_arrow(table, det))
@@ -301,16 +301,12 @@ def add_lineage(
     return findings + new
 
 
-def _link(
-    new: list[dict[str, Any]], calls: list[dict[str, Any]], roots: dict[str, dict[str, Any]]
-) -> None:
+def _link(new: list[Finding], calls: list[dict[str, Any]], roots: dict[str, Finding]) -> None:
     """Parent finding ids through the tree, each derived finding's own artifacts, and the
     root's list of its derived findings."""
-    by_key: dict[str, dict[str, Any]] = {}
+    by_key: dict[str, Finding] = {}
     for f in new:
-        f["finding_id"] = hashlib.sha256(
-            f"{f['detection']}|{f.get('derived_id')}".encode()
-        ).hexdigest()[:16]
+        f.finding_id = hashlib.sha256(f"{f.detection}|{f.derived_id}".encode()).hexdigest()[:16]
         for key in f.get("access_key_ids") or []:
             by_key.setdefault(key, f)
         if f.get("derived_access_key_id"):
@@ -322,18 +318,26 @@ def _link(
             f.get("parent_session") or ""
         )
         if parent is not None and parent is not f and (f.get("lineage_depth") or 1) > 1:
-            f["parent_finding_id"] = parent["finding_id"]
+            f.parent_finding_id = parent.finding_id
         else:
-            f["parent_finding_id"] = f.get("root_finding_id")
+            f.parent_finding_id = f.root_finding_id
         root = roots.get(f.get("root_finding_id") or "")
         if root is not None:
-            ids = root.setdefault("derived_finding_ids", [])
-            ids.append(f["finding_id"])
+            if root.derived_finding_ids is None:
+                root.derived_finding_ids = []
+            ids = root.derived_finding_ids
+            ids.append(f.finding_id)
             ids.sort()  # whatever order the engine returned the rows in
             rank = SEVERITY_RANK.get(root.get("severity") or "info", 0)
             if SEVERITY_RANK.get(f.get("severity") or "info", 0) < rank:
-                f["severity"] = root["severity"]  # at least the parent's, whatever the SQL said
+                f.severity = root.severity  # at least the parent's, whatever the SQL said
     for ev in calls:
         maker = by_key.get(ev.get("access_key_id") or "") or by_key.get(ev.get("actor_arn") or "")
         if maker is not None:
-            maker.setdefault("artifacts", []).append(artifact(ev))
+            _add_artifact(maker, artifact(ev))
+
+
+def _add_artifact(finding: Finding, record: dict[str, Any]) -> None:
+    if finding.artifacts is None:
+        finding.artifacts = []
+    finding.artifacts.append(record)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from imdshunt.detect import DEFAULT_MERGE_PRIORITY
-from imdshunt.findings import SEVERITY_RANK
+from imdshunt.findings import SEVERITY_RANK, Finding, FindingKind
 
 #: The fields that make two credential findings "the same credential used from the same place".
 MERGE_KEY = ("account_id", "role", "credential_type", "credential_id", "source_ip")
@@ -28,17 +28,17 @@ DEFAULT_MAX_EVENT_IDS = 50
 _UNION_FIELDS = ("access_key_ids", "actions", "user_agents", "regions", "evidence")
 
 
-def strength(finding: dict[str, Any]) -> tuple:
+def strength(finding: Finding) -> tuple:
     """Sort key, strongest first: severity, confidence, the detection's ``merge_priority``
     (detection.yml: direct address evidence before inventory-backed binding before inferred
     binding), detection id, finding id."""
     return (
-        -SEVERITY_RANK.get(finding.get("severity", "info"), 0),
+        -SEVERITY_RANK.get(finding.severity or "info", 0),
         # A finding without a confidence (outside AWS) rests on the address class: certain.
-        -CONFIDENCE_RANK.get(finding.get("confidence") or "high", 0),
+        -CONFIDENCE_RANK.get(finding.confidence or "high", 0),
         finding.get("merge_priority", DEFAULT_MERGE_PRIORITY),
-        str(finding.get("detection", "")),
-        str(finding.get("finding_id", "")),
+        str(finding.detection or ""),
+        str(finding.finding_id or ""),
     )
 
 
@@ -51,11 +51,11 @@ def _union(lists: Iterable[Any]) -> list:
     return out
 
 
-def _fold(group: list[dict[str, Any]]) -> dict[str, Any]:
+def _fold(group: list[Finding]) -> Finding:
     group = sorted(group, key=strength)
-    head = dict(group[0])
     if len(group) == 1:
-        return head
+        return group[0].copy()
+    head = dict(group[0].record)
     head["detections"] = _union([[f["detection"]] for f in group])
     head["merged_finding_ids"] = [f.get("finding_id") for f in group[1:]]
     head["reasons"] = _union(f.get("reasons") for f in group)
@@ -82,10 +82,10 @@ def _fold(group: list[dict[str, Any]]) -> dict[str, Any]:
         for k, v in f.items():
             if head.get(k) is None and v is not None:
                 head[k] = v
-    return head
+    return Finding(head)
 
 
-def merge_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def merge_findings(findings: list[Finding]) -> list[Finding]:
     """Fold credential findings of different detections that share :data:`MERGE_KEY`.
 
     Only findings of *different* detections are folded: a detection's own grouping is
@@ -94,21 +94,21 @@ def merge_findings(findings: list[dict[str, Any]]) -> list[dict[str, Any]]:
     group is left as it is. Other findings pass through. The result keeps the input order of
     each group's first finding.
     """
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    groups: dict[tuple, list[Finding]] = {}
     order: list[tuple] = []
     for i, f in enumerate(findings):
-        if f.get("kind") == "credential":
-            key = ("credential", *(f.get(k) for k in MERGE_KEY))
+        if f.kind is FindingKind.CREDENTIAL:
+            key = (f.kind, *(f.get(k) for k in MERGE_KEY))
         else:
             key = ("other", i)
         if key not in groups:
             groups[key] = []
             order.append(key)
         groups[key].append(f)
-    out: list[dict[str, Any]] = []
+    out: list[Finding] = []
     for k in order:
         group = groups[k]
-        detections = [f.get("detection") for f in group]
+        detections = [f.detection for f in group]
         if len(set(detections)) == len(detections):
             out.append(_fold(group))
         else:

@@ -32,7 +32,7 @@ from imdshunt.enrich.ipranges import (
     IpRangesInfo,
     load_classifier,
 )
-from imdshunt.findings import from_arrow, sort_findings
+from imdshunt.findings import Finding, FindingKind, from_arrow, sort_findings
 from imdshunt.lineage import add_lineage, is_lineage_detection
 from imdshunt.merge import merge_findings
 from imdshunt.sources.discover import RunStats
@@ -98,7 +98,7 @@ class HuntConfig:
 
 @dataclass
 class HuntResult:
-    findings: list[dict]
+    findings: list[Finding]
     stats: RunStats
     naive: dict[str, Any] = field(default_factory=dict)
     ip_ranges: IpRangesInfo | None = None
@@ -161,7 +161,7 @@ def run(
         for name, files in selected.items():
             if not files or SOURCES[name].table == "api_activity":
                 continue
-            if "web" in kinds:
+            if FindingKind.WEB in kinds:
                 SOURCES[name].load(files, engine, ctx)
             else:
                 for f in files:
@@ -171,7 +171,7 @@ def run(
     # 4. detect and merge, 5. correlate
     findings = run_detections(engine, cfg.detections, cfg.params, kinds=kinds)
     # 4b. lineage: what the stolen credentials minted, and its use (imdshunt.lineage)
-    if "credential" in kinds:
+    if FindingKind.CREDENTIAL in kinds:
         findings = add_lineage(
             engine,
             findings,
@@ -190,7 +190,7 @@ def run(
     )
     # 6. what the run had and lacked
     naive = (naive or naive_rule)(engine)
-    notes = evidence_notes(engine, cfg.inventory) if "credential" in kinds else []
+    notes = evidence_notes(engine, cfg.inventory) if FindingKind.CREDENTIAL in kinds else []
     return HuntResult(
         findings,
         stats,
@@ -232,9 +232,9 @@ def run_detections(
     detections: dict[str, Detection] | None = None,
     params: dict[str, dict[str, Any]] | None = None,
     *,
-    kinds: Sequence[str] = ("credential", "web"),
+    kinds: Sequence[str] = (FindingKind.CREDENTIAL, FindingKind.WEB),
     merge: bool = True,
-) -> list[dict]:
+) -> list[Finding]:
     """Run every detection of ``kinds`` whose input tables hold data; returns findings.
 
     With ``merge`` (the default) credential findings about the same credential and source
@@ -243,11 +243,14 @@ def run_detections(
     """
     detections = detections if detections is not None else load_detections()
     params = params or {}
-    findings: list[dict] = []
+    findings: list[Finding] = []
     engine.ensure_views()
     has = {
         kind: engine.has_rows(table)
-        for kind, table in (("credential", "api_activity"), ("web", "http_request"))
+        for kind, table in (
+            (FindingKind.CREDENTIAL, "api_activity"),
+            (FindingKind.WEB, "http_request"),
+        )
         if kind in kinds
     }
     for det in detections.values():
@@ -276,13 +279,13 @@ def learned_instance_addresses(engine: Engine) -> dict[str, str]:
 
 
 def link_chains(
-    findings: list[dict],
+    findings: list[Finding],
     engine: Engine,
     instance_by_ip: dict[str, str] | None = None,
     *,
     window_hours: float = 24,
     workload_by_ip: dict[str, set[str]] | None = None,
-) -> list[dict]:
+) -> list[Finding]:
     """Name each SSRF target's instance and link attempts to later thefts (``imds_theft_chain``)
     of the target instance's, task's or pod's credential."""
     from imdshunt.correlate import (
@@ -291,12 +294,12 @@ def link_chains(
         learned_workload_addresses,
     )
 
-    web = [f for f in findings if f.get("kind") == "web"]
+    web = [f for f in findings if f.kind is FindingKind.WEB]
     cred = [
         f
         for f in findings
-        if f.get("kind") == "credential"
-        and f.get("credential_type") in {"ec2-instance", *WORKLOAD_CREDENTIALS}
+        if f.kind is FindingKind.CREDENTIAL
+        and f.credential_type in {"ec2-instance", *WORKLOAD_CREDENTIALS}
     ]
     if not web:
         return []
@@ -304,8 +307,8 @@ def link_chains(
     mapping = learned_instance_addresses(engine) if has_calls else {}
     mapping.update(instance_by_ip or {})
     for f in web:
-        if not f.get("target_instance") and f.get("target_ip"):
-            f["target_instance"] = mapping.get(f["target_ip"])
+        if not f.target_instance and f.target_ip:
+            f.target_instance = mapping.get(f.target_ip)
     if not cred:
         return []
     # Tasks and pods: learned from their own endpoint calls, then the inventory's.

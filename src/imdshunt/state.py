@@ -80,6 +80,7 @@ from imdshunt.callgroups import (
 )
 from imdshunt.engine.duckdb import DuckDBEngine
 from imdshunt.errors import UsageError
+from imdshunt.findings import Finding, FindingKind, findings_from_records
 from imdshunt.request import HuntRequest
 from imdshunt.schema import API_ACTIVITY, HTTP_REQUEST, LINEAGE_EVENTS, TS
 from imdshunt.sources.discover import RunStats
@@ -219,9 +220,9 @@ class StateBusyError(UsageError):
 
 @dataclass
 class IncrementalResult:
-    new: list[dict] = field(default_factory=list)
-    updated: list[dict] = field(default_factory=list)
-    findings: list[dict] = field(default_factory=list)  # everything known after this run
+    new: list[Finding] = field(default_factory=list)
+    updated: list[Finding] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)  # everything known after this run
     stats: RunStats = field(default_factory=RunStats)
     files_already_processed: int = 0
     naive: dict[str, Any] = field(default_factory=dict)
@@ -239,21 +240,21 @@ class IncrementalResult:
     detected: bool = True
 
     @property
-    def changes(self) -> list[dict]:
-        return [dict(f, change="new") for f in self.new] + [
-            dict(f, change="updated") for f in self.updated
+    def changes(self) -> list[Finding]:
+        return [Finding({**f.record, "change": "new"}) for f in self.new] + [
+            Finding({**f.record, "change": "updated"}) for f in self.updated
         ]
 
 
-def _fingerprint(f: dict) -> str:
+def _fingerprint(f: Finding) -> str:
     """What makes a finding 'changed': more events, a later last use, new keys or actions."""
     key = json.dumps(
         [
-            f.get("event_count"),
-            f.get("last_seen"),
-            f.get("access_key_ids"),
-            f.get("actions"),
-            f.get("reasons"),
+            f.event_count,
+            f.last_seen,
+            f.access_key_ids,
+            f.actions,
+            f.reasons,
         ],
         sort_keys=True,
         default=str,
@@ -261,16 +262,14 @@ def _fingerprint(f: dict) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def _count(f: dict) -> int:
-    return int(f.get("event_count") or f.get("request_count") or 0)
+def _count(f: Finding) -> int:
+    return int(f.event_count or f.request_count or 0)
 
 
-def _shrank(old: dict, new: dict) -> bool:
+def _shrank(old: Finding, new: Finding) -> bool:
     """A finding with fewer events or an earlier last use than reported: retention forgot
     part of its evidence. That is no news, so it is recorded but not reported."""
-    return _count(new) < _count(old) or str(new.get("last_seen") or "") < str(
-        old.get("last_seen") or ""
-    )
+    return _count(new) < _count(old) or str(new.last_seen or "") < str(old.last_seen or "")
 
 
 _SCHEMA = [
@@ -392,12 +391,12 @@ class HuntState:
         )
         self.engine.insert_arrow("st.input_file", table, replace=True)
 
-    def record(self, f: dict, fingerprint: str, now: dt.datetime) -> None:
+    def record(self, f: Finding, fingerprint: str, now: dt.datetime) -> None:
         self._execute(
             "INSERT OR REPLACE INTO st.reported_finding VALUES (?, ?, "
             "coalesce((SELECT first_reported FROM st.reported_finding WHERE finding_id = ?), ?), "
             "?, ?)",
-            [f["finding_id"], fingerprint, f["finding_id"], now, now, json.dumps(f, default=str)],
+            [f.finding_id, fingerprint, f.finding_id, now, now, json.dumps(f.record, default=str)],
         )
 
     def newest_event(self) -> dt.datetime | None:
@@ -450,7 +449,7 @@ class HuntState:
             newest.append(engine.execute("SELECT max(event_time) FROM api_activity")[0][0])
             engine.drop_loaded_rows()
         web = {n: f for n, f in selected.items() if f and SOURCES[n].table == "http_request"}
-        if web and "web" in kinds:
+        if web and FindingKind.WEB in kinds:
             # After the API rows are forgotten: the web load builds url_class with a query,
             # which builds the shared views, and over an empty api_activity that costs nothing.
             for name, files in web.items():
@@ -764,7 +763,7 @@ def hunt_incremental(
         if not fresh and last and state.meta("config_digest") == digest:
             doc = json.loads(last)
             result.findings, result.naive, result.notes = (
-                doc["findings"],
+                findings_from_records(doc["findings"]),
                 doc["naive"],
                 doc["notes"],
             )
@@ -811,12 +810,12 @@ def hunt_incremental(
         to_record = []
         for f in result.findings:
             fp = _fingerprint(f)
-            old = before.get(f["finding_id"])
+            old = before.get(f.finding_id)
             if old is not None and old[0] == fp:
                 continue
             if old is None:
                 result.new.append(f)
-            elif not _shrank(json.loads(old[1]), f):
+            elif not _shrank(Finding(json.loads(old[1])), f):
                 result.updated.append(f)
             to_record.append((f, fp))
         state.engine.execute("BEGIN TRANSACTION")
@@ -828,7 +827,11 @@ def hunt_incremental(
             state._set_meta(
                 "last_result",
                 json.dumps(
-                    {"findings": result.findings, "naive": result.naive, "notes": result.notes},
+                    {
+                        "findings": [f.record for f in result.findings],
+                        "naive": result.naive,
+                        "notes": result.notes,
+                    },
                     default=str,
                 ),
             )

@@ -147,9 +147,15 @@ def ingest(
     seen = read_manifest(root)
     todo: dict[str, list] = {}
     for name, files in selected.items():
-        if SOURCES[name].table != "api_activity":
+        source = SOURCES[name]
+        if source.table != "api_activity" or not source.compiles:
+            why = (
+                "the store holds API activity"
+                if source.table != "api_activity"
+                else "its source cannot be compiled into a store"
+            )
             for f in files:
-                stats.skip_file(f.uri, f"{name} log (the store holds API activity)")
+                stats.skip_file(f.uri, f"{name} log ({why})")
             continue
         for f in files:
             if seen.get(f.key) == f.version:

@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from imdshunt.findings import Finding, FindingKind
 from imdshunt.outputs.base import Output, RunContext
 from imdshunt.outputs.common import (
     artifact_summary,
@@ -49,20 +50,19 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _types(finding: dict[str, Any]) -> list[str]:
+def _types(finding: Finding) -> list[str]:
     out = []
     for t in techniques_of(finding):
         parent = t.get("parent")
         name = f"{parent['name']}: {t['name']}" if parent else t["name"]
         tactics = t.get("tactics") or [{"name": "Credential Access"}]
         out.append(f"TTPs/{tactics[0]['name']}/{name}")
-    detection = str(finding.get("detection") or "")
-    if detection.startswith("ec2_instance_credential") or "credential" in detection:
+    if finding.kind is FindingKind.CREDENTIAL:
         out.append("Unusual Behaviors/User/Credential used outside its workload")
     return out or ["TTPs/Credential Access/Unsecured Credentials: Cloud Instance Metadata API"]
 
 
-def _resources(f: dict[str, Any], account: str, region: str) -> list[dict[str, Any]]:
+def _resources(f: Finding, account: str, region: str) -> list[dict[str, Any]]:
     res: list[dict[str, Any]] = []
     subject = f.get("credential_id") or f.get("target_instance")
     if subject and (f.get("credential_type") in (None, "ec2-instance")):
@@ -101,7 +101,7 @@ def _resources(f: dict[str, Any], account: str, region: str) -> list[dict[str, A
 
 
 def to_asff(
-    finding: dict[str, Any],
+    finding: Finding,
     *,
     aws_account_id: str | None = None,
     aws_region: str | None = None,
@@ -120,7 +120,7 @@ def to_asff(
     product_fields = {
         "imdshunt/detection": detection,
         "imdshunt/finding_id": str(f.get("finding_id") or ""),
-        "imdshunt/kind": str(f.get("kind") or ""),
+        "imdshunt/kind": f.kind.value,
     }
     for key in ("credential_type", "credential_id", "network", "event_count", "source_ip"):
         if f.get(key) is not None:

@@ -3,6 +3,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from imdshunt.findings import Finding
+
 
 @dataclass
 class RunContext:
@@ -20,5 +22,5 @@ class Output:
     name = "base"
     binary = False
 
-    def write(self, findings: list[dict], stream: TextIO, context: RunContext) -> None:
+    def write(self, findings: list[Finding], stream: TextIO, context: RunContext) -> None:
         raise NotImplementedError

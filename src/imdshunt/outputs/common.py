@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from imdshunt.findings import Finding, FindingKind
+
 #: What a finding without a ``mitre`` field (written before it existed) is filed under.
 DEFAULT_MITRE = ("T1552.005",)
 
 
-def techniques_of(finding: dict[str, Any]) -> list[dict[str, Any]]:
+def techniques_of(finding: Finding) -> list[dict[str, Any]]:
     """The ATT&CK techniques the finding carries (field ``mitre``, named at detection time).
 
     A finding read from a file written before the field existed is filed under T1552.005.
@@ -47,7 +49,7 @@ def iso_ms(value: Any) -> str | None:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z" if t else None
 
 
-def first_time(finding: dict[str, Any]) -> Any:
+def first_time(finding: Finding) -> Any:
     return (
         finding.get("first_seen")
         or finding.get("first_attempt")
@@ -56,15 +58,15 @@ def first_time(finding: dict[str, Any]) -> Any:
     )
 
 
-def last_time(finding: dict[str, Any]) -> Any:
+def last_time(finding: Finding) -> Any:
     return finding.get("last_seen") or finding.get("time") or first_time(finding)
 
 
-def one_line_description(finding: dict[str, Any]) -> str:
+def one_line_description(finding: Finding) -> str:
     reasons = [str(r) for r in (finding.get("reasons") or [])]
     if reasons:
         return " ".join(r if r.endswith(".") else r + "." for r in reasons)
-    if finding.get("kind") == "web":
+    if finding.kind is FindingKind.WEB:
         return (
             f"{finding.get('client_ip')} sent a request for the metadata service "
             f"({finding.get('endpoint')}, {finding.get('encoding')}) to "
@@ -74,7 +76,7 @@ def one_line_description(finding: dict[str, Any]) -> str:
     return str(finding.get("description") or "").strip() or str(finding.get("title") or "")
 
 
-def title_of(finding: dict[str, Any]) -> str:
+def title_of(finding: Finding) -> str:
     title = finding.get("title") or finding.get("detection") or "imdshunt finding"
     subject = finding.get("credential_id") or finding.get("target_instance")
     where = finding.get("source_ip") or finding.get("client_ip")
@@ -106,7 +108,7 @@ def artifact_summary(artifact: dict[str, Any]) -> str:
     return f"{kind} {what} ({a.get('event_name')} {a.get('event_id')} at {a.get('time')})"
 
 
-def lineage_line(finding: dict[str, Any]) -> str | None:
+def lineage_line(finding: Finding) -> str | None:
     """Where a derived credential came from, in one line (None for other findings)."""
     if not finding.get("minting_event_name"):
         return None

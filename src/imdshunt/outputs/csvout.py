@@ -3,7 +3,7 @@ from __future__ import annotations
 import csv
 from typing import TextIO
 
-from imdshunt.findings import CREDENTIAL_FIELDS, WEB_FIELDS, ordered
+from imdshunt.findings import CREDENTIAL_FIELDS, WEB_FIELDS, Finding, FindingKind
 from imdshunt.outputs.base import Output, RunContext
 from imdshunt.outputs.common import artifact_summary
 from imdshunt.sanitize import csv_cell
@@ -24,14 +24,15 @@ class CsvOutput(Output):
 
     name = "csv"
 
-    def write(self, findings: list[dict], stream: TextIO, context: RunContext) -> None:
+    def write(self, findings: list[Finding], stream: TextIO, context: RunContext) -> None:
         columns: list[str] = []
-        base = CREDENTIAL_FIELDS if any(f.get("kind") == "credential" for f in findings) else ()
-        for col in (*base, *(WEB_FIELDS if any(f.get("kind") == "web" for f in findings) else ())):
+        kinds = {f.kind for f in findings}
+        base = CREDENTIAL_FIELDS if FindingKind.CREDENTIAL in kinds else ()
+        for col in (*base, *(WEB_FIELDS if FindingKind.WEB in kinds else ())):
             if col not in columns:
                 columns.append(col)
         for f in findings:
-            for k in ordered(f):
+            for k in f.to_dict():
                 if k not in columns:
                     columns.append(k)
         if not columns:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from imdshunt import __version__
-from imdshunt.findings import SEVERITY_RANK
+from imdshunt.findings import SEVERITY_RANK, Finding, FindingKind
 from imdshunt.outputs.base import Output, RunContext
 from imdshunt.outputs.common import artifact_summary, lineage_line, title_of
 from imdshunt.sanitize import inert
@@ -80,8 +80,9 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def _pivot(f: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
-    spec = _WEB_PIVOT if f.get("kind") == "web" else _CREDENTIAL_PIVOT
+def _pivot(f: Finding) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
+    web = f.kind is FindingKind.WEB
+    spec = _WEB_PIVOT if web else _CREDENTIAL_PIVOT
     shown = []
     used = set(_HIDDEN)
     for label, key in spec:
@@ -90,14 +91,14 @@ def _pivot(f: dict[str, Any]) -> tuple[list[tuple[str, Any]], list[tuple[str, st
         if value in (None, "", []):
             continue
         shown.append((label, _text(value)))
-    if f.get("kind") != "web":  # lineage (docs/lineage.md); escaped by the template like all
+    if not web:  # lineage (docs/lineage.md); escaped by the template like all
         line = lineage_line(f)
         if line:
             shown.append(("lineage", line))
         if f.get("artifacts"):
             used.add("artifacts")
             shown.append(("made or changed", [artifact_summary(a) for a in f["artifacts"]]))
-    if f.get("kind") == "web" and f.get("request_urls"):
+    if web and f.request_urls:
         used.add("request_urls")
         shown.append(("all requests", [_scalar(u) for u in f["request_urls"]]))
     more = [
@@ -164,7 +165,7 @@ class HtmlOutput(Output):
 
     name = "html"
 
-    def write(self, findings: list[dict], stream: TextIO, context: RunContext) -> None:
+    def write(self, findings: list[Finding], stream: TextIO, context: RunContext) -> None:
         from imdshunt.report.plots import chain_svg, timeline_svg
 
         extra = context.extra or {}
@@ -173,10 +174,10 @@ class HtmlOutput(Output):
         chain_ids = {c.get("finding_id") for c in chains}
         shown = []
         for f in findings:
-            if f.get("detection") == CHAIN_DETECTION or f.get("kind") == "correlation":
-                if f.get("finding_id") not in chain_ids:
+            if f.kind is FindingKind.CORRELATION:
+                if f.finding_id not in chain_ids:
                     chains.append(dict(f))
-                    chain_ids.add(f.get("finding_id"))
+                    chain_ids.add(f.finding_id)
                 continue
             item = dict(f)
             item["_title"] = title_of(f)
@@ -195,10 +196,9 @@ class HtmlOutput(Output):
         for f in findings:
             by_det.setdefault(str(f.get("detection")), Counter())[str(f.get("severity"))] += 1
         naive = context.naive or {}
-        credential_count = sum(1 for f in findings if f.get("kind") == "credential")
-        credential_events = sum(
-            int(f.get("event_count") or 0) for f in findings if f.get("kind") == "credential"
-        )
+        credentials = [f for f in findings if f.kind is FindingKind.CREDENTIAL]
+        credential_count = len(credentials)
+        credential_events = sum(int(f.event_count or 0) for f in credentials)
         stats = context.stats
         html = (
             _environment()

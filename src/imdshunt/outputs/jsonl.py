@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from typing import TextIO
 
-from imdshunt.findings import ordered
+from imdshunt.findings import Finding
 from imdshunt.outputs.base import Output, RunContext
 
 
@@ -12,6 +12,6 @@ class JsonlOutput(Output):
 
     name = "jsonl"
 
-    def write(self, findings: list[dict], stream: TextIO, context: RunContext) -> None:
+    def write(self, findings: list[Finding], stream: TextIO, context: RunContext) -> None:
         for f in findings:
-            stream.write(json.dumps(ordered(f), ensure_ascii=True, default=str) + "\n")
+            stream.write(json.dumps(f.to_dict(), ensure_ascii=True, default=str) + "\n")

@@ -22,7 +22,7 @@ import time as _time
 from typing import Any, TextIO
 
 from imdshunt import __version__
-from imdshunt.findings import ordered
+from imdshunt.findings import Finding, FindingKind
 from imdshunt.outputs.base import Output, RunContext
 from imdshunt.outputs.common import (
     epoch_ms,
@@ -42,7 +42,7 @@ SEVERITY_NAME = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Criti
 _IP_ADDRESS, _RESOURCE_UID = 2, 10
 
 
-def _attacks(finding: dict[str, Any]) -> list[dict[str, Any]]:
+def _attacks(finding: Finding) -> list[dict[str, Any]]:
     """One OCSF ``attack`` per (technique, tactic), named from the finding's ``mitre``."""
     out = []
     for t in techniques_of(finding):
@@ -59,7 +59,7 @@ def _attacks(finding: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _resources(f: dict[str, Any]) -> list[dict[str, Any]]:
+def _resources(f: Finding) -> list[dict[str, Any]]:
     region = (f.get("regions") or [None])[0]
     res: list[dict[str, Any]] = []
     if f.get("role_arn") or f.get("role"):
@@ -94,7 +94,7 @@ def _resources(f: dict[str, Any]) -> list[dict[str, Any]]:
     return res
 
 
-def _observables(f: dict[str, Any]) -> list[dict[str, Any]]:
+def _observables(f: Finding) -> list[dict[str, Any]]:
     obs = []
     for name in ("source_ip", "client_ip", "target_ip"):
         if f.get(name):
@@ -122,7 +122,7 @@ def _observables(f: dict[str, Any]) -> list[dict[str, Any]]:
     return obs
 
 
-def to_ocsf(finding: dict[str, Any]) -> dict[str, Any]:
+def to_ocsf(finding: Finding) -> dict[str, Any]:
     """One findings-contract record as an OCSF Detection Finding (class 2004) event."""
     f = finding
     detection = str(f.get("detection") or "imdshunt")
@@ -162,13 +162,13 @@ def to_ocsf(finding: dict[str, Any]) -> dict[str, Any]:
             "analytic": {"uid": detection, "name": detection, "type": "Rule", "type_id": 1},
             "attacks": _attacks(f),
             "data_sources": ["AWS CloudTrail"]
-            if f.get("kind") != "web"
+            if f.kind is not FindingKind.WEB
             else [str(f.get("log_type") or "web access log")],
         },
         "cloud": {"provider": "AWS"},
         "resources": _resources(f),
         "observables": _observables(f),
-        "unmapped": ordered(f),
+        "unmapped": f.to_dict(),
     }
     if first is not None:
         record["start_time"] = first
@@ -197,6 +197,6 @@ class OcsfOutput(Output):
 
     name = "ocsf"
 
-    def write(self, findings: list[dict], stream: TextIO, context: RunContext) -> None:
+    def write(self, findings: list[Finding], stream: TextIO, context: RunContext) -> None:
         for f in findings:
             stream.write(json.dumps(to_ocsf(f), ensure_ascii=True, default=str) + "\n")

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from imdshunt.findings import Finding, FindingKind
 from imdshunt.outputs.base import Output, RunContext
 from imdshunt.outputs.common import artifact_summary, lineage_line
 from imdshunt.sanitize import inert
@@ -40,13 +41,13 @@ class TableOutput(Output):
 
     name = "table"
 
-    def write(self, findings: list[dict], stream: TextIO, context: RunContext) -> None:
+    def write(self, findings: list[Finding], stream: TextIO, context: RunContext) -> None:
         console = Console(
             file=stream, highlight=False, soft_wrap=False, width=None if stream.isatty() else 200
         )
-        cred = [f for f in findings if f.get("kind") == "credential"]
-        web = [f for f in findings if f.get("kind") == "web"]
-        other = [f for f in findings if f.get("kind") not in ("credential", "web")]
+        cred = [f for f in findings if f.kind is FindingKind.CREDENTIAL]
+        web = [f for f in findings if f.kind is FindingKind.WEB]
+        other = [f for f in findings if f.kind not in (FindingKind.CREDENTIAL, FindingKind.WEB)]
         if cred:
             table = Table(title="Credential use off its workload", show_lines=True)
             for col in (

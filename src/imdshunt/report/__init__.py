@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from imdshunt.findings import Finding, FindingKind
 from imdshunt.outputs.base import RunContext
 
 #: Calls kept per credential for its timeline: off-box calls and calls from the finding's address
@@ -26,7 +27,7 @@ MAX_TIMELINE_CALLS = 20_000
 
 
 def credential_timelines(
-    engine: Any, findings: Sequence[dict[str, Any]], *, limit: int = MAX_TIMELINE_CALLS
+    engine: Any, findings: Sequence[Finding], *, limit: int = MAX_TIMELINE_CALLS
 ) -> dict[str, list[dict[str, Any]]]:
     """Every call made with each credential finding's session, from any address, in time order.
 
@@ -38,16 +39,14 @@ def credential_timelines(
     from imdshunt.engine.queries import session_keys
 
     keys = [
-        f
-        for f in findings
-        if f.get("kind") == "credential" and f.get("credential_id") and f.get("finding_id")
+        f for f in findings if f.kind is FindingKind.CREDENTIAL and f.credential_id and f.finding_id
     ]
     if not keys or engine is None:
         return {}
     engine.ensure_views()
     if not engine.table_exists("api_activity"):
         return {}
-    source = {f["finding_id"]: f.get("source_ip") for f in findings if f.get("finding_id")}
+    source = {f.finding_id: f.source_ip for f in findings if f.finding_id}
     rows = engine.session_calls(session_keys(keys), limit=int(limit))
     out: dict[str, list[dict[str, Any]]] = {}
     for row in rows.to_pylist():

@@ -57,6 +57,9 @@ class Source:
     name: ClassVar[str]
     #: The canonical table this source fills: ``api_activity`` or ``http_request``.
     table: ClassVar[str]
+    #: It implements :meth:`compile` (its files can go into a store; ``ingest`` skips the
+    #: files of a source that cannot, with that reason).
+    compiles: ClassVar[bool] = False
 
     def claim(self, f: InputFile, head: bytes | None) -> Claim:
         """Is ``f`` this source's? ``head`` is its first bytes, inflated (None: not read yet;
@@ -85,6 +88,7 @@ class SecurityLakeSource(Source):
 
     name = "securitylake"
     table = "api_activity"
+    compiles = True
 
     def claim(self, f: InputFile, head: bytes | None) -> Claim:
         if head is None:
@@ -130,6 +134,7 @@ class CloudTrailSource(Source):
 
     name = CLOUDTRAIL
     table = "api_activity"
+    compiles = True
 
     def claim(self, f: InputFile, head: bytes | None) -> Claim:
         kind, reason = classify_file(f.path, head, sniff=False)
