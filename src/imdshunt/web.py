@@ -10,34 +10,7 @@ from imdshunt.errors import InputError
 from imdshunt.sources.weblogs import ParseAccounting, read_web_log
 from imdshunt.ssrf.urlclass import classify_urls
 
-__all__ = ["build_url_class", "load_web_files", "record_accounting"]
-
-
-def load_web_files(
-    files: Sequence[Path],
-    engine: Any,
-    stats: Any,
-    *,
-    log_type: str | None = None,
-) -> ParseAccounting:
-    """Parse web logs into the engine's ``http_request`` and register ``url_class``.
-
-    ``stats`` is the run's ``RunStats``: unrecognised files are skipped there with the reason,
-    and skipped lines are counted as ``web: <reason>`` with a ``file:line`` example.
-    ``log_type`` forces one format (``--source``). Returns the detailed accounting.
-    """
-    acc = ParseAccounting()
-    for path in files:
-        mine = ParseAccounting()
-        try:
-            engine.load_http_requests(read_web_log(path, log_type, accounting=mine))
-        except InputError as exc:
-            stats.skip_file(path, exc.message)
-            continue
-        acc.merge(mine)
-        record_accounting(mine, stats)
-    build_url_class(engine)
-    return acc
+__all__ = ["build_url_class", "record_accounting"]
 
 
 def record_accounting(acc: ParseAccounting, stats: Any) -> None:
