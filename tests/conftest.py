@@ -18,6 +18,24 @@ REPO = Path(__file__).resolve().parents[1]
 REALDATA = Path(os.environ.get("IMDSHUNT_REALDATA", REPO.parent / "shared" / "realdata"))
 
 
+#: The test files that take longest (measured with --durations on 2 cores), run first: under
+#: pytest-xdist (`make test`, one worker per core, a file's tests on one worker) the last
+#: worker otherwise runs a long Spark file alone while the others have finished.
+LONGEST_FIRST = (
+    "test_engine_spark.py",
+    "test_exposure_evidence.py",
+    "test_spark_read.py",
+    "test_state.py",
+    "test_modes_equivalence.py",
+    "test_s3_source.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 def upload_tree(client, bucket: str, root: Path, base: Path | None = None) -> int:
     """Put every file under ``root`` into ``bucket`` (an existing bucket), keyed by its path
     relative to ``base`` (default ``root``), several at a time: a synthetic organisation is
