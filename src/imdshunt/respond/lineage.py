@@ -462,16 +462,7 @@ def lineage_steps(
                     4,
                     DetachPolicyStep(
                         title=f"Detach {a['policy_arn']} from {pkind} {name} ({why})",
-                        calls=[
-                            ApiCall(
-                                "iam",
-                                op,
-                                {
-                                    "UserName" if pkind == "user" else "RoleName": name,
-                                    "PolicyArn": a["policy_arn"],
-                                },
-                            )
-                        ],
+                        calls=[_policy_call(op, pkind, name, PolicyArn=a["policy_arn"])],
                         effect=f"{pkind.title()} {name} loses what {a['policy_arn']} allowed.",
                         blast_radius=(
                             f"{pkind.title()} {name}: if the policy was attached before the "
@@ -489,16 +480,7 @@ def lineage_steps(
                     4,
                     DeleteInlinePolicyStep(
                         title=f"Delete inline policy {a['policy_name']} of {pkind} {name} ({why})",
-                        calls=[
-                            ApiCall(
-                                "iam",
-                                op,
-                                {
-                                    "UserName" if pkind == "user" else "RoleName": name,
-                                    "PolicyName": a["policy_name"],
-                                },
-                            )
-                        ],
+                        calls=[_policy_call(op, pkind, name, PolicyName=a["policy_name"])],
                         effect=f"{pkind.title()} {name} loses the thief's inline policy.",
                         blast_radius=(
                             f"{pkind.title()} {name}: an inline policy of that name written "
@@ -534,6 +516,11 @@ def lineage_steps(
     for user in sorted(users_made):
         add(7, _delete_principal("user", user, artifacts))
     return [s for order in sorted(by_order) for s in by_order[order]]
+
+
+def _policy_call(op: str, kind: str, name: str, **policy: str) -> ApiCall:
+    """The IAM call ``op`` on a user's or a role's policy (the two differ in one parameter)."""
+    return ApiCall("iam", op, {"UserName" if kind == "user" else "RoleName": name, **policy})
 
 
 def _delete_principal(kind: str, name: str, artifacts: list[dict[str, Any]]) -> Step:
